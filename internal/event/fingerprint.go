@@ -1,0 +1,39 @@
+package event
+
+import (
+	"hash/fnv"
+	"strconv"
+)
+
+// Fingerprint identifies repeats of one event: the same source, host,
+// service, event type and severity, and the same title once digits are
+// masked, so that "CPU at 97%" and "CPU at 98%" are one event seen twice.
+func Fingerprint(e *Event) string {
+	h := fnv.New64a()
+	for _, s := range []string{e.SourceSystem, e.SourceHost, e.SourceService, e.EventType, string(e.Severity)} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	h.Write(maskDigits(e.Title))
+	return strconv.FormatUint(h.Sum64(), 16)
+}
+
+// maskDigits replaces each run of digits (with '.' or ',' inside it) by '#'.
+func maskDigits(s string) []byte {
+	out := make([]byte, 0, len(s))
+	inNum := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		isDigit := c >= '0' && c <= '9'
+		switch {
+		case isDigit && !inNum:
+			out = append(out, '#')
+			inNum = true
+		case isDigit, inNum && (c == '.' || c == ',') && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9':
+		default:
+			inNum = false
+			out = append(out, c)
+		}
+	}
+	return out
+}
