@@ -1,0 +1,306 @@
+// Package config holds the configuration of reflex server: defaults, an
+// optional YAML file, REFLEX_* environment variables and flags, applied in
+// that order, and one Validate for the cross-field checks.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of reflex server. Its YAML keys are the
+// flag names.
+type Config struct {
+	Services       string   `yaml:"services"`
+	DataDir        string   `yaml:"data-dir"`
+	EventsAddr     string   `yaml:"events-addr"`
+	AutonomousAddr string   `yaml:"autonomous-addr"`
+	DatabaseURL    string   `yaml:"database-url"`
+	NATSURL        string   `yaml:"nats-url"`
+	NATSListen     string   `yaml:"nats-listen"`
+	NATSMaxBytes   ByteSize `yaml:"nats-max-bytes"`
+	AdminToken     string   `yaml:"admin-token"`
+	LogLevel       string   `yaml:"log-level"`
+	LogFormat      string   `yaml:"log-format"`
+	Retention      Duration `yaml:"retention"`
+	MaxBodyBytes   ByteSize `yaml:"max-body-bytes"`
+	AssetsFile     string   `yaml:"assets-file"`
+	DedupWindow    Duration `yaml:"dedup-window"`
+	CorrelationWin Duration `yaml:"correlation-window"`
+	CausalWindow   Duration `yaml:"causal-window"`
+	RateLimit      float64  `yaml:"rate-limit"`
+	RateBurst      int      `yaml:"rate-burst"`
+	Workers        int      `yaml:"workers"`
+	MaxInFlight    int      `yaml:"max-inflight"`
+	NodeID         int      `yaml:"node-id"`
+	ShutdownGrace  Duration `yaml:"shutdown-timeout"`
+}
+
+// Default returns the embedded defaults: both services, SQLite and an
+// embedded NATS JetStream in ./reflex-data.
+func Default() Config {
+	return Config{
+		Services:       "all",
+		DataDir:        "./reflex-data",
+		EventsAddr:     ":3009",
+		AutonomousAddr: ":3011",
+		NATSMaxBytes:   1 << 30,
+		LogLevel:       "info",
+		LogFormat:      "text",
+		Retention:      Duration(90 * 24 * time.Hour),
+		MaxBodyBytes:   1 << 20,
+		DedupWindow:    Duration(5 * time.Minute),
+		CorrelationWin: Duration(5 * time.Minute),
+		CausalWindow:   Duration(15 * time.Minute),
+		RateLimit:      10000,
+		RateBurst:      20000,
+		MaxInFlight:    64,
+		ShutdownGrace:  Duration(30 * time.Second),
+	}
+}
+
+// option binds one setting to its flag, environment variable and field.
+type option struct {
+	name  string
+	usage string
+	bind  func(c *Config) flag.Value
+}
+
+// EnvName is the environment twin of a flag: --data-dir is REFLEX_DATA_DIR.
+func EnvName(flagName string) string {
+	return "REFLEX_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+var options = []option{
+	{"services", "which services to run: all, events or autonomous", func(c *Config) flag.Value { return (*stringValue)(&c.Services) }},
+	{"data-dir", "directory of the embedded SQLite database and NATS store", func(c *Config) flag.Value { return (*stringValue)(&c.DataDir) }},
+	{"events-addr", "listen address of the Event Processing Service", func(c *Config) flag.Value { return (*stringValue)(&c.EventsAddr) }},
+	{"autonomous-addr", "listen address of the Autonomous Response Service", func(c *Config) flag.Value { return (*stringValue)(&c.AutonomousAddr) }},
+	{"database-url", "PostgreSQL URL (postgres://...); empty: SQLite in the data dir", func(c *Config) flag.Value { return (*stringValue)(&c.DatabaseURL) }},
+	{"nats-url", "external NATS JetStream URL (nats://...); empty: embedded NATS in the data dir", func(c *Config) flag.Value { return (*stringValue)(&c.NATSURL) }},
+	{"nats-listen", "embedded NATS: also listen for NATS clients on this address (empty: in-process only)", func(c *Config) flag.Value { return (*stringValue)(&c.NATSListen) }},
+	{"nats-max-bytes", "size bound of the intake log (e.g. 1GiB); when full, intake answers 503", func(c *Config) flag.Value { return &c.NATSMaxBytes }},
+	{"admin-token", "admin API token; empty: one is generated at first start and printed once", func(c *Config) flag.Value { return (*stringValue)(&c.AdminToken) }},
+	{"log-level", "log level: debug, info, warn or error", func(c *Config) flag.Value { return (*stringValue)(&c.LogLevel) }},
+	{"log-format", "log format: text or json", func(c *Config) flag.Value { return (*stringValue)(&c.LogFormat) }},
+	{"retention", "how long events are kept (e.g. 90d, 36h)", func(c *Config) flag.Value { return &c.Retention }},
+	{"max-body-bytes", "largest accepted request body (e.g. 1MiB); larger gets 413", func(c *Config) flag.Value { return &c.MaxBodyBytes }},
+	{"assets-file", "YAML asset inventory loaded into the store at start", func(c *Config) flag.Value { return (*stringValue)(&c.AssetsFile) }},
+	{"dedup-window", "window within which repeats of an event are folded into it", func(c *Config) flag.Value { return &c.DedupWindow }},
+	{"correlation-window", "window within which events of one host share a correlation", func(c *Config) flag.Value { return &c.CorrelationWin }},
+	{"causal-window", "how long a critical event stays open as a cause for its dependents", func(c *Config) flag.Value { return &c.CausalWindow }},
+	{"rate-limit", "events per second accepted into processing per source system (0: no limit); critical events are never limited", func(c *Config) flag.Value { return (*floatValue)(&c.RateLimit) }},
+	{"rate-burst", "burst of the per-source rate limit", func(c *Config) flag.Value { return (*intValue)(&c.RateBurst) }},
+	{"workers", "pipeline partitions processed in parallel (0: number of CPUs)", func(c *Config) flag.Value { return (*intValue)(&c.Workers) }},
+	{"max-inflight", "concurrent intake submissions; beyond it intake answers 429", func(c *Config) flag.Value { return (*intValue)(&c.MaxInFlight) }},
+	{"node-id", "instance number 0-63, part of every event id; unique per instance sharing one database", func(c *Config) flag.Value { return (*intValue)(&c.NodeID) }},
+	{"shutdown-timeout", "how long SIGTERM waits for intake to stop and the pipeline to drain", func(c *Config) flag.Value { return &c.ShutdownGrace }},
+}
+
+// Flags describes how Load was called.
+type Flags struct {
+	// ConfigFile is the --config path (or REFLEX_CONFIG).
+	ConfigFile string
+	// CheckOnly is --check-config: validate and exit.
+	CheckOnly bool
+}
+
+// Load builds the configuration from args (without the subcommand name)
+// and the environment: defaults, then the YAML file named by --config or
+// REFLEX_CONFIG, then REFLEX_* variables, then flags. It returns
+// flag.ErrHelp after printing usage for -h.
+func Load(name string, args []string, getenv func(string) string, usage io.Writer) (Config, Flags, error) {
+	var fl Flags
+	var scratch Config
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(usage)
+	fs.StringVar(&fl.ConfigFile, "config", getenv("REFLEX_CONFIG"), "YAML configuration file (env REFLEX_CONFIG); its keys are the flag names")
+	fs.BoolVar(&fl.CheckOnly, "check-config", false, "validate the configuration and exit")
+	def := Default()
+	for _, o := range options {
+		v := o.bind(&scratch)
+		_ = v.Set(o.bind(&def).String())
+		fs.Var(v, o.name, fmt.Sprintf("%s (env %s)", o.usage, EnvName(o.name)))
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(usage, "Usage: reflex %s [flags]\n\nEvery flag has an environment twin; precedence: defaults, --config file, environment, flags.\n\nFlags:\n", name)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, fl, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fl, fmt.Errorf("config: unexpected argument %q", fs.Arg(0))
+	}
+	cfg := Default()
+	if fl.ConfigFile != "" {
+		data, err := os.ReadFile(fl.ConfigFile)
+		if err != nil {
+			return Config{}, fl, fmt.Errorf("config: %w", err)
+		}
+		if err := Parse(data, &cfg); err != nil {
+			return Config{}, fl, fmt.Errorf("config: %s: %w", fl.ConfigFile, err)
+		}
+	}
+	for _, o := range options {
+		if s := getenv(EnvName(o.name)); s != "" {
+			if err := o.bind(&cfg).Set(s); err != nil {
+				return Config{}, fl, fmt.Errorf("config: %s: %w", EnvName(o.name), err)
+			}
+		}
+	}
+	var ferr error
+	fs.Visit(func(f *flag.Flag) {
+		for _, o := range options {
+			if o.name == f.Name && ferr == nil {
+				ferr = o.bind(&cfg).Set(f.Value.String())
+			}
+		}
+	})
+	if ferr != nil {
+		return Config{}, fl, fmt.Errorf("config: %w", ferr)
+	}
+	return cfg, fl, cfg.Validate()
+}
+
+// Parse decodes a YAML configuration over c. Unknown keys are errors.
+func Parse(data []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// Validate checks every field and the relations between them.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if !slices.Contains([]string{"all", "events", "autonomous"}, c.Services) {
+		bad("services", "%q is not all, events or autonomous", c.Services)
+	}
+	if c.DataDir == "" {
+		bad("data-dir", "must not be empty")
+	}
+	for _, a := range []struct{ name, addr string }{{"events-addr", c.EventsAddr}, {"autonomous-addr", c.AutonomousAddr}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			bad(a.name, "%q is not host:port: %v", a.addr, err)
+		}
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		bad("database-url", "must start with postgres:// or postgresql://")
+	}
+	if c.NATSURL != "" && c.NATSListen != "" {
+		bad("nats-listen", "only applies to the embedded NATS server, but nats-url is set")
+	}
+	if c.NATSMaxBytes < 1<<20 {
+		bad("nats-max-bytes", "%d is below the minimum of 1MiB", c.NATSMaxBytes)
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		bad("log-level", "%q is not debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log-format", "%q is not text or json", c.LogFormat)
+	}
+	if c.Retention < Duration(24*time.Hour) {
+		bad("retention", "%s is shorter than the minimum of 1d (partitions are daily)", c.Retention)
+	}
+	if c.MaxBodyBytes < 1024 {
+		bad("max-body-bytes", "%d is below the minimum of 1KiB", c.MaxBodyBytes)
+	}
+	for _, d := range []struct {
+		name string
+		v    Duration
+	}{{"dedup-window", c.DedupWindow}, {"correlation-window", c.CorrelationWin}, {"causal-window", c.CausalWindow}, {"shutdown-timeout", c.ShutdownGrace}} {
+		if d.v <= 0 {
+			bad(d.name, "must be positive")
+		}
+	}
+	if c.RateLimit < 0 {
+		bad("rate-limit", "must not be negative")
+	}
+	if c.RateLimit > 0 && c.RateBurst < 1 {
+		bad("rate-burst", "must be at least 1 when rate-limit is set")
+	}
+	if c.Workers < 0 || c.Workers > 256 {
+		bad("workers", "%d is not between 0 and 256", c.Workers)
+	}
+	if c.MaxInFlight < 1 {
+		bad("max-inflight", "must be at least 1")
+	}
+	if c.NodeID < 0 || c.NodeID > 63 {
+		bad("node-id", "%d is not between 0 and 63", c.NodeID)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// RunsEvents reports whether the Event Processing Service runs.
+func (c Config) RunsEvents() bool { return c.Services == "all" || c.Services == "events" }
+
+// RunsAutonomous reports whether the Autonomous Response Service runs.
+func (c Config) RunsAutonomous() bool { return c.Services == "all" || c.Services == "autonomous" }
+
+// Redacted returns a copy safe to log: secrets replaced.
+func (c Config) Redacted() Config {
+	if c.AdminToken != "" {
+		c.AdminToken = "<redacted>"
+	}
+	c.DatabaseURL = redactURL(c.DatabaseURL)
+	c.NATSURL = redactURL(c.NATSURL)
+	return c
+}
+
+func redactURL(u string) string {
+	at := strings.LastIndex(u, "@")
+	scheme := strings.Index(u, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return u
+	}
+	return u[:scheme+3] + "<redacted>" + u[at:]
+}
+
+type stringValue string
+
+func (s *stringValue) Set(v string) error { *s = stringValue(v); return nil }
+func (s *stringValue) String() string     { return string(*s) }
+
+type intValue int
+
+func (i *intValue) Set(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return fmt.Errorf("%q is not an integer", v)
+	}
+	*i = intValue(n)
+	return nil
+}
+func (i *intValue) String() string { return strconv.Itoa(int(*i)) }
+
+type floatValue float64
+
+func (f *floatValue) Set(v string) error {
+	n, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return fmt.Errorf("%q is not a number", v)
+	}
+	*f = floatValue(n)
+	return nil
+}
+func (f *floatValue) String() string { return strconv.FormatFloat(float64(*f), 'g', -1, 64) }

@@ -1,0 +1,158 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	cfg, fl, err := Load("server", nil, env(nil), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, Default(), cfg)
+	require.False(t, fl.CheckOnly)
+	require.Equal(t, "./reflex-data", cfg.DataDir)
+	require.Equal(t, ":3009", cfg.EventsAddr)
+	require.Equal(t, ":3011", cfg.AutonomousAddr)
+	require.Equal(t, 90*24*time.Hour, time.Duration(cfg.Retention))
+	require.True(t, cfg.RunsEvents())
+	require.True(t, cfg.RunsAutonomous())
+}
+
+func TestLoadPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "reflex.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("data-dir: /from/file\nevents-addr: ':4000'\nlog-level: debug\nretention: 30d\n"), 0o600))
+
+	cfg, _, err := Load("server",
+		[]string{"--config", file, "--log-level", "warn"},
+		env(map[string]string{"REFLEX_EVENTS_ADDR": ":5000", "REFLEX_LOG_LEVEL": "error"}),
+		io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, "/from/file", cfg.DataDir, "file beats default")
+	require.Equal(t, ":5000", cfg.EventsAddr, "env beats file")
+	require.Equal(t, "warn", cfg.LogLevel, "flag beats env")
+	require.Equal(t, 30*24*time.Hour, time.Duration(cfg.Retention))
+}
+
+func TestLoadConfigFromEnv(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "reflex.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("services: events\n"), 0o600))
+	cfg, fl, err := Load("server", []string{"--check-config"}, env(map[string]string{"REFLEX_CONFIG": file}), io.Discard)
+	require.NoError(t, err)
+	require.True(t, fl.CheckOnly)
+	require.Equal(t, "events", cfg.Services)
+	require.False(t, cfg.RunsAutonomous())
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	unknown := filepath.Join(dir, "unknown.yaml")
+	require.NoError(t, os.WriteFile(unknown, []byte("data_dir: x\n"), 0o600))
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"unknown yaml key", []string{"--config", unknown}, nil, "field data_dir not found"},
+		{"missing file", []string{"--config", filepath.Join(dir, "nope.yaml")}, nil, "no such file"},
+		{"bad services", []string{"--services", "both"}, nil, "services"},
+		{"bad addr", []string{"--events-addr", "3009"}, nil, "events-addr"},
+		{"bad database url", []string{"--database-url", "mysql://x"}, nil, "database-url"},
+		{"bad env duration", nil, map[string]string{"REFLEX_RETENTION": "forever"}, "REFLEX_RETENTION"},
+		{"retention too short", []string{"--retention", "1h"}, nil, "retention"},
+		{"bad log format", []string{"--log-format", "xml"}, nil, "log-format"},
+		{"bad int", []string{"--workers", "many"}, nil, "not an integer"},
+		{"node id range", []string{"--node-id", "64"}, nil, "node-id"},
+		{"nats listen with url", []string{"--nats-url", "nats://x:4222", "--nats-listen", ":4222"}, nil, "nats-listen"},
+		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
+		{"unknown flag", []string{"--nope"}, nil, "not defined"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := Load("server", tc.args, env(tc.env), io.Discard)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestHelpDocumentsEveryFlag(t *testing.T) {
+	var out strings.Builder
+	_, _, err := Load("server", []string{"--help"}, env(nil), &out)
+	require.True(t, errors.Is(err, flag.ErrHelp))
+	for _, o := range options {
+		require.Contains(t, out.String(), "-"+o.name)
+		require.Contains(t, out.String(), EnvName(o.name))
+	}
+	require.Contains(t, out.String(), "-check-config")
+}
+
+func TestUnits(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"90d", 90 * 24 * time.Hour, true},
+		{"1d12h", 36 * time.Hour, true},
+		{"5m", 5 * time.Minute, true},
+		{"d", 0, false},
+		{"-1d", 0, false},
+		{"xd", 0, false},
+		{"", 0, false},
+	} {
+		got, err := ParseDuration(tc.in)
+		if !tc.ok {
+			require.Error(t, err, tc.in)
+			continue
+		}
+		require.NoError(t, err, tc.in)
+		require.Equal(t, tc.want, got, tc.in)
+	}
+	var b ByteSize
+	require.NoError(t, b.Set("2MiB"))
+	require.Equal(t, ByteSize(2<<20), b)
+	require.Equal(t, "2MiB", b.String())
+	require.NoError(t, b.Set("1500"))
+	require.Equal(t, "1500", b.String())
+	require.Error(t, b.Set("lots"))
+	require.Equal(t, "90d", Duration(90*24*time.Hour).String())
+}
+
+func TestRedacted(t *testing.T) {
+	c := Default()
+	c.AdminToken = "s3cret"
+	c.DatabaseURL = "postgres://user:pw@db:5432/reflex"
+	r := c.Redacted()
+	require.NotContains(t, r.AdminToken, "s3cret")
+	require.Equal(t, "postgres://<redacted>@db:5432/reflex", r.DatabaseURL)
+}
+
+// FuzzParse feeds arbitrary YAML to the config loader: it must return an
+// error or a config, never panic.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("data-dir: /var/lib/reflex\nretention: 30d\n"))
+	f.Add([]byte("nats-max-bytes: 2GiB\nrate-limit: 1.5\n"))
+	f.Add([]byte("{"))
+	f.Add([]byte("- a\n- b\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c := Default()
+		if err := Parse(data, &c); err != nil {
+			return
+		}
+		_ = c.Validate()
+	})
+}
