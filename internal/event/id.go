@@ -74,8 +74,8 @@ func TimeOfID(id int64) time.Time {
 	return IDEpoch.Add(time.Duration(id>>timeShift) * time.Millisecond)
 }
 
-// IDAt is the smallest id that TimeOfID maps to t or later; useful as a
-// bound in range queries.
+// IDAt is the smallest id of the millisecond that holds t: a lower bound,
+// in range queries, for the ids received at t or later.
 func IDAt(t time.Time) int64 {
 	ms := t.Sub(IDEpoch).Milliseconds()
 	if ms < 0 {

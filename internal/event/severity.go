@@ -3,7 +3,6 @@ package event
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 )
 
@@ -92,8 +91,8 @@ func ParseSeverity(s string) (Severity, error) {
 	if sev, ok := words[w]; ok {
 		return sev, nil
 	}
-	if n, err := strconv.Atoi(w); err == nil && n >= 0 && n < len(syslogLevels) {
-		return syslogLevels[n], nil
+	if len(w) == 1 && w[0] >= '0' && w[0] < '0'+byte(len(syslogLevels)) {
+		return syslogLevels[w[0]-'0'], nil
 	}
 	if len(s) > 32 {
 		s = s[:32] + "..."

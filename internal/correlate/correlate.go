@@ -1,0 +1,616 @@
+// Package correlate is the correlation stage of the pipeline. It groups
+// the events of one host that arrive within a window (time-based
+// correlation) and links an event to an open critical event on a host its
+// asset depends on (causal correlation), and emits the groups as
+// events.event_correlations rows.
+package correlate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/reflex-ops/reflex/internal/event"
+	"github.com/reflex-ops/reflex/internal/pipeline"
+)
+
+// Defaults of Options.
+const (
+	DefaultWindow       = 5 * time.Minute
+	DefaultCausalWindow = 15 * time.Minute
+	DefaultMaxRelated   = 500
+	DefaultMaxKeys      = 100_000
+)
+
+// Options configures a Correlator. The zero value is valid and gives the
+// defaults.
+type Options struct {
+	// Window is how long after a host's first event (in batch time) later
+	// events of the host join its time-based group; DefaultWindow if zero
+	// or negative.
+	Window time.Duration
+	// CausalWindow is how long a critical event stays open for causal
+	// correlation (in batch time); DefaultCausalWindow if zero or negative.
+	CausalWindow time.Duration
+	// MaxRelated caps related_event_ids of a row (the group keeps growing
+	// and counting, the reason says the list is capped);
+	// DefaultMaxRelated if zero or negative.
+	MaxRelated int
+	// MaxKeys caps each of the two state maps (hosts with a time-based
+	// group, hosts with an open critical event); DefaultMaxKeys if zero or
+	// negative. When full, the oldest entry is evicted.
+	MaxKeys int
+	// Registerer registers the stage's metrics; nil does not register.
+	Registerer prometheus.Registerer
+}
+
+// Correlator is the correlation stage.
+//
+// Time-based: the first event of a host opens a group with a new
+// correlation id; every event of that host within Window of the group's
+// first event (in batch time) joins it. Every event with a host gets its
+// group's correlation_id, a lone one too, so that later events can join.
+// Once a group has two events, each batch that grows it emits the group's
+// full current row (type time_based, primary = the first event).
+//
+// Causal: a critical event opens its host for CausalWindow (the latest
+// critical event of a host replaces the earlier one). An event of any
+// severity on a host H whose asset dependencies (event_data.asset.
+// dependencies, set by the enricher) include a host D with an open
+// critical event gets parent_event_id = that critical event, and the
+// causal group of the critical event (its own correlation id; primary =
+// the critical event, related = the dependent events) is emitted. If
+// several dependencies have one, the earliest opened is the parent: the
+// first failure is the likeliest cause.
+//
+// Correlator is safe for concurrent use. Time-based state is per host; the
+// open-critical registry is shared by all partitions and lanes. Within one
+// Process call events are handled in order, so a critical event earlier in
+// the same sub-batch is always seen; one in another partition's sub-batch
+// of the same batch is seen only if that partition got to it first.
+type Correlator struct {
+	window, causalWindow time.Duration
+	maxRelated           int
+	groups               *table[*group]
+	crits                *table[*openCritical]
+	m                    metrics
+	sweep                sweeper
+}
+
+var _ pipeline.Stage = (*Correlator)(nil)
+
+// group is a host's time-based group.
+type group struct {
+	id        string
+	host      string
+	primary   int64
+	start     time.Time // batch time of the first event
+	createdAt time.Time // occurred_at of the first event
+	related   []int64   // at most maxRelated
+	count     int       // events in the group, the primary included
+	sev       [5]int    // events by severity rank
+}
+
+// openCritical is the latest critical event of a host.
+type openCritical struct {
+	id         int64
+	host       string
+	title      string
+	at         time.Time // batch time at which it was seen
+	occurredAt time.Time
+	corrID     string
+	children   []int64 // at most maxRelated
+	count      int     // dependent events, all of them
+	hosts      []string
+	hostSet    map[string]bool
+}
+
+type metrics struct {
+	rows      *prometheus.CounterVec
+	events    *prometheus.CounterVec
+	evictions [2]*prometheus.CounterVec // groups, crits
+}
+
+// New returns a Correlator configured by opts.
+func New(opts Options) (*Correlator, error) {
+	c := &Correlator{
+		window:       opts.Window,
+		causalWindow: opts.CausalWindow,
+		maxRelated:   opts.MaxRelated,
+	}
+	if c.window <= 0 {
+		c.window = DefaultWindow
+	}
+	if c.causalWindow <= 0 {
+		c.causalWindow = DefaultCausalWindow
+	}
+	if c.maxRelated <= 0 {
+		c.maxRelated = DefaultMaxRelated
+	}
+	maxKeys := opts.MaxKeys
+	if maxKeys <= 0 {
+		maxKeys = DefaultMaxKeys
+	}
+	c.sweep.every = min(c.window, c.causalWindow)
+	if err := c.newMetrics(opts.Registerer); err != nil {
+		return nil, err
+	}
+	c.groups = newTable[*group](maxKeys, func(reason string) { c.m.evictions[0].WithLabelValues(reason).Inc() })
+	c.crits = newTable[*openCritical](maxKeys, func(reason string) { c.m.evictions[1].WithLabelValues(reason).Inc() })
+	return c, nil
+}
+
+func (c *Correlator) newMetrics(reg prometheus.Registerer) error {
+	c.m = metrics{
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reflex_correlations_emitted_total",
+			Help: "Correlation rows created or updated by the correlator, by type (time_based, causal).",
+		}, []string{"type"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reflex_correlated_events_total",
+			Help: "Events that joined an existing time-based group (type time_based) or got a parent event (type causal).",
+		}, []string{"type"}),
+	}
+	states := [2]string{"time_group", "open_critical"}
+	sizes := [2]func() float64{
+		func() float64 { return float64(c.groups.len()) },
+		func() float64 { return float64(c.crits.len()) },
+	}
+	for i, st := range states {
+		c.m.evictions[i] = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name:        "reflex_correlate_state_evictions_total",
+			Help:        "Keys evicted from the correlator's state, by state (time_group, open_critical) and reason (expired, capacity).",
+			ConstLabels: prometheus.Labels{"state": st},
+		}, []string{"reason"})
+		if err := register(reg, &c.m.evictions[i]); err != nil {
+			return err
+		}
+		var keys prometheus.Collector = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "reflex_correlate_state_keys",
+			Help:        "Hosts in the correlator's state, by state: with an open time-based group (time_group), with an open critical event (open_critical).",
+			ConstLabels: prometheus.Labels{"state": st},
+		}, sizes[i])
+		if err := register(reg, &keys); err != nil {
+			return err
+		}
+	}
+	if err := register(reg, &c.m.rows); err != nil {
+		return err
+	}
+	return register(reg, &c.m.events)
+}
+
+// Process correlates b.Events in order and appends the rows of the groups
+// it created or grew to b.Correlations: time-based groups first, then
+// causal ones, each in the order first touched.
+func (c *Correlator) Process(_ context.Context, b *pipeline.Batch) error {
+	now := b.Now
+	if c.sweep.due(now) {
+		c.Sweep(now)
+	}
+	var (
+		groups []*group
+		crits  []*openCritical
+	)
+	for _, e := range b.Events {
+		if g := c.join(e, now); g != nil && !slices.Contains(groups, g) {
+			groups = append(groups, g)
+		}
+		if oc := c.link(e, now); oc != nil && !slices.Contains(crits, oc) {
+			crits = append(crits, oc)
+		}
+		if e.Severity == event.Critical {
+			c.open(e, now)
+		}
+	}
+	for _, g := range groups {
+		if row, ok := c.groupRow(g); ok {
+			b.Correlations = append(b.Correlations, row)
+			c.m.rows.WithLabelValues(string(event.CorrelationTimeBased)).Inc()
+		}
+	}
+	for _, oc := range crits {
+		b.Correlations = append(b.Correlations, c.causalRow(oc))
+		c.m.rows.WithLabelValues(string(event.CorrelationCausal)).Inc()
+	}
+	return nil
+}
+
+// join puts e in its host's time-based group, opening one if none is open,
+// and sets e.CorrelationID. It returns the group (nil for an event without
+// a host).
+func (c *Correlator) join(e *event.Event, now time.Time) *group {
+	host := e.SourceHost
+	if host == "" {
+		return nil
+	}
+	s := c.groups.lock(host)
+	defer s.unlock()
+	en := c.groups.get(s, host)
+	if en != nil && now.Sub(en.val.start) >= c.window {
+		c.groups.expire(s, en)
+		en = nil
+	}
+	if en == nil {
+		g := &group{id: GroupID(e.ID), host: host, primary: e.ID, start: now, createdAt: e.OccurredAt, count: 1}
+		g.sev[rank(e.Severity)]++
+		c.groups.put(s, host, g)
+		e.CorrelationID = g.id
+		return g
+	}
+	g := en.val
+	if g.add(e.ID, rank(e.Severity), c.maxRelated) {
+		c.m.events.WithLabelValues(string(event.CorrelationTimeBased)).Inc()
+	}
+	e.CorrelationID = g.id
+	return g
+}
+
+// add adds event id to g unless it is already a member (a retried batch).
+func (g *group) add(id int64, r, maxRelated int) bool {
+	if id == g.primary || slices.Contains(g.related, id) {
+		return false
+	}
+	g.count++
+	g.sev[r]++
+	if len(g.related) < maxRelated {
+		g.related = append(g.related, id)
+	}
+	return true
+}
+
+// link gives e a parent if a host e's asset depends on has an open
+// critical event, and returns that event's causal group.
+func (c *Correlator) link(e *event.Event, now time.Time) *openCritical {
+	if e.SourceHost == "" {
+		return nil
+	}
+	deps := Dependencies(e)
+	if len(deps) == 0 {
+		return nil
+	}
+	var (
+		best   *openCritical
+		bestAt time.Time
+		bestID int64
+	)
+	for _, d := range deps {
+		d = strings.ToLower(d)
+		if d == e.SourceHost || d == "" {
+			continue
+		}
+		s := c.crits.lock(d)
+		if en := c.crits.get(s, d); en != nil {
+			oc := en.val
+			switch {
+			case now.Sub(oc.at) >= c.causalWindow:
+				c.crits.expire(s, en)
+			case best == nil || oc.at.Before(bestAt) || oc.at.Equal(bestAt) && oc.id < bestID:
+				best, bestAt, bestID = oc, oc.at, oc.id
+			}
+		}
+		s.unlock()
+	}
+	if best == nil {
+		return nil
+	}
+	s := c.crits.lock(best.host)
+	defer s.unlock()
+	oc := best
+	if en := c.crits.get(s, best.host); en != nil && en.val != best && now.Sub(en.val.at) < c.causalWindow {
+		// A newer critical event replaced it meanwhile: it is open too.
+		oc = en.val
+	}
+	if oc.addChild(e.ID, e.SourceHost, c.maxRelated) {
+		c.m.events.WithLabelValues(string(event.CorrelationCausal)).Inc()
+	}
+	e.ParentEventID = oc.id
+	return oc
+}
+
+// addChild adds dependent event id of host to oc unless it is already
+// there (a retried batch).
+func (oc *openCritical) addChild(id int64, host string, maxRelated int) bool {
+	if slices.Contains(oc.children, id) {
+		return false
+	}
+	oc.count++
+	if len(oc.children) < maxRelated {
+		oc.children = append(oc.children, id)
+	}
+	if !oc.hostSet[host] && len(oc.hosts) < maxRelated {
+		if oc.hostSet == nil {
+			oc.hostSet = make(map[string]bool)
+		}
+		oc.hostSet[host] = true
+		oc.hosts = append(oc.hosts, host)
+	}
+	return true
+}
+
+// open records critical event e as its host's open critical event.
+func (c *Correlator) open(e *event.Event, now time.Time) {
+	host := e.SourceHost
+	if host == "" {
+		return
+	}
+	s := c.crits.lock(host)
+	defer s.unlock()
+	if en := c.crits.get(s, host); en != nil {
+		if en.val.id == e.ID {
+			return // a retried batch
+		}
+		if now.Before(en.val.at) {
+			return // another lane already opened a later one
+		}
+	}
+	c.crits.put(s, host, &openCritical{id: e.ID, host: host, title: e.Title, at: now, occurredAt: e.OccurredAt, corrID: CausalID(e.ID)})
+}
+
+// groupRow is g's current row, if g has two events or more.
+func (c *Correlator) groupRow(g *group) (event.Correlation, bool) {
+	s := c.groups.lock(g.host)
+	defer s.unlock()
+	if g.count < 2 {
+		return event.Correlation{}, false
+	}
+	maxRank := 0
+	for r, n := range g.sev {
+		if n > 0 {
+			maxRank = r
+		}
+	}
+	reason := fmt.Sprintf("%d events on %s within %s: %s", g.count, g.host, c.window, severitySummary(g.sev))
+	if len(g.related) < g.count-1 {
+		reason += fmt.Sprintf("; related_event_ids lists the first %d of %d related events", len(g.related), g.count-1)
+	}
+	return event.Correlation{
+		CorrelationID:   g.id,
+		Type:            event.CorrelationTimeBased,
+		PrimaryEventID:  g.primary,
+		RelatedEventIDs: slices.Clone(g.related),
+		Score:           TimeScore(g.count, event.SeverityFromRank(maxRank)),
+		Reason:          reason,
+		CreatedAt:       g.createdAt,
+	}, true
+}
+
+// causalRow is oc's current causal row.
+func (c *Correlator) causalRow(oc *openCritical) event.Correlation {
+	s := c.crits.lock(oc.host)
+	defer s.unlock()
+	const named = 3
+	hosts := strings.Join(oc.hosts[:min(named, len(oc.hosts))], ", ")
+	verb := "depends"
+	if len(oc.hosts) > 1 {
+		verb = "depend"
+	}
+	if n := len(oc.hosts) - named; n > 0 {
+		hosts += fmt.Sprintf(" and %d more hosts", n)
+	}
+	title := oc.title
+	if r := []rune(title); len(r) > 80 {
+		title = string(r[:79]) + "…"
+	}
+	plural := "s"
+	if oc.count == 1 {
+		plural = ""
+	}
+	reason := fmt.Sprintf("%s %s on %s, which has an open critical event %d (%q, occurred %s); %d dependent event%s",
+		hosts, verb, oc.host, oc.id, title, oc.occurredAt.UTC().Format(time.RFC3339), oc.count, plural)
+	if len(oc.children) < oc.count {
+		reason += fmt.Sprintf("; related_event_ids lists the first %d", len(oc.children))
+	}
+	return event.Correlation{
+		CorrelationID:   oc.corrID,
+		Type:            event.CorrelationCausal,
+		PrimaryEventID:  oc.id,
+		RelatedEventIDs: slices.Clone(oc.children),
+		Score:           CausalScore(oc.count),
+		Reason:          reason,
+		CreatedAt:       oc.occurredAt,
+	}
+}
+
+// Sweep removes the groups and open critical events whose window has
+// closed at now and returns how many it removed. Process sweeps by itself
+// once per window of batch time; a runner may call Sweep too.
+func (c *Correlator) Sweep(now time.Time) int {
+	n := c.groups.sweep(func(g **group) bool { return now.Sub((*g).start) >= c.window })
+	return n + c.crits.sweep(func(oc **openCritical) bool { return now.Sub((*oc).at) >= c.causalWindow })
+}
+
+// Len returns the number of hosts with a time-based group and with an open
+// critical event.
+func (c *Correlator) Len() (groups, criticals int) { return c.groups.len(), c.crits.len() }
+
+// Warm seeds the state from events stored recently (store.RecentEvents,
+// oldest first), so that a restart neither splits an open group nor
+// forgets an open critical event. Times are taken from each event's
+// received_at; severities are the source severities recorded by the scorer
+// (event_data.scoring.source_severity), else the stored severity. A group
+// or causal group that grows after Warm is emitted with its stored members
+// and the same correlation id.
+func (c *Correlator) Warm(events []event.Event) {
+	opened := make(map[int64]*openCritical)
+	for i := range events {
+		e := &events[i]
+		at := e.ReceivedAt
+		if at.IsZero() {
+			at = event.TimeOfID(e.ID)
+		}
+		sev := sourceSeverity(e)
+		host := e.SourceHost
+		if host != "" && e.CorrelationID != "" {
+			s := c.groups.lock(host)
+			en := c.groups.get(s, host)
+			switch {
+			case en != nil && en.val.id == e.CorrelationID:
+				en.val.add(e.ID, rank(sev), c.maxRelated)
+			case en == nil || !at.Before(en.val.start):
+				g := &group{id: e.CorrelationID, host: host, primary: e.ID, start: at, createdAt: e.OccurredAt, count: 1}
+				g.sev[rank(sev)]++
+				c.groups.put(s, host, g)
+			}
+			s.unlock()
+		}
+		if oc := opened[e.ParentEventID]; oc != nil && host != "" {
+			s := c.crits.lock(oc.host)
+			oc.addChild(e.ID, host, c.maxRelated)
+			s.unlock()
+		}
+		if host != "" && sev == event.Critical {
+			oc := &openCritical{id: e.ID, host: host, title: e.Title, at: at, occurredAt: e.OccurredAt, corrID: CausalID(e.ID)}
+			s := c.crits.lock(host)
+			if en := c.crits.get(s, host); en == nil || !at.Before(en.val.at) {
+				c.crits.put(s, host, oc)
+			}
+			s.unlock()
+			opened[e.ID] = oc
+		}
+	}
+}
+
+// namespace is the UUID namespace of reflex's correlation ids.
+var namespace = uuid.MustParse("8bf6bd15-1e92-4337-9fbb-efc4610f4c2f")
+
+// GroupID is the correlation id of the time-based group whose first event
+// is id: a name-based (SHA-1, version 5) UUID, so that a retried batch or
+// a restart gives the group the same id.
+func GroupID(id int64) string {
+	return uuid.NewSHA1(namespace, []byte("time_based/"+strconv.FormatInt(id, 10))).String()
+}
+
+// CausalID is the correlation id of the causal group whose parent is
+// critical event id (see GroupID).
+func CausalID(id int64) string {
+	return uuid.NewSHA1(namespace, []byte("causal/"+strconv.FormatInt(id, 10))).String()
+}
+
+// severityWeight is the part of a time-based score owed to the group's
+// most severe event, by rank (info .. critical).
+var severityWeight = [5]float64{0, 0.05, 0.10, 0.20, 0.30}
+
+// TimeScore is the score of a time-based group of n events whose most
+// severe event has severity worst:
+//
+//	0.30 + min(0.40, 0.10 × log2(n)) + w(worst)
+//
+// with w = 0.30 critical, 0.20 high, 0.10 medium, 0.05 low, 0 info,
+// rounded to 2 decimals and at most 1.00 (the column is DECIMAL(3,2)). Two
+// info events score 0.40, two critical ones 0.70, sixteen with a critical
+// one 1.00.
+func TimeScore(n int, worst event.Severity) float64 {
+	if n < 1 {
+		n = 1
+	}
+	return round2(0.30 + math.Min(0.40, 0.10*math.Log2(float64(n))) + severityWeight[rank(worst)])
+}
+
+// CausalScore is the score of a causal group with n dependent events:
+// 0.70 + 0.05 × (n − 1), rounded to 2 decimals and at most 1.00 (seven
+// dependent events or more).
+func CausalScore(n int) float64 {
+	return round2(0.70 + 0.05*float64(max(0, n-1)))
+}
+
+func round2(x float64) float64 {
+	return math.Min(1, math.Max(0, math.Round(x*100)/100))
+}
+
+// rank is s.Rank(), with an unknown severity counted as info.
+func rank(s event.Severity) int {
+	return max(0, s.Rank())
+}
+
+func severitySummary(sev [5]int) string {
+	var parts []string
+	for r := len(sev) - 1; r >= 0; r-- {
+		if sev[r] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", sev[r], event.SeverityFromRank(r)))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Dependencies returns the hosts e's asset depends on, from
+// event_data.asset.dependencies as the enricher sets it ([]string) or as
+// decoded from JSON ([]any of strings).
+func Dependencies(e *event.Event) []string {
+	a, ok := e.Data["asset"].(map[string]any)
+	if !ok {
+		return nil
+	}
+	switch d := a["dependencies"].(type) {
+	case []string:
+		return d
+	case []any:
+		out := make([]string, 0, len(d))
+		for _, x := range d {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// sourceSeverity is the severity e had before scoring: the scorer records
+// it in event_data.scoring.source_severity.
+func sourceSeverity(e *event.Event) event.Severity {
+	if sc, ok := e.Data["scoring"].(map[string]any); ok {
+		if s, ok := sc["source_severity"].(string); ok && event.Severity(s).Valid() {
+			return event.Severity(s)
+		}
+	}
+	return e.Severity
+}
+
+// register registers *c with reg (if not nil). If an identical collector
+// is already registered, *c becomes that one.
+func register[C prometheus.Collector](reg prometheus.Registerer, c *C) error {
+	if reg == nil {
+		return nil
+	}
+	if err := reg.Register(*c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				*c = existing
+			}
+			return nil
+		}
+		return fmt.Errorf("correlate: register metrics: %w", err)
+	}
+	return nil
+}
+
+// sweeper runs a sweep at most once per interval of batch time.
+type sweeper struct {
+	every time.Duration
+	last  atomic.Int64 // UnixNano of the batch time of the last sweep
+}
+
+// due reports whether a sweep is due at now and, if so, claims it.
+func (s *sweeper) due(now time.Time) bool {
+	last := s.last.Load()
+	n := now.UnixNano()
+	if last == 0 {
+		s.last.CompareAndSwap(0, n)
+		return false
+	}
+	if time.Duration(n-last) < s.every {
+		return false
+	}
+	return s.last.CompareAndSwap(last, n)
+}

@@ -1,0 +1,134 @@
+package enrich
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/reflex-ops/reflex/internal/pipeline"
+)
+
+// Options configures an Enricher. The zero value is valid.
+type Options struct {
+	// Registerer registers the stage's metrics; nil does not register.
+	Registerer prometheus.Registerer
+}
+
+// Enricher is the pipeline stage that adds an event's asset to it. For an
+// event whose host is in the inventory it sets event_data.asset to the
+// asset's environment, criticality, owner, team, service and dependencies
+// (empty ones omitted), adds the tags "env:<environment>", "team:<team>",
+// "criticality:<criticality>" and the asset's own tags, and fills in
+// source_service from the asset when the event has none. Events of unknown
+// hosts pass unchanged. It keeps no state of its own and is safe for
+// concurrent use.
+type Enricher struct {
+	inv    *Inventory
+	events *prometheus.CounterVec
+}
+
+var _ pipeline.Stage = (*Enricher)(nil)
+
+// New returns an Enricher reading inv, which the caller keeps up to date.
+func New(inv *Inventory, opts Options) (*Enricher, error) {
+	if inv == nil {
+		return nil, errors.New("enrich: new: nil inventory")
+	}
+	events := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "reflex_enrich_events_total",
+		Help: "Events seen by the enricher, by whether their host is in the asset inventory (result: asset, unknown_host).",
+	}, []string{"result"})
+	if err := register(opts.Registerer, &events); err != nil {
+		return nil, err
+	}
+	return &Enricher{inv: inv, events: events}, nil
+}
+
+// Process enriches every event of b whose host is a known asset.
+func (en *Enricher) Process(_ context.Context, b *pipeline.Batch) error {
+	var known, unknown int
+	for _, e := range b.Events {
+		a, ok := en.inv.Get(e.SourceHost)
+		if !ok {
+			unknown++
+			continue
+		}
+		known++
+		m := make(map[string]any, 6)
+		put := func(k, v string) {
+			if v != "" {
+				m[k] = v
+			}
+		}
+		put("environment", a.Environment)
+		put("criticality", a.Criticality)
+		put("owner", a.Owner)
+		put("team", a.Team)
+		put("service", a.Service)
+		if len(a.Dependencies) > 0 {
+			m["dependencies"] = slices.Clone(a.Dependencies)
+		}
+		e.SetData("asset", m)
+		if a.Environment != "" {
+			e.Tag(tag("env:" + a.Environment))
+		}
+		if a.Team != "" {
+			e.Tag(tag("team:" + a.Team))
+		}
+		if a.Criticality != "" {
+			e.Tag(tag("criticality:" + a.Criticality))
+		}
+		for _, t := range a.Tags {
+			e.Tag(tag(t))
+		}
+		if e.SourceService == "" {
+			e.SourceService = a.Service
+		}
+	}
+	if known > 0 {
+		en.events.WithLabelValues("asset").Add(float64(known))
+	}
+	if unknown > 0 {
+		en.events.WithLabelValues("unknown_host").Add(float64(unknown))
+	}
+	return nil
+}
+
+// tag cuts t to MaxTagLen characters, the width of the tags column.
+func tag(t string) string {
+	if len(t) <= MaxTagLen || utf8.RuneCountInString(t) <= MaxTagLen {
+		return t
+	}
+	n := 0
+	for i := range t {
+		if n == MaxTagLen {
+			return t[:i]
+		}
+		n++
+	}
+	return t
+}
+
+// register registers *c with reg (if not nil). If an identical collector
+// is already registered, *c becomes that one, so that two stages built on
+// one registry share their counters.
+func register[C prometheus.Collector](reg prometheus.Registerer, c *C) error {
+	if reg == nil {
+		return nil
+	}
+	if err := reg.Register(*c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				*c = existing
+				return nil
+			}
+		}
+		return fmt.Errorf("enrich: register metrics: %w", err)
+	}
+	return nil
+}

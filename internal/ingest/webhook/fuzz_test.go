@@ -1,0 +1,67 @@
+package webhook
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/require"
+)
+
+// FuzzDecode checks that Decode never panics and keeps its contract on any
+// input: every event is either accepted or rejected, accepted data is valid,
+// storable JSON that Parse reads back the same way, and whole-body failures
+// wrap one of the two sentinels.
+func FuzzDecode(f *testing.F) {
+	f.Add("application/json", []byte(`{"source":"monitoring_system_name","event_type":"threshold_breach","severity":"critical","host":"web-server-01","service":"nginx","message":"CPU usage exceeded 95%","timestamp":"2024-12-20T10:30:00Z","metadata":{"cpu_usage":97.5,"threshold":95.0,"duration":"5m"}}`))
+	f.Add("application/x-ndjson", []byte("{\"message\":\"a\"}\n\n{\"message\":\"b\",\"severity\":3}\n"))
+	f.Add("", []byte(`[{"message":"a"},1,{"message":""}]`))
+	f.Add("application/json", []byte(`[`))
+	const maxEvents = 50
+	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
+		items, rejects, err := Decode(contentType, body, Options{MaxEvents: maxEvents})
+		if err != nil {
+			require.True(t, errors.Is(err, ErrBadRequest) != errors.Is(err, ErrUnsupportedMediaType), "err wraps exactly one sentinel: %v", err)
+			require.Nil(t, items)
+			require.Nil(t, rejects)
+			require.True(t, utf8.ValidString(err.Error()) || !utf8.Valid(body) || !utf8.ValidString(contentType))
+			return
+		}
+		total := len(items) + len(rejects)
+		require.Positive(t, total)
+		require.LessOrEqual(t, total, maxEvents)
+		seen := make(map[int]bool)
+		for _, r := range rejects {
+			require.GreaterOrEqual(t, r.Index, 0)
+			require.Less(t, r.Index, total)
+			require.False(t, seen[r.Index], "one reject per event")
+			seen[r.Index] = true
+			require.NotEmpty(t, r.Reason)
+			require.True(t, utf8.ValidString(r.Field), "field %q", r.Field)
+		}
+		for _, it := range items {
+			require.True(t, json.Valid(it.Data))
+			require.True(t, utf8.Valid(it.Data))
+			require.Nil(t, checkStorable(it.Data))
+			require.True(t, it.Severity.Valid())
+			require.NotEmpty(t, it.SourceSystem)
+			p, err := Parse(it.Data)
+			require.NoError(t, err)
+			require.Equal(t, it.Severity, p.Severity)
+			require.Equal(t, it.SourceSystem, p.Source)
+			require.NotEmpty(t, p.Message)
+			require.LessOrEqual(t, utf8.RuneCountInString(p.Host), MaxHostLen)
+			require.LessOrEqual(t, utf8.RuneCountInString(p.Title), MaxTitleLen)
+			// The wire form Payload writes parses back to the same event.
+			b, err := json.Marshal(p)
+			require.NoError(t, err)
+			q, err := Parse(b)
+			require.NoError(t, err)
+			require.Equal(t, p.Severity, q.Severity)
+			require.Equal(t, p.Message, q.Message)
+			require.True(t, p.Timestamp.Equal(q.Timestamp))
+			require.Equal(t, p.Tags, q.Tags)
+		}
+	})
+}

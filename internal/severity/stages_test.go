@@ -1,0 +1,133 @@
+package severity_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/reflex-ops/reflex/internal/correlate"
+	"github.com/reflex-ops/reflex/internal/enrich"
+	"github.com/reflex-ops/reflex/internal/event"
+	"github.com/reflex-ops/reflex/internal/noise"
+	"github.com/reflex-ops/reflex/internal/pipeline"
+	"github.com/reflex-ops/reflex/internal/severity"
+	"github.com/reflex-ops/reflex/internal/store"
+)
+
+var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+// stages builds the processing stages after normalize, in pipeline order.
+func stages(t *testing.T) (pipeline.MultiStage, *enrich.Inventory) {
+	t.Helper()
+	inv := enrich.NewInventory()
+	inv.Set(store.Asset{Host: "web-server-01", Environment: "production", Criticality: "critical", Team: "web", Service: "nginx", Dependencies: []string{"db-01"}})
+	inv.Set(store.Asset{Host: "db-01", Environment: "production", Criticality: "critical", Team: "data", Service: "postgresql"})
+	en, err := enrich.New(inv, enrich.Options{})
+	require.NoError(t, err)
+	dd, err := noise.NewDedup(noise.Options{})
+	require.NoError(t, err)
+	rl, err := noise.NewRateLimiter(noise.Options{Rate: 1000, Burst: 1000}, dd)
+	require.NoError(t, err)
+	co, err := correlate.New(correlate.Options{})
+	require.NoError(t, err)
+	sc, err := severity.New(severity.Options{})
+	require.NoError(t, err)
+	return pipeline.MultiStage{en, rl, dd, co, sc}, inv
+}
+
+func normalized(id int64, host string, sev event.Severity, title string) *event.Event {
+	e := &event.Event{ID: id, RawEventID: id, EventType: "threshold_breach", Severity: sev,
+		SourceSystem: "monitoring_system_name", SourceType: event.SourceWebhook, SourceHost: host,
+		Title: title, OccurredAt: t0, ReceivedAt: t0, OccurrenceCount: 1}
+	e.Fingerprint = event.Fingerprint(e)
+	return e
+}
+
+// TestStages runs the seed's example through enrich, noise, correlate and
+// severity.
+func TestStages(t *testing.T) {
+	ms, _ := stages(t)
+	b := &pipeline.Batch{Now: t0, Events: []*event.Event{
+		normalized(1, "db-01", event.Critical, "Connections refused"),
+		normalized(2, "web-server-01", event.High, "CPU usage exceeded 95%"),
+		normalized(3, "web-server-01", event.High, "CPU usage exceeded 97%"),
+	}}
+	require.NoError(t, ms.Process(context.Background(), b))
+	require.Len(t, b.Events, 2)
+	web := b.Events[1]
+	require.Equal(t, int64(2), web.ID)
+	require.Equal(t, "nginx", web.SourceService)
+	require.Equal(t, 2, web.OccurrenceCount, "the repeat was folded")
+	require.Equal(t, int64(1), web.ParentEventID)
+	require.Equal(t, event.Critical, web.Severity, "high on a critical asset")
+	// 65 high + 15 critical asset + 3 two occurrences + 5 correlated.
+	require.Equal(t, 88, web.Priority)
+	require.Contains(t, web.Tags, "escalated")
+	require.Equal(t, map[int64]pipeline.Outcome{3: {ProcessedEventID: 2}}, b.Outcomes)
+	require.Len(t, b.Correlations, 1)
+	require.Equal(t, event.CorrelationCausal, b.Correlations[0].Type)
+	require.Equal(t, "web-server-01 depends on db-01, which has an open critical event 1 (\"Connections refused\", occurred 2026-11-27T10:00:00Z); 1 dependent event", b.Correlations[0].Reason)
+}
+
+// TestStagesPartitionsAndLanes runs the stages as the runner does: each
+// batch split by host into W sub-batches processed concurrently, with two
+// lanes (critical and high, the rest) at once, while the inventory changes.
+// Run with -race. Every event is either passed on or has an outcome.
+func TestStagesPartitionsAndLanes(t *testing.T) {
+	const W = 3
+	ms, inv := stages(t)
+	hosts := []string{"web-server-01", "db-01", "web-02", "cache-01"}
+	var wg sync.WaitGroup
+	for lane, sevs := range [][]event.Severity{{event.Critical, event.High}, {event.Medium, event.Low, event.Info}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range 20 {
+				now := t0.Add(time.Duration(n) * 20 * time.Second)
+				subs := make([]*pipeline.Batch, W)
+				for i := range subs {
+					subs[i] = &pipeline.Batch{Now: now}
+				}
+				total := 0
+				for i := range 30 {
+					id := int64(lane*1_000_000 + n*1000 + i)
+					host := hosts[i%len(hosts)]
+					e := normalized(id, host, sevs[i%len(sevs)], fmt.Sprintf("problem %d", i%5))
+					p := pipeline.Partition(host, W)
+					subs[p].Events = append(subs[p].Events, e)
+					total++
+				}
+				var pw sync.WaitGroup
+				for _, sb := range subs {
+					pw.Add(1)
+					go func() {
+						defer pw.Done()
+						require.NoError(t, ms.Process(context.Background(), sb))
+					}()
+				}
+				pw.Wait()
+				got := 0
+				for _, sb := range subs {
+					got += len(sb.Events) + len(sb.Outcomes)
+					for _, e := range sb.Events {
+						require.NotEmpty(t, e.CorrelationID)
+						require.Contains(t, e.Data, "scoring")
+					}
+				}
+				require.Equal(t, total, got)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 50 {
+			inv.Set(store.Asset{Host: "web-02", Criticality: "high", Dependencies: []string{"db-01", "cache-01"}, Team: fmt.Sprint(i)})
+		}
+	}()
+	wg.Wait()
+}
