@@ -30,6 +30,8 @@ type Config struct {
 	NATSURL        string   `yaml:"nats-url"`
 	NATSListen     string   `yaml:"nats-listen"`
 	NATSMaxBytes   ByteSize `yaml:"nats-max-bytes"`
+	NATSStream     string   `yaml:"nats-stream"`
+	NATSSubject    string   `yaml:"nats-subject-prefix"`
 	AdminToken     string   `yaml:"admin-token"`
 	LogLevel       string   `yaml:"log-level"`
 	LogFormat      string   `yaml:"log-format"`
@@ -56,6 +58,8 @@ func Default() Config {
 		EventsAddr:     ":3009",
 		AutonomousAddr: ":3011",
 		NATSMaxBytes:   1 << 30,
+		NATSStream:     "REFLEX_INTAKE",
+		NATSSubject:    "reflex.intake",
 		LogLevel:       "info",
 		LogFormat:      "text",
 		Retention:      Duration(90 * 24 * time.Hour),
@@ -91,6 +95,8 @@ var options = []option{
 	{"nats-url", "external NATS JetStream URL (nats://...); empty: embedded NATS in the data dir", func(c *Config) flag.Value { return (*stringValue)(&c.NATSURL) }},
 	{"nats-listen", "embedded NATS: also listen for NATS clients on this address (empty: in-process only)", func(c *Config) flag.Value { return (*stringValue)(&c.NATSListen) }},
 	{"nats-max-bytes", "size bound of the intake log (e.g. 1GiB); when full, intake answers 503", func(c *Config) flag.Value { return &c.NATSMaxBytes }},
+	{"nats-stream", "JetStream stream of the intake log", func(c *Config) flag.Value { return (*stringValue)(&c.NATSStream) }},
+	{"nats-subject-prefix", "subject prefix of the intake log's lanes (<prefix>.hi, <prefix>.lo)", func(c *Config) flag.Value { return (*stringValue)(&c.NATSSubject) }},
 	{"admin-token", "admin API token; empty: one is generated at first start and printed once", func(c *Config) flag.Value { return (*stringValue)(&c.AdminToken) }},
 	{"log-level", "log level: debug, info, warn or error", func(c *Config) flag.Value { return (*stringValue)(&c.LogLevel) }},
 	{"log-format", "log format: text or json", func(c *Config) flag.Value { return (*stringValue)(&c.LogFormat) }},
@@ -209,6 +215,15 @@ func (c Config) Validate() error {
 	}
 	if c.NATSMaxBytes < 1<<20 {
 		bad("nats-max-bytes", "%d is below the minimum of 1MiB", c.NATSMaxBytes)
+	}
+	if c.NATSStream == "" || strings.ContainsAny(c.NATSStream, " .*>") {
+		bad("nats-stream", "%q must be non-empty without spaces, '.', '*' or '>'", c.NATSStream)
+	}
+	if c.NATSSubject == "" || strings.ContainsAny(c.NATSSubject, " *>") {
+		bad("nats-subject-prefix", "%q must be non-empty without spaces, '*' or '>'", c.NATSSubject)
+	}
+	if strings.IndexFunc(c.AdminToken, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		bad("admin-token", "must not contain spaces or control characters")
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
 		bad("log-level", "%q is not debug, info, warn or error", c.LogLevel)
