@@ -1,0 +1,281 @@
+package postgres
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/reflex-ops/reflex/internal/store"
+	"github.com/reflex-ops/reflex/internal/store/storetest"
+	"github.com/reflex-ops/reflex/internal/testutil"
+)
+
+func openTest(t testing.TB, url string, now func() time.Time) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), Options{URL: url, Now: now})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	testutil.PostgresURL(t) // skip the whole suite early without a server
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return openTest(t, testutil.PostgresURL(t), nil)
+	})
+}
+
+func TestPoisonedBatch(t *testing.T) {
+	s := openTest(t, testutil.PostgresURL(t), nil)
+	require.NoError(t, s.Migrate(t.Context()))
+	_, err := s.pool.Exec(t.Context(), `
+		CREATE FUNCTION public.poison() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.title = '`+storetest.PoisonTitle+`' THEN RAISE EXCEPTION 'poisoned'; END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER poison BEFORE INSERT ON events.processed_events
+			FOR EACH ROW EXECUTE FUNCTION public.poison();`)
+	require.NoError(t, err)
+	storetest.RunPoisoned(t, s)
+}
+
+// seedColumns are the seed's ten tables and their columns (architecture.md),
+// as PostgreSQL's format_type spells their types.
+var seedColumns = map[string]string{
+	"events.raw_events": `id bigint; source_system character varying(100); source_type character varying(50);
+		raw_data jsonb; received_at timestamp with time zone; processed boolean; processing_errors text[]`,
+	"events.processed_events": `id bigint; raw_event_id bigint; event_type character varying(100);
+		severity character varying(20); source_host character varying(255); source_service character varying(100);
+		title character varying(500); description text; event_data jsonb; tags character varying(50)[];
+		occurred_at timestamp with time zone; processed_at timestamp with time zone; correlation_id uuid;
+		parent_event_id bigint`,
+	"events.event_correlations": `id bigint; correlation_id uuid; correlation_type character varying(50);
+		primary_event_id bigint; related_event_ids bigint[]; correlation_score numeric(3,2);
+		correlation_reason text; created_at timestamp with time zone`,
+	"events.event_patterns": `id bigint; pattern_name character varying(200); pattern_type character varying(50);
+		pattern_definition jsonb; confidence_threshold numeric(3,2); active boolean;
+		created_at timestamp with time zone; updated_at timestamp with time zone`,
+	"rules.trigger_rules": `id bigint; rule_name character varying(200); rule_description text;
+		event_conditions jsonb; severity_threshold character varying(20); time_window_minutes integer;
+		max_triggers_per_hour integer; active boolean; created_by integer;
+		created_at timestamp with time zone; updated_at timestamp with time zone`,
+	"rules.response_templates": `id bigint; template_name character varying(200); template_type character varying(50);
+		trigger_rule_id integer; response_definition jsonb; approval_required boolean; rollback_supported boolean;
+		max_execution_time_minutes integer; active boolean; created_at timestamp with time zone`,
+	"rules.rule_executions": `id bigint; trigger_rule_id integer; response_template_id integer;
+		triggering_event_id bigint; execution_status character varying(50); started_at timestamp with time zone;
+		completed_at timestamp with time zone; execution_result jsonb; error_message text;
+		human_feedback character varying(20); feedback_notes text`,
+	"autonomous.action_definitions": `id bigint; action_name character varying(200); action_type character varying(50);
+		action_category character varying(100); automation_script_id integer; risk_level character varying(20);
+		approval_required boolean; rollback_script_id integer; estimated_duration_minutes integer;
+		success_criteria jsonb; created_at timestamp with time zone`,
+	"autonomous.decision_log": `id bigint; event_id bigint; decision_type character varying(50);
+		confidence_score numeric(3,2); reasoning text; recommended_actions jsonb; human_override boolean;
+		override_reason text; decision_outcome character varying(50); created_at timestamp with time zone`,
+	"autonomous.learning_data": `id bigint; event_pattern_id integer; decision_id bigint; action_taken jsonb;
+		outcome_success boolean; outcome_metrics jsonb; lessons_learned text; knowledge_updates jsonb;
+		created_at timestamp with time zone`,
+}
+
+func TestSchema(t *testing.T) {
+	s := openTest(t, testutil.PostgresURL(t), nil)
+	ctx := t.Context()
+	require.NoError(t, s.Migrate(ctx))
+
+	t.Run("the seed's schemas", func(t *testing.T) {
+		for _, schema := range []string{"events", "rules", "autonomous"} {
+			var ok bool
+			require.NoError(t, s.pool.QueryRow(ctx,
+				`SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, schema).Scan(&ok))
+			require.True(t, ok, schema)
+		}
+	})
+	names := make([]string, 0, len(seedColumns))
+	for n := range seedColumns {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	require.Len(t, names, 10)
+	for _, table := range names {
+		t.Run(table, func(t *testing.T) {
+			rows, err := s.pool.Query(ctx, `SELECT attname, format_type(atttypid, atttypmod)
+				FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`, table)
+			require.NoError(t, err)
+			have := map[string]string{}
+			for rows.Next() {
+				var name, typ string
+				require.NoError(t, rows.Scan(&name, &typ))
+				have[name] = typ
+			}
+			require.NoError(t, rows.Err())
+			for _, col := range strings.Split(seedColumns[table], ";") {
+				name, typ, ok := strings.Cut(strings.TrimSpace(col), " ")
+				require.True(t, ok, col)
+				require.Contains(t, have, name, "%s.%s", table, name)
+				require.Equal(t, typ, have[name], "%s.%s", table, name)
+			}
+		})
+	}
+	t.Run("events are partitioned by day", func(t *testing.T) {
+		for table, key := range map[string]string{"events.raw_events": "received_at", "events.processed_events": "occurred_at"} {
+			var def string
+			require.NoError(t, s.pool.QueryRow(ctx, `SELECT pg_get_partkeydef($1::regclass)`, table).Scan(&def))
+			require.Equal(t, "RANGE ("+key+")", def)
+		}
+	})
+	t.Run("reflex's tables", func(t *testing.T) {
+		for _, table := range []string{"events.assets", "auth.api_keys", "public.schema_migrations"} {
+			var ok bool
+			require.NoError(t, s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&ok))
+			require.True(t, ok, table)
+		}
+	})
+}
+
+func TestMigrate(t *testing.T) {
+	url := testutil.PostgresURL(t)
+	ctx := t.Context()
+	t.Run("concurrent instances", func(t *testing.T) {
+		var wg sync.WaitGroup
+		errs := make([]error, 3)
+		for i := range errs {
+			s := openTest(t, url, nil)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = s.Migrate(ctx)
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			require.NoError(t, err)
+		}
+	})
+	s := openTest(t, url, nil)
+	require.NoError(t, s.Migrate(ctx))
+	ms, err := migrations()
+	require.NoError(t, err)
+	var n int
+	require.NoError(t, s.pool.QueryRow(ctx, `SELECT count(*) FROM public.schema_migrations`).Scan(&n))
+	require.Equal(t, len(ms), n)
+}
+
+func TestPartitions(t *testing.T) {
+	url := testutil.PostgresURL(t)
+	ctx := t.Context()
+	now := time.Date(2026, 11, 27, 23, 30, 0, 0, time.UTC)
+	s, err := Open(ctx, Options{URL: url, Now: func() time.Time { return now }, PartitionDaysAhead: 2})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	require.NoError(t, s.Migrate(ctx))
+
+	names := func(table string) []string {
+		have, err := listPartitions(ctx, s.pool, table)
+		require.NoError(t, err)
+		var out []string
+		for _, n := range have {
+			out = append(out, n)
+		}
+		sort.Strings(out)
+		return out
+	}
+	t.Run("created ahead at migrate", func(t *testing.T) {
+		want := []string{"raw_events_p20261127", "raw_events_p20261128", "raw_events_p20261129"}
+		require.Equal(t, want, names(rawTable))
+		require.Len(t, names(processedTable), 3)
+	})
+	t.Run("created on demand", func(t *testing.T) {
+		w := storetest.Workload{Hosts: 10, Now: now}
+		b := w.Next(5)
+		b.New[0].OccurredAt = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+		require.NoError(t, s.WriteBatch(ctx, b))
+		require.Contains(t, names(processedTable), "processed_events_p20260501")
+		require.NotContains(t, names(rawTable), "raw_events_p20260501")
+	})
+	t.Run("the next day at Open", func(t *testing.T) {
+		now = now.Add(24 * time.Hour)
+		openTest(t, url, func() time.Time { return now })
+		require.Contains(t, names(rawTable), "raw_events_p20261130")
+		// and through the batches of a running store
+		now = now.Add(24 * time.Hour)
+		w := storetest.Workload{Hosts: 10, Now: now}
+		require.NoError(t, s.WriteBatch(ctx, w.Next(3)))
+		require.Contains(t, names(processedTable), "processed_events_p20261201")
+	})
+	t.Run("retention drops whole days before the cutoff", func(t *testing.T) {
+		n, err := s.EnforceRetention(ctx, time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
+		require.NoError(t, err)
+		require.Equal(t, int64(-1), n)
+		for _, p := range names(processedTable) {
+			require.GreaterOrEqual(t, p, "processed_events_p20261128", "the 28th is not wholly before the cutoff")
+		}
+	})
+	t.Run("a partition dropped behind the cache is recreated", func(t *testing.T) {
+		old := time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)
+		w := storetest.Workload{Hosts: 10, Now: now}
+		b := w.Next(2)
+		b.New[0].OccurredAt = old
+		require.NoError(t, s.WriteBatch(ctx, b))
+		// Another instance's retention drops it.
+		_, err := s.pool.Exec(ctx, `DROP TABLE events.processed_events_p20260303`)
+		require.NoError(t, err)
+		b = w.Next(2)
+		b.New[0].OccurredAt = old
+		require.NoError(t, s.WriteBatch(ctx, b))
+		_, err = s.Event(ctx, b.New[0].ID)
+		require.NoError(t, err)
+	})
+}
+
+func TestPartitionNames(t *testing.T) {
+	cases := []struct {
+		at   time.Time
+		name string
+	}{
+		{time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC), "raw_events_p20261127"},
+		{time.Date(2026, 11, 27, 23, 59, 59, 999999999, time.UTC), "raw_events_p20261127"},
+		{time.Date(2026, 11, 28, 0, 30, 0, 0, time.FixedZone("CET", 3600)), "raw_events_p20261127"},
+		{time.Date(1969, 12, 31, 23, 0, 0, 0, time.UTC), "raw_events_p19691231"},
+		{time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), "raw_events_p00010101"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := dayOf(c.at)
+			require.Equal(t, c.name, partitionName(rawTable, d))
+			back, ok := partitionDay(rawTable, c.name)
+			require.True(t, ok)
+			require.Equal(t, d, back)
+			require.False(t, dayStart(d).After(c.at))
+			require.True(t, dayStart(d+1).After(c.at))
+		})
+	}
+	_, ok := partitionDay(rawTable, "raw_events_default")
+	require.False(t, ok)
+}
+
+func TestOpenErrors(t *testing.T) {
+	_, err := Open(t.Context(), Options{})
+	require.Error(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	_, err = Open(ctx, Options{URL: "postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=2"})
+	require.Error(t, err)
+}
+
+func BenchmarkWriteBatch(b *testing.B) {
+	url := testutil.PostgresURL(b)
+	for _, lanes := range []int{1, 4} {
+		b.Run("lanes="+string(rune('0'+lanes)), func(b *testing.B) {
+			s := openTest(b, url, nil)
+			require.NoError(b, s.Migrate(context.Background()))
+			storetest.BenchWriteBatch(b, s, lanes)
+		})
+	}
+}

@@ -1,0 +1,444 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/reflex-ops/reflex/internal/event"
+	"github.com/reflex-ops/reflex/internal/store"
+)
+
+// Columns of the inserts, in the order convert produces their values.
+var (
+	rawColumns = []string{"id", "source_system", "source_type", "received_at", "processed",
+		"processing_errors", "processed_event_id", "raw_data"}
+	processedColumns = []string{"id", "raw_event_id", "event_type", "severity", "source_host",
+		"source_service", "occurred_at", "processed_at", "correlation_id", "parent_event_id",
+		"source_system", "source_type", "received_at", "fingerprint", "occurrence_count",
+		"last_seen_at", "priority", "title", "tags", "description", "event_data"}
+)
+
+// insertChunk is how many rows one multi-row INSERT carries: fewer
+// statement executions per batch, well below SQLite's 32,766 parameters.
+const insertChunk = 32
+
+// insertSQL is an INSERT OR IGNORE (a replayed row is skipped) of n rows.
+func insertSQL(table string, cols []string, n int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
+	return "INSERT OR IGNORE INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES " +
+		strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+}
+
+const (
+	// repeatSQL keeps both columns monotonic when batches race.
+	repeatSQL = `UPDATE processed_events SET
+		occurrence_count = max(occurrence_count, ?1),
+		last_seen_at = CASE WHEN ?2 IS NULL OR (last_seen_at IS NOT NULL AND last_seen_at >= ?2)
+			THEN last_seen_at ELSE ?2 END
+		WHERE id = ?3`
+	upsertCorrelationSQL = `INSERT INTO event_correlations (correlation_id, correlation_type,
+		primary_event_id, related_event_ids, correlation_score, correlation_reason, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (correlation_id) DO UPDATE SET
+			correlation_type = excluded.correlation_type,
+			primary_event_id = excluded.primary_event_id,
+			related_event_ids = excluded.related_event_ids,
+			correlation_score = excluded.correlation_score,
+			correlation_reason = excluded.correlation_reason`
+)
+
+// writeStmts are the statements of WriteBatch, prepared once on the writer
+// connection.
+type writeStmts struct {
+	mu                                    sync.Mutex
+	raw, processed, repeat, upsertCorrels *sql.Stmt
+	rawMany, processedMany                *sql.Stmt // insertChunk rows
+}
+
+func (s *Store) prepare(ctx context.Context) error {
+	st := &s.stmts
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.raw != nil {
+		return nil
+	}
+	var err error
+	prep := func(q string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var p *sql.Stmt
+		p, err = s.w.PrepareContext(ctx, q)
+		return p
+	}
+	raw, processed := prep(insertSQL("raw_events", rawColumns, 1)), prep(insertSQL("processed_events", processedColumns, 1))
+	rawMany := prep(insertSQL("raw_events", rawColumns, insertChunk))
+	processedMany := prep(insertSQL("processed_events", processedColumns, insertChunk))
+	repeat, upsert := prep(repeatSQL), prep(upsertCorrelationSQL)
+	if err != nil {
+		for _, p := range []*sql.Stmt{raw, processed, repeat, upsert, rawMany, processedMany} {
+			if p != nil {
+				p.Close()
+			}
+		}
+		return fmt.Errorf("sqlite: prepare: %w", err)
+	}
+	st.raw, st.processed, st.repeat, st.upsertCorrels = raw, processed, repeat, upsert
+	st.rawMany, st.processedMany = rawMany, processedMany
+	return nil
+}
+
+func (st *writeStmts) close() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, p := range []*sql.Stmt{st.raw, st.processed, st.repeat, st.upsertCorrels, st.rawMany, st.processedMany} {
+		if p != nil {
+			p.Close()
+		}
+	}
+	st.raw = nil
+}
+
+// rows is a batch converted to column values, outside the writer.
+type rows struct {
+	raw, processed, repeats, correlations [][]any
+}
+
+func (r *rows) size() int {
+	return len(r.raw) + len(r.processed) + len(r.repeats) + len(r.correlations)
+}
+
+func (s *Store) convert(b *store.Batch) (*rows, error) {
+	now := s.now()
+	r := &rows{raw: make([][]any, len(b.Raw)), processed: make([][]any, len(b.New))}
+	for i := range b.Raw {
+		e := &b.Raw[i]
+		recv := e.ReceivedAt
+		if recv.IsZero() {
+			recv = event.TimeOfID(e.ID)
+		}
+		errs, err := stringsJSON(e.ProcessingErrors)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: encode processing_errors of raw event %d: %w", e.ID, err)
+		}
+		r.raw[i] = []any{e.ID, cleanText(e.SourceSystem, maxSourceSystem),
+			cleanText(string(e.SourceType), maxSourceType), micros(recv), e.Processed, errs,
+			nullID(e.ProcessedEventID), string(cleanJSON(e.Data))}
+	}
+	for i := range b.New {
+		e := &b.New[i]
+		data, err := eventJSON(e.Data)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: encode event_data of event %d: %w", e.ID, err)
+		}
+		tags, err := tagsJSON(e.Tags)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: encode tags of event %d: %w", e.ID, err)
+		}
+		proc := e.ProcessedAt
+		if proc.IsZero() {
+			proc = now
+		}
+		last := e.LastSeenAt
+		if last.IsZero() {
+			last = e.ReceivedAt
+		}
+		r.processed[i] = []any{e.ID, nullID(e.RawEventID), cleanText(e.EventType, maxEventType),
+			cleanText(string(e.Severity), maxSeverity), nullText(e.SourceHost, maxHost),
+			nullText(e.SourceService, maxService), micros(occurredAt(e)), micros(proc),
+			correlationUUID(e.CorrelationID), nullID(e.ParentEventID),
+			nullText(e.SourceSystem, maxSourceSystem), nullText(string(e.SourceType), maxSourceType),
+			nullMicros(e.ReceivedAt), nullText(e.Fingerprint, maxFingerprint),
+			min(max(e.OccurrenceCount, 1), 1<<31-1), nullMicros(last), max(min(e.Priority, 32767), -32768),
+			cleanText(e.Title, maxTitle), tags, nullText(e.Description, 0), data}
+	}
+	for _, rp := range b.Repeats {
+		r.repeats = append(r.repeats, []any{min(max(rp.OccurrenceCount, 1), 1<<31-1), nullMicros(rp.LastSeenAt), rp.EventID})
+	}
+	for _, c := range b.Correlations {
+		created := c.CreatedAt
+		if created.IsZero() {
+			created = now
+		}
+		var related any
+		if c.RelatedEventIDs != nil {
+			related = jsonInts(c.RelatedEventIDs)
+		}
+		r.correlations = append(r.correlations, []any{correlationKey(c.CorrelationID),
+			cleanText(string(c.Type), maxCorrelationTyp), nullID(c.PrimaryEventID), related,
+			cleanScore(c.Score), nullText(c.Reason, 0), micros(created)})
+	}
+	return r, nil
+}
+
+// jsonInts encodes ids as a JSON array.
+func jsonInts(ids []int64) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(id, 10))
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// occurredAt is the stored occurred_at of e (NOT NULL): an event without
+// one takes its receipt time, as in PostgreSQL.
+func occurredAt(e *event.Event) time.Time {
+	switch {
+	case !e.OccurredAt.IsZero():
+		return e.OccurredAt
+	case !e.ReceivedAt.IsZero():
+		return e.ReceivedAt
+	}
+	return event.TimeOfID(e.ID)
+}
+
+func nullID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}
+
+// correlationNamespace derives a UUID for a correlation id that is not one,
+// as the PostgreSQL store must (correlation_id is a UUID column there).
+var correlationNamespace = uuid.MustParse("6f1d3c1e-3b57-4c0e-9a43-7d0b1f0c2a11")
+
+// correlationKey is the canonical text of a correlation id as stored.
+func correlationKey(s string) string {
+	if s == "" {
+		return ""
+	}
+	if u, err := uuid.Parse(s); err == nil {
+		return u.String()
+	}
+	return uuid.NewSHA1(correlationNamespace, []byte(s)).String()
+}
+
+func correlationUUID(s string) any {
+	if s == "" {
+		return nil
+	}
+	return correlationKey(s)
+}
+
+// Group commit. Every SQLite commit costs an fsync and rewrites each index
+// page it touched, so the writer commits the batches that queued up while
+// it was busy in one transaction, up to maxGroupRows rows. If that
+// transaction fails, it writes them one by one, so that one bad batch fails
+// alone.
+const maxGroupRows = 20000
+
+// Request states.
+const (
+	reqQueued int32 = iota
+	reqTaken
+	reqCancelled
+)
+
+type writeReq struct {
+	rows  *rows
+	state atomic.Int32
+	done  chan error
+}
+
+var errClosed = errors.New("sqlite: store is closed")
+
+// WriteBatch stores b in one transaction (possibly shared with batches of
+// other goroutines: each is all or nothing). INSERT OR IGNORE makes a
+// replay of stored raw and processed events harmless. It returns once the
+// transaction is durable (synchronous=FULL).
+func (s *Store) WriteBatch(ctx context.Context, b *store.Batch) error {
+	if b == nil || len(b.Raw)+len(b.New)+len(b.Repeats)+len(b.Correlations) == 0 {
+		return nil
+	}
+	r, err := s.convert(b)
+	if err != nil {
+		return err
+	}
+	req := &writeReq{rows: r, done: make(chan error, 1)}
+	select {
+	case <-s.quit:
+		return errClosed
+	case <-ctx.Done():
+		return fmt.Errorf("sqlite: write batch: %w", ctx.Err())
+	case s.queue <- req:
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		if req.state.CompareAndSwap(reqQueued, reqCancelled) {
+			return fmt.Errorf("sqlite: write batch: %w", ctx.Err())
+		}
+		// Already being written: its outcome is the answer.
+		return <-req.done
+	case <-s.stopped:
+		if req.state.CompareAndSwap(reqQueued, reqCancelled) {
+			return errClosed
+		}
+		return <-req.done
+	}
+}
+
+// writer is the goroutine that owns the write connection.
+func (s *Store) writer() {
+	defer close(s.stopped)
+	for {
+		var first *writeReq
+		select {
+		case <-s.quit:
+			s.drain()
+			return
+		case first = <-s.queue:
+		}
+		group := []*writeReq{}
+		n := 0
+		take := func(r *writeReq) {
+			if r.state.CompareAndSwap(reqQueued, reqTaken) {
+				group = append(group, r)
+				n += r.rows.size()
+			}
+		}
+		take(first)
+	more:
+		for n < maxGroupRows {
+			select {
+			case r := <-s.queue:
+				take(r)
+			default:
+				break more
+			}
+		}
+		if len(group) == 0 {
+			continue
+		}
+		err := s.commit(group)
+		if err != nil && len(group) > 1 {
+			s.log.Debug("group commit failed, writing batches one by one", "batches", len(group), "err", err)
+			for _, r := range group {
+				r.done <- s.commit([]*writeReq{r})
+			}
+			continue
+		}
+		for _, r := range group {
+			r.done <- err
+		}
+	}
+}
+
+// drain answers the requests still queued at Close.
+func (s *Store) drain() {
+	for {
+		select {
+		case r := <-s.queue:
+			if r.state.CompareAndSwap(reqQueued, reqTaken) {
+				r.done <- errClosed
+			}
+		default:
+			return
+		}
+	}
+}
+
+// commit writes the rows of group in one transaction.
+func (s *Store) commit(group []*writeReq) error {
+	// Not the callers' contexts: the group is shared, and a caller that
+	// gives up waits for the outcome anyway.
+	ctx := context.Background()
+	if err := s.prepare(ctx); err != nil {
+		return err
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: write batch: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	exec := func(stmt *sql.Stmt, what string, rs [][]any) error {
+		if len(rs) == 0 {
+			return nil
+		}
+		st := tx.StmtContext(ctx, stmt)
+		for _, row := range rs {
+			if _, err := st.ExecContext(ctx, row...); err != nil {
+				return fmt.Errorf("sqlite: write batch: %s: %w", what, err)
+			}
+		}
+		return nil
+	}
+	// insert writes rows insertChunk at a time, the rest one by one.
+	var args []any
+	insert := func(many, one *sql.Stmt, what string, rs [][]any) error {
+		if len(rs) >= insertChunk {
+			st := tx.StmtContext(ctx, many)
+			for len(rs) >= insertChunk {
+				args = args[:0]
+				for _, row := range rs[:insertChunk] {
+					args = append(args, row...)
+				}
+				if _, err := st.ExecContext(ctx, args...); err != nil {
+					return fmt.Errorf("sqlite: write batch: %s: %w", what, err)
+				}
+				rs = rs[insertChunk:]
+			}
+		}
+		return exec(one, what, rs)
+	}
+	for _, r := range group {
+		if err := insert(s.stmts.rawMany, s.stmts.raw, "insert raw_events", r.rows.raw); err != nil {
+			return err
+		}
+		if err := insert(s.stmts.processedMany, s.stmts.processed, "insert processed_events", r.rows.processed); err != nil {
+			return err
+		}
+		if err := exec(s.stmts.repeat, "update repeats", r.rows.repeats); err != nil {
+			return err
+		}
+		if err := exec(s.stmts.upsertCorrels, "upsert event_correlations", r.rows.correlations); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: write batch: commit: %w", err)
+	}
+	return nil
+}
+
+// StoredRawIDs returns which of ids have a raw_events row.
+func (s *Store) StoredRawIDs(ctx context.Context, ids []int64) (map[int64]bool, error) {
+	out := make(map[int64]bool, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	list := jsonInts(slices.Compact(slices.Sorted(slices.Values(ids))))
+	rs, err := s.r.QueryContext(ctx, `SELECT id FROM raw_events WHERE id IN (SELECT value FROM json_each(?))`, list)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: stored raw ids: %w", err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var id int64
+		if err := rs.Scan(&id); err != nil {
+			return nil, fmt.Errorf("sqlite: stored raw ids: %w", err)
+		}
+		out[id] = true
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: stored raw ids: %w", err)
+	}
+	return out, nil
+}
