@@ -52,7 +52,8 @@ const (
 			primary_event_id = EXCLUDED.primary_event_id,
 			related_event_ids = EXCLUDED.related_event_ids,
 			correlation_score = EXCLUDED.correlation_score,
-			correlation_reason = EXCLUDED.correlation_reason`
+			correlation_reason = EXCLUDED.correlation_reason
+		WHERE coalesce(cardinality(events.event_correlations.related_event_ids), 0) <= coalesce(cardinality(EXCLUDED.related_event_ids), 0)`
 )
 
 func placeholders(n int) string {

@@ -54,7 +54,8 @@ const (
 			primary_event_id = excluded.primary_event_id,
 			related_event_ids = excluded.related_event_ids,
 			correlation_score = excluded.correlation_score,
-			correlation_reason = excluded.correlation_reason`
+			correlation_reason = excluded.correlation_reason
+		WHERE coalesce(json_array_length(event_correlations.related_event_ids), 0) <= coalesce(json_array_length(excluded.related_event_ids), 0)`
 )
 
 // writeStmts are the statements of WriteBatch, prepared once on the writer

@@ -53,6 +53,18 @@ func testCorrelationReplace(t *testing.T, e *env) {
 		want.ID, want.CreatedAt = id, first.CreatedAt
 		require.Equal(t, want, cs[0])
 	}
+
+	// The two pipeline lanes may commit the states of one group out of
+	// order: a stale, smaller row never replaces a larger one.
+	d := mk(e.base.Add(3*time.Second), "web-01", event.Low, "d")
+	d.ev.CorrelationID = cid
+	bt = batch(d)
+	bt.Correlations = []event.Correlation{first}
+	e.write(t, bt)
+	cs, err = e.s.Correlations(e.ctx, a.ev.ID)
+	require.NoError(t, err)
+	require.Len(t, cs, 1)
+	require.Equal(t, grown.RelatedEventIDs, cs[0].RelatedEventIDs, "the stale row did not shrink the group")
 }
 
 func testCorrelationGroups(t *testing.T, e *env) {

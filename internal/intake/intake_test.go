@@ -1,0 +1,415 @@
+package intake
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/reflex-ops/reflex/internal/bus"
+	"github.com/reflex-ops/reflex/internal/event"
+)
+
+var t0 = time.Date(2026, 11, 27, 7, 0, 0, 123456789, time.UTC)
+
+func fixedNow() time.Time { return t0 }
+
+func openBus(t *testing.T, o bus.Options) *bus.Bus {
+	t.Helper()
+	if o.DataDir == "" {
+		o.DataDir = t.TempDir()
+	}
+	b, err := bus.Open(context.Background(), o)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	return b
+}
+
+func item(sev event.Severity, host string) Item {
+	return Item{
+		SourceSystem: "prometheus",
+		Severity:     sev,
+		Data:         json.RawMessage(fmt.Sprintf(`{"host":%q,"severity":%q,"message":"m"}`, host, sev)),
+	}
+}
+
+// readEnvelopes consumes n envelopes from a lane.
+func readEnvelopes(t *testing.T, b *bus.Bus, lane bus.Lane, n int) ([]Envelope, []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := b.Consume(ctx, lane, bus.ConsumeOptions{})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, c.Close()) }()
+	var envs []Envelope
+	var msgIDs []string
+	for len(envs) < n {
+		msgs, err := c.Next(ctx)
+		require.NoError(t, err)
+		for _, m := range msgs {
+			var e Envelope
+			require.NoError(t, json.Unmarshal(m.Data, &e))
+			envs = append(envs, e)
+			msgIDs = append(msgIDs, m.MsgID)
+			require.NoError(t, m.Ack())
+		}
+	}
+	return envs, msgIDs
+}
+
+func counter(t *testing.T, c prometheus.Metric) float64 {
+	t.Helper()
+	var d dto.Metric
+	require.NoError(t, c.Write(&d))
+	if d.Gauge != nil {
+		return d.Gauge.GetValue()
+	}
+	return d.Counter.GetValue()
+}
+
+func TestSubmit(t *testing.T) {
+	b := openBus(t, bus.Options{})
+	reg := prometheus.NewRegistry()
+	in, err := New(Options{Bus: b, IDs: event.NewIDGen(3, fixedNow), Now: fixedNow, MaxEventsPerMessage: 2, Registerer: reg})
+	require.NoError(t, err)
+
+	items := []Item{
+		item(event.Info, "a"), item(event.Critical, "b"), item(event.Low, "c"),
+		item(event.High, "d"), item(event.Medium, "e"), item(event.Critical, "f"),
+		item(event.Info, "g"),
+	}
+	ids, err := in.Submit(context.Background(), event.SourceWebhook, items)
+	require.NoError(t, err)
+	require.Len(t, ids, len(items))
+	seen := map[int64]bool{}
+	for _, id := range ids {
+		require.False(t, seen[id], "ids are unique")
+		seen[id] = true
+		require.Equal(t, t0.Truncate(time.Millisecond), event.TimeOfID(id))
+	}
+
+	hi, hiIDs := readEnvelopes(t, b, bus.LaneHi, 2) // 3 urgent events, 2 per envelope
+	lo, loIDs := readEnvelopes(t, b, bus.LaneLo, 2) // 4 others
+	byID := map[int64]event.Raw{}
+	for lane, envs := range map[bus.Lane][]Envelope{bus.LaneHi: hi, bus.LaneLo: lo} {
+		msgIDs := hiIDs
+		if lane == bus.LaneLo {
+			msgIDs = loIDs
+		}
+		for k, e := range envs {
+			if k > 0 {
+				require.Greater(t, e.BaseID, envs[k-1].BaseID, "a lane's envelopes are in the log in request order")
+			}
+			require.Equal(t, EnvelopeVersion, e.Version)
+			require.Equal(t, strconv.FormatInt(e.BaseID, 10), msgIDs[k], "the message id is the base id")
+			require.Equal(t, event.SourceWebhook, e.SourceType)
+			require.True(t, e.ReceivedAt.Equal(t0))
+			require.LessOrEqual(t, len(e.Events), 2)
+			for _, it := range e.Events {
+				require.Equal(t, lane, LaneOf(it.Severity))
+			}
+			for _, r := range e.Raw() {
+				byID[r.ID] = r
+			}
+		}
+	}
+	require.Len(t, byID, len(items))
+	for i, id := range ids {
+		r, ok := byID[id]
+		require.True(t, ok, "item %d (id %d) is in the log", i, id)
+		require.JSONEq(t, string(items[i].Data), string(r.Data), "item %d", i)
+		require.Equal(t, "prometheus", r.SourceSystem)
+	}
+	require.InDelta(t, 3, counter(t, in.met.acceptedTotal.WithLabelValues("webhook", "hi")), 0)
+	require.InDelta(t, 4, counter(t, in.met.acceptedTotal.WithLabelValues("webhook", "lo")), 0)
+	require.InDelta(t, 0, counter(t, in.met.inflight), 0)
+
+	t.Run("no items", func(t *testing.T) {
+		ids, err := in.Submit(context.Background(), event.SourceWebhook, nil)
+		require.NoError(t, err)
+		require.Empty(t, ids)
+	})
+	t.Run("a second intake on the same registry shares the metrics", func(t *testing.T) {
+		in2, err := New(Options{Bus: b, IDs: event.NewIDGen(4, nil), Registerer: reg})
+		require.NoError(t, err)
+		require.Same(t, in.met.acceptedTotal, in2.met.acceptedTotal)
+	})
+}
+
+func TestSubmitFullLog(t *testing.T) {
+	b := openBus(t, bus.Options{MaxBytes: 32 << 10})
+	in, err := New(Options{Bus: b, IDs: event.NewIDGen(0, nil)})
+	require.NoError(t, err)
+	big := make([]Item, 200)
+	for i := range big {
+		big[i] = Item{SourceSystem: "s", Severity: event.Info, Data: json.RawMessage(fmt.Sprintf(`{"pad":"%0300d"}`, i))}
+	}
+	_, err = in.Submit(context.Background(), event.SourceWebhook, big)
+	require.ErrorIs(t, err, bus.ErrFull)
+}
+
+func TestNewRequiresDependencies(t *testing.T) {
+	tests := []struct {
+		name string
+		opts Options
+	}{
+		{"no bus", Options{IDs: event.NewIDGen(0, nil)}},
+		{"no ids", Options{Bus: &fakeBus{}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.opts)
+			require.Error(t, err)
+		})
+	}
+}
+
+// fakeBus is a Publisher whose answers the test scripts.
+type fakeBus struct {
+	mu     sync.Mutex
+	calls  []call
+	answer func(n int, c call) error // n counts calls from 0
+	block  chan struct{}
+	start  chan struct{}
+}
+
+type call struct {
+	lane  bus.Lane
+	msgID string
+	data  []byte
+}
+
+func (f *fakeBus) Publish(ctx context.Context, lane bus.Lane, msgID string, data []byte) error {
+	if f.start != nil {
+		f.start <- struct{}{}
+	}
+	if f.block != nil {
+		select {
+		case <-f.block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	f.mu.Lock()
+	c := call{lane, msgID, data}
+	n := len(f.calls)
+	f.calls = append(f.calls, c)
+	f.mu.Unlock()
+	if f.answer != nil {
+		return f.answer(n, c)
+	}
+	return nil
+}
+
+func TestSubmitBusy(t *testing.T) {
+	f := &fakeBus{block: make(chan struct{}), start: make(chan struct{}, 1)}
+	reg := prometheus.NewRegistry()
+	in, err := New(Options{Bus: f, IDs: event.NewIDGen(0, nil), MaxInFlight: 1, Registerer: reg})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() {
+		_, err := in.Submit(context.Background(), event.SourceWebhook, []Item{item(event.Info, "a")})
+		done <- err
+	}()
+	<-f.start // the first submission is waiting for the log
+	_, err = in.Submit(context.Background(), event.SourceWebhook, []Item{item(event.Info, "b")})
+	require.ErrorIs(t, err, ErrBusy)
+	require.InDelta(t, 1, counter(t, in.met.inflight), 0)
+	require.InDelta(t, 1, counter(t, in.met.busy), 0)
+	close(f.block)
+	require.NoError(t, <-done)
+	require.InDelta(t, 0, counter(t, in.met.inflight), 0)
+}
+
+func TestSubmitRetries(t *testing.T) {
+	unavailable := fmt.Errorf("bus: publish lo: %w: no responders", bus.ErrUnavailable)
+	full := fmt.Errorf("bus: publish lo: %w", bus.ErrFull)
+	tests := []struct {
+		name      string
+		answer    func(n int, c call) error
+		wantErr   error
+		wantCalls int
+	}{
+		{"first attempt fails, second succeeds", func(n int, _ call) error {
+			if n == 0 {
+				return unavailable
+			}
+			return nil
+		}, nil, 2},
+		{"every attempt fails", func(int, call) error { return unavailable }, bus.ErrUnavailable, 3},
+		{"a full log is not retried", func(int, call) error { return full }, bus.ErrFull, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeBus{answer: tt.answer}
+			in, err := New(Options{Bus: f, IDs: event.NewIDGen(0, nil), RetryWait: time.Millisecond})
+			require.NoError(t, err)
+			ids, err := in.Submit(context.Background(), event.SourceWebhook, []Item{item(event.Low, "a")})
+			if tt.wantErr != nil {
+				require.ErrorIs(t, err, tt.wantErr)
+				require.Nil(t, ids)
+			} else {
+				require.NoError(t, err)
+				require.Len(t, ids, 1)
+			}
+			require.Len(t, f.calls, tt.wantCalls)
+			for _, c := range f.calls {
+				require.Equal(t, f.calls[0].msgID, c.msgID, "retries keep the message id")
+				require.Equal(t, f.calls[0].data, c.data)
+			}
+		})
+	}
+}
+
+func TestSubmitPartialFailure(t *testing.T) {
+	// The critical envelope is stored, the other is not: Submit fails.
+	f := &fakeBus{answer: func(_ int, c call) error {
+		if c.lane == bus.LaneLo {
+			return fmt.Errorf("bus: %w", bus.ErrFull)
+		}
+		return nil
+	}}
+	in, err := New(Options{Bus: f, IDs: event.NewIDGen(0, nil)})
+	require.NoError(t, err)
+	_, err = in.Submit(context.Background(), event.SourceWebhook, []Item{item(event.Critical, "a"), item(event.Info, "b")})
+	require.ErrorIs(t, err, bus.ErrFull)
+	require.Contains(t, err.Error(), "1 of 2 envelopes")
+}
+
+func TestSubmitInvalidItem(t *testing.T) {
+	f := &fakeBus{}
+	in, err := New(Options{Bus: f, IDs: event.NewIDGen(0, nil)})
+	require.NoError(t, err)
+	items := []Item{item(event.Info, "a"), {SourceSystem: "s", Severity: event.Info, Data: json.RawMessage(`{"x":`)}}
+	_, err = in.Submit(context.Background(), event.SourceWebhook, items)
+	require.ErrorIs(t, err, ErrInvalidItem)
+	var ie *ItemError
+	require.ErrorAs(t, err, &ie)
+	require.Equal(t, 1, ie.Index)
+	require.Empty(t, f.calls, "nothing is published")
+}
+
+func TestPack(t *testing.T) {
+	pad := func(n int) Item {
+		return Item{SourceSystem: "s", Severity: event.Info, Data: json.RawMessage(strconv.Quote(strings.Repeat("x", n)))}
+	}
+	tests := []struct {
+		name      string
+		maxEvents int
+		maxBytes  int
+		items     []Item
+		want      [][]int // indexes per envelope, critical lane first
+	}{
+		{"lanes apart, critical first", 10, 1 << 20,
+			[]Item{item(event.Info, "a"), item(event.Critical, "b"), item(event.Low, "c"), item(event.High, "d")},
+			[][]int{{1, 3}, {0, 2}}},
+		{"by count", 2, 1 << 20,
+			[]Item{item(event.Info, "a"), item(event.Info, "b"), item(event.Info, "c")},
+			[][]int{{0, 1}, {2}}},
+		{"by bytes", 100, 1200,
+			[]Item{pad(400), pad(400), pad(400), pad(2000), pad(10)},
+			[][]int{{0, 1}, {2}, {3}, {4}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in, err := New(Options{Bus: &fakeBus{}, IDs: event.NewIDGen(0, nil), MaxEventsPerMessage: tt.maxEvents, MaxMessageBytes: tt.maxBytes})
+			require.NoError(t, err)
+			var got [][]int
+			for _, e := range in.pack(tt.items) {
+				got = append(got, e.idx)
+				data := encode(1, t0, event.SourceWebhook, tt.items, e.idx)
+				if len(e.idx) > 1 {
+					require.LessOrEqual(t, len(data), tt.maxBytes)
+				}
+			}
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestEncode(t *testing.T) {
+	tests := []struct {
+		name  string
+		items []Item
+	}{
+		{"plain", []Item{item(event.Critical, "web-01")}},
+		{"escapes", []Item{{SourceSystem: "a\"b\\c\n\t\r\x01\x1f</script>", Severity: event.Low, Data: json.RawMessage(`{"k": [1, 2.5, "x"]}`)}}},
+		{"unicode", []Item{{SourceSystem: "zabbix-äöü-日本-\u2028", Severity: event.Info, Data: json.RawMessage(`"ok"`)}}},
+		{"invalid utf-8", []Item{{SourceSystem: "bad\xff\xfebytes", Severity: event.Info, Data: json.RawMessage(`null`)}}},
+		{"empty data", []Item{{SourceSystem: "", Severity: "", Data: nil}}},
+		{"several", []Item{item(event.Info, "a"), item(event.High, "b"), item(event.Low, "c")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			idx := make([]int, len(tt.items))
+			for i := range idx {
+				idx[i] = i
+			}
+			got := encode(987654321, t0, event.SourceSyslog, tt.items, idx)
+			require.True(t, json.Valid(got), "%s", got)
+
+			want := Envelope{Version: EnvelopeVersion, BaseID: 987654321, ReceivedAt: t0, SourceType: event.SourceSyslog}
+			for _, it := range tt.items {
+				if it.Data == nil {
+					it.Data = json.RawMessage("null")
+				}
+				want.Events = append(want.Events, it)
+			}
+			wantJSON, err := json.Marshal(want)
+			require.NoError(t, err)
+			require.JSONEq(t, string(wantJSON), string(got))
+
+			var back Envelope
+			require.NoError(t, json.Unmarshal(got, &back))
+			require.Equal(t, want.BaseID, back.BaseID)
+			require.True(t, back.ReceivedAt.Equal(t0))
+			require.Len(t, back.Events, len(tt.items))
+		})
+	}
+}
+
+func FuzzEncode(f *testing.F) {
+	f.Add("prometheus", "critical", []byte(`{"host":"a"}`))
+	f.Add("a\"b\\\n", "", []byte(`[1,2]`))
+	f.Add("\xff\xfe", "low", []byte(`"x"`))
+	f.Fuzz(func(t *testing.T, source, severity string, data []byte) {
+		if !json.Valid(data) {
+			return
+		}
+		items := []Item{{SourceSystem: source, Severity: event.Severity(severity), Data: data}}
+		got := encode(1, t0, event.SourceWebhook, items, []int{0})
+		if !json.Valid(got) {
+			t.Fatalf("invalid JSON: %q", got)
+		}
+		var back Envelope
+		if err := json.Unmarshal(got, &back); err != nil {
+			t.Fatal(err)
+		}
+		// encoding/json decodes our output as it would its own.
+		want, _ := json.Marshal(Envelope{Version: EnvelopeVersion, BaseID: 1, ReceivedAt: t0, SourceType: event.SourceWebhook, Events: items})
+		var wantBack Envelope
+		if err := json.Unmarshal(want, &wantBack); err != nil {
+			t.Fatal(err)
+		}
+		if back.Events[0].SourceSystem != wantBack.Events[0].SourceSystem || back.Events[0].Severity != wantBack.Events[0].Severity {
+			t.Fatalf("round trip: got %q/%q, want %q/%q", back.Events[0].SourceSystem, back.Events[0].Severity, wantBack.Events[0].SourceSystem, wantBack.Events[0].Severity)
+		}
+	})
+}
+
+var errSentinel = errors.New("x")
+
+func TestItemError(t *testing.T) {
+	e := &ItemError{Index: 2, Err: errSentinel}
+	require.ErrorIs(t, e, ErrInvalidItem)
+	require.Contains(t, e.Error(), "item 2")
+}

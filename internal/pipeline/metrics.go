@@ -1,0 +1,121 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/reflex-ops/reflex/internal/event"
+)
+
+// runnerMetrics are a runner's metrics. Runners of several lanes that share
+// a Registerer share the collectors; lane-labelled series are curried to
+// the runner's lane.
+type runnerMetrics struct {
+	processedTotal *prometheus.CounterVec
+	stage          *prometheus.HistogramVec
+	latency        prometheus.Observer
+	storeSize      prometheus.Histogram
+	storeDuration  prometheus.Histogram
+	failures       *prometheus.CounterVec
+	corrupt        *prometheus.CounterVec
+	replayed       prometheus.Counter
+}
+
+func newRunnerMetrics(reg prometheus.Registerer, lane string) (*runnerMetrics, error) {
+	processed := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "reflex_events_processed_total",
+		Help: "Raw events processed and stored by the pipeline, by source type.",
+	}, []string{"source_type"})
+	stage := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "reflex_stage_duration_seconds",
+		Help:    "Time per batch of each pipeline step: normalize, the partitioned stages, store (retries included).",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18), // 0.1ms .. ~13s
+	}, []string{"stage"})
+	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "reflex_intake_to_processed_seconds",
+		Help:    "Time from an event's acceptance at intake to its batch being stored, by lane.",
+		Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+	}, []string{"lane"})
+	size := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "reflex_store_batch_size",
+		Help:    "Raw events per stored batch.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 17), // 1 .. 65536
+	})
+	dur := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "reflex_store_batch_duration_seconds",
+		Help:    "Time of one successful store write of a batch.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16), // 0.5ms .. ~16s
+	})
+	failures := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "reflex_pipeline_batch_failures_total",
+		Help: "Failed attempts at a batch, by lane and step (stored_ids, normalize, stages, store).",
+	}, []string{"lane", "step"})
+	corrupt := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "reflex_pipeline_corrupt_messages_total",
+		Help: "Intake log messages that were not valid envelopes, by lane and action (stored as a raw event with an error, or terminated).",
+	}, []string{"lane", "action"})
+	replayed := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "reflex_pipeline_replayed_events_total",
+		Help: "Raw events delivered again after they had been stored, skipped, by lane.",
+	}, []string{"lane"})
+
+	if reg != nil {
+		var err error
+		if processed, err = register(reg, processed); err != nil {
+			return nil, err
+		}
+		if stage, err = register(reg, stage); err != nil {
+			return nil, err
+		}
+		if latency, err = register(reg, latency); err != nil {
+			return nil, err
+		}
+		if size, err = register(reg, size); err != nil {
+			return nil, err
+		}
+		if dur, err = register(reg, dur); err != nil {
+			return nil, err
+		}
+		if failures, err = register(reg, failures); err != nil {
+			return nil, err
+		}
+		if corrupt, err = register(reg, corrupt); err != nil {
+			return nil, err
+		}
+		if replayed, err = register(reg, replayed); err != nil {
+			return nil, err
+		}
+	}
+	l := prometheus.Labels{"lane": lane}
+	return &runnerMetrics{
+		processedTotal: processed,
+		stage:          stage,
+		latency:        latency.With(l),
+		storeSize:      size,
+		storeDuration:  dur,
+		failures:       failures.MustCurryWith(l),
+		corrupt:        corrupt.MustCurryWith(l),
+		replayed:       replayed.With(l),
+	}, nil
+}
+
+func (m *runnerMetrics) processed(src event.SourceType, n int) {
+	m.processedTotal.WithLabelValues(string(src)).Add(float64(n))
+}
+
+// register registers c, or returns the collector already registered under
+// its name (the runner of another lane registered it).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if ex, ok := are.ExistingCollector.(C); ok {
+				return ex, nil
+			}
+		}
+		return c, fmt.Errorf("pipeline: register metrics: %w", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,591 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/reflex-ops/reflex/internal/bus"
+	"github.com/reflex-ops/reflex/internal/event"
+	"github.com/reflex-ops/reflex/internal/intake"
+	"github.com/reflex-ops/reflex/internal/store"
+)
+
+// Consumer hands out batches of intake log messages. *bus.Consumer
+// implements it. Next is called from one goroutine at a time.
+type Consumer interface {
+	Next(ctx context.Context) ([]bus.Msg, error)
+}
+
+var _ Consumer = (*bus.Consumer)(nil)
+
+// Store is what the runner needs of storage. store.Store implements it.
+type Store interface {
+	WriteBatch(ctx context.Context, b *store.Batch) error
+	StoredRawIDs(ctx context.Context, ids []int64) (map[int64]bool, error)
+}
+
+var _ Store = store.Store(nil)
+
+// Defaults of RunnerOptions.
+const (
+	DefaultRetryMin     = time.Second
+	DefaultRetryMax     = 30 * time.Second
+	DefaultDrainTimeout = 30 * time.Second
+)
+
+// SourceUnknown is the source type of the raw event the runner stores for
+// an intake message it cannot decode.
+const SourceUnknown event.SourceType = "unknown"
+
+// RunnerOptions configure NewRunner. Consumer, Normalize and Store are
+// required.
+type RunnerOptions struct {
+	// Consumer is the lane's intake log consumer.
+	Consumer Consumer
+	// Lane names the lane in metrics and logs ("hi", "lo").
+	Lane string
+	// Normalize runs over each whole batch first: it turns b.Raw into
+	// b.Events (or records an Outcome for a raw event it rejects).
+	Normalize Stage
+	// Stages run after Normalize on sub-batches of disjoint hosts (one per
+	// partition), concurrently: MultiStage{enrich, noise, correlate,
+	// score}. Nil runs none.
+	Stages Stage
+	// Workers is the number of partitions (default runtime.GOMAXPROCS(0)).
+	Workers int
+	// Locks, when several runners (one per lane) share stages, makes them
+	// process one partition at a time between them, so that a host's
+	// events are never in two stages' hands at once. Its length sets
+	// Workers. Nil: the runner's own.
+	Locks *PartitionLocks
+	// Store stores each batch.
+	Store Store
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger receives the runner's logs (nil: none).
+	Logger *slog.Logger
+	// Registerer registers the runner's metrics (nil: not registered).
+	// Runners of several lanes may share one.
+	Registerer prometheus.Registerer
+	// OnStored, if set, is called with the new processed events of each
+	// batch once the batch is stored and before its messages are
+	// acknowledged (for the trigger-rule engine). A crash between the two
+	// means the redelivered batch is found stored and skipped: OnStored
+	// sees each event at most once.
+	OnStored func(ctx context.Context, events []event.Event)
+	// RetryMin and RetryMax bound the exponential backoff between store
+	// attempts (defaults 1s and 30s).
+	RetryMin, RetryMax time.Duration
+	// DrainTimeout bounds how long the batch in hand may take to finish
+	// once Run's context ends (default 30s); a batch cut short is not
+	// acknowledged and is redelivered later.
+	DrainTimeout time.Duration
+}
+
+// Runner takes batches from one lane of the intake log, runs the stages
+// over them and stores them.
+type Runner struct {
+	opts    RunnerOptions
+	log     *slog.Logger
+	workers int
+	locks   *PartitionLocks
+	met     *runnerMetrics
+}
+
+// NewRunner returns a Runner.
+func NewRunner(opts RunnerOptions) (*Runner, error) {
+	if opts.Consumer == nil {
+		return nil, errors.New("pipeline: RunnerOptions.Consumer is required")
+	}
+	if opts.Normalize == nil {
+		return nil, errors.New("pipeline: RunnerOptions.Normalize is required")
+	}
+	if opts.Store == nil {
+		return nil, errors.New("pipeline: RunnerOptions.Store is required")
+	}
+	if opts.Lane == "" {
+		opts.Lane = "default"
+	}
+	if opts.Locks != nil {
+		if opts.Workers > 0 && opts.Workers != opts.Locks.Len() {
+			return nil, fmt.Errorf("pipeline: Workers %d differs from the %d partitions of Locks", opts.Workers, opts.Locks.Len())
+		}
+		opts.Workers = opts.Locks.Len()
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.Locks == nil {
+		opts.Locks = NewPartitionLocks(opts.Workers)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.RetryMin <= 0 {
+		opts.RetryMin = DefaultRetryMin
+	}
+	if opts.RetryMax < opts.RetryMin {
+		opts.RetryMax = max(DefaultRetryMax, opts.RetryMin)
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = DefaultDrainTimeout
+	}
+	met, err := newRunnerMetrics(opts.Registerer, opts.Lane)
+	if err != nil {
+		return nil, err
+	}
+	return &Runner{
+		opts:    opts,
+		log:     opts.Logger,
+		workers: opts.Workers,
+		locks:   opts.Locks,
+		met:     met,
+	}, nil
+}
+
+// PartitionLocks serializes the processing of each partition among the
+// runners that share it.
+type PartitionLocks struct {
+	mu []sync.Mutex
+}
+
+// NewPartitionLocks returns locks for n partitions (at least 1).
+func NewPartitionLocks(n int) *PartitionLocks {
+	return &PartitionLocks{mu: make([]sync.Mutex, max(1, n))}
+}
+
+// Len is the number of partitions.
+func (l *PartitionLocks) Len() int { return len(l.mu) }
+
+// Run processes batches until ctx ends, then finishes the batch in hand
+// (within DrainTimeout) and returns nil. It returns an error only if the
+// consumer fails for good (it was closed).
+func (r *Runner) Run(ctx context.Context) error {
+	wait := r.opts.RetryMin
+	for {
+		msgs, err := r.opts.Consumer.Next(ctx)
+		if len(msgs) > 0 {
+			bctx, done := r.batchContext(ctx)
+			r.handle(bctx, msgs)
+			done()
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			wait = r.opts.RetryMin
+			continue
+		}
+		if errors.Is(err, bus.ErrClosed) {
+			return fmt.Errorf("pipeline: %s lane: %w", r.opts.Lane, err)
+		}
+		r.log.Error("intake log read failed", "err", err)
+		if !sleep(ctx, wait) {
+			return nil
+		}
+		wait = min(2*wait, r.opts.RetryMax)
+	}
+}
+
+// batchContext returns the context of one batch: it outlives ctx by at most
+// DrainTimeout, so that a stop finishes the batch in hand.
+func (r *Runner) batchContext(ctx context.Context) (context.Context, func()) {
+	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var mu sync.Mutex
+	var timer *time.Timer
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		timer = time.AfterFunc(r.opts.DrainTimeout, cancel)
+		mu.Unlock()
+	})
+	return bctx, func() {
+		stop()
+		mu.Lock()
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		cancel()
+	}
+}
+
+// handle processes one batch of messages and acknowledges them once it is
+// stored. On failure it leaves them for redelivery.
+func (r *Runner) handle(ctx context.Context, msgs []bus.Msg) {
+	raws, corrupt, live := r.decode(msgs)
+
+	// Skip what storage already has: redeliveries after a crash or a lost
+	// ack, and envelopes published twice.
+	if len(raws)+len(corrupt) > 0 {
+		ids := make([]int64, 0, len(raws)+len(corrupt))
+		for _, rw := range raws {
+			ids = append(ids, rw.ID)
+		}
+		for _, rw := range corrupt {
+			ids = append(ids, rw.ID)
+		}
+		var stored map[int64]bool
+		if !r.retry(ctx, "stored_ids", live, func() error {
+			var err error
+			stored, err = r.opts.Store.StoredRawIDs(ctx, ids)
+			return err
+		}) {
+			return
+		}
+		if len(stored) > 0 {
+			before := len(raws) + len(corrupt)
+			raws = slices.DeleteFunc(raws, func(rw event.Raw) bool { return stored[rw.ID] })
+			corrupt = slices.DeleteFunc(corrupt, func(rw event.Raw) bool { return stored[rw.ID] })
+			r.met.replayed.Add(float64(before - len(raws) - len(corrupt)))
+		}
+	}
+	if len(raws)+len(corrupt) == 0 {
+		r.ack(live)
+		return
+	}
+
+	b := &Batch{Now: r.opts.Now(), Raw: raws}
+	if len(raws) > 0 {
+		start := time.Now()
+		err := r.process(ctx, r.opts.Normalize, b)
+		r.met.stage.WithLabelValues("normalize").Observe(time.Since(start).Seconds())
+		if err != nil {
+			r.stageFailed(ctx, live, "normalize", err)
+			return
+		}
+		if r.opts.Stages != nil && len(b.Events) > 0 {
+			start := time.Now()
+			err := r.runStages(ctx, b)
+			r.met.stage.WithLabelValues("stages").Observe(time.Since(start).Seconds())
+			if err != nil {
+				r.stageFailed(ctx, live, "stages", err)
+				return
+			}
+		}
+	}
+	for _, rw := range corrupt {
+		// ToStore turns the outcome into the raw event's processing error.
+		reason := rw.ProcessingErrors[0]
+		rw.ProcessingErrors = nil
+		b.Raw = append(b.Raw, rw)
+		b.SetOutcome(rw.ID, Outcome{Error: reason})
+	}
+	sb := b.ToStore()
+
+	// Store, retrying the same batch: the stages' state has advanced, so
+	// they must not run over these events again.
+	start := time.Now()
+	if !r.retry(ctx, "store", live, func() error {
+		t := time.Now()
+		err := r.opts.Store.WriteBatch(ctx, sb)
+		if err == nil {
+			r.met.storeDuration.Observe(time.Since(t).Seconds())
+		}
+		return err
+	}) {
+		return
+	}
+	r.met.stage.WithLabelValues("store").Observe(time.Since(start).Seconds())
+	r.met.storeSize.Observe(float64(len(sb.Raw)))
+
+	now := r.opts.Now()
+	bySource := make(map[event.SourceType]int, 1)
+	for _, rw := range sb.Raw {
+		bySource[rw.SourceType]++
+		r.met.latency.Observe(max(0, now.Sub(event.TimeOfID(rw.ID)).Seconds()))
+	}
+	for src, n := range bySource {
+		r.met.processed(src, n)
+	}
+	if r.opts.OnStored != nil && len(sb.New) > 0 {
+		r.opts.OnStored(ctx, sb.New)
+	}
+	r.ack(live)
+}
+
+// decode turns messages into raw events. A message that is not a valid
+// envelope becomes one raw event holding its bytes and the error, under
+// the envelope's base id (its message id), so that it is kept, visible and
+// never redelivered forever; one without a usable message id is
+// terminated. live is the messages to acknowledge once the batch is
+// stored.
+func (r *Runner) decode(msgs []bus.Msg) (raws, corrupt []event.Raw, live []bus.Msg) {
+	seen := make(map[int64]bool)
+	live = make([]bus.Msg, 0, len(msgs))
+	for _, m := range msgs {
+		var env intake.Envelope
+		err := json.Unmarshal(m.Data, &env)
+		switch {
+		case err != nil:
+		case env.Version < 0 || env.Version > intake.EnvelopeVersion:
+			err = fmt.Errorf("unsupported envelope version %d", env.Version)
+		case len(env.Events) > 0 && env.BaseID <= 0:
+			err = fmt.Errorf("envelope without a base id")
+		case len(env.Events) > event.MaxBlock:
+			err = fmt.Errorf("envelope of %d events, more than %d", len(env.Events), event.MaxBlock)
+		}
+		if err != nil {
+			id, perr := strconv.ParseInt(m.MsgID, 10, 64)
+			if perr != nil || id <= 0 {
+				r.log.Error("dropping an intake message that is not an envelope and has no event id",
+					"msg_id", m.MsgID, "bytes", len(m.Data), "err", err)
+				r.met.corrupt.WithLabelValues("terminated").Inc()
+				if terr := m.Term(); terr != nil {
+					r.log.Warn("terminate intake message", "msg_id", m.MsgID, "err", terr)
+				}
+				continue
+			}
+			r.log.Error("storing an intake message that is not an envelope as a raw event with an error",
+				"event_id", id, "bytes", len(m.Data), "err", err)
+			r.met.corrupt.WithLabelValues("stored").Inc()
+			live = append(live, m)
+			if seen[id] {
+				r.met.replayed.Inc()
+				continue
+			}
+			seen[id] = true
+			data, _ := json.Marshal(string(m.Data)) // a JSON string; invalid UTF-8 replaced
+			corrupt = append(corrupt, event.Raw{
+				ID:               id,
+				SourceSystem:     string(SourceUnknown),
+				SourceType:       SourceUnknown,
+				Data:             data,
+				ReceivedAt:       event.TimeOfID(id),
+				ProcessingErrors: []string{"corrupt intake message: " + err.Error()},
+			})
+			continue
+		}
+		live = append(live, m)
+		for _, rw := range env.Raw() {
+			if seen[rw.ID] {
+				r.met.replayed.Inc() // the same envelope twice in one batch
+				continue
+			}
+			seen[rw.ID] = true
+			raws = append(raws, rw)
+		}
+	}
+	return raws, corrupt, live
+}
+
+// runStages splits b by partition, runs the stages on the parts
+// concurrently and merges the results into b.
+func (r *Runner) runStages(ctx context.Context, b *Batch) error {
+	parts := r.split(b)
+	errs := make([]error, len(parts))
+	run := func(i int) {
+		p := parts[i]
+		r.locks.mu[p.partition].Lock()
+		defer r.locks.mu[p.partition].Unlock()
+		errs[i] = r.process(ctx, r.opts.Stages, p.b)
+	}
+	if len(parts) == 1 {
+		run(0)
+	} else {
+		var wg sync.WaitGroup
+		for i := range parts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				run(i)
+			}()
+		}
+		wg.Wait()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	merge(b, parts)
+	return nil
+}
+
+// process runs a stage, turning a panic into an error so that one bad
+// batch does not stop the process; the batch is then redelivered like one
+// that failed.
+func (r *Runner) process(ctx context.Context, s Stage, b *Batch) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error("stage panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = fmt.Errorf("pipeline: stage panicked: %v", p)
+		}
+	}()
+	return s.Process(ctx, b)
+}
+
+type part struct {
+	partition int
+	b         *Batch
+}
+
+// split divides the events of b among partitions by host. Each part holds
+// its events and their raw events, in intake order, and nothing else.
+func (r *Runner) split(b *Batch) []part {
+	rawAt := make(map[int64]int, len(b.Raw))
+	for i, rw := range b.Raw {
+		rawAt[rw.ID] = i
+	}
+	byPartition := make([]*Batch, r.workers)
+	var parts []part
+	for _, e := range b.Events {
+		p := Partition(e.SourceHost, r.workers)
+		sb := byPartition[p]
+		if sb == nil {
+			sb = &Batch{Now: b.Now}
+			byPartition[p] = sb
+			parts = append(parts, part{partition: p, b: sb})
+		}
+		sb.Events = append(sb.Events, e)
+		if i, ok := rawAt[e.RawEventID]; ok {
+			sb.Raw = append(sb.Raw, b.Raw[i])
+			delete(rawAt, e.RawEventID)
+		}
+	}
+	return parts
+}
+
+// merge puts the parts' results back into b. Where parts report the same
+// repeat or correlation row (state shared across hosts), the most advanced
+// wins: occurrence counts and correlation groups only grow.
+func merge(b *Batch, parts []part) {
+	b.Events = b.Events[:0]
+	repAt := make(map[int64]int, len(b.Repeats))
+	for i, rep := range b.Repeats {
+		repAt[rep.EventID] = i
+	}
+	for _, p := range parts {
+		b.Events = append(b.Events, p.b.Events...)
+		for id, o := range p.b.Outcomes {
+			b.SetOutcome(id, o)
+		}
+		for _, rep := range p.b.Repeats {
+			if i, ok := repAt[rep.EventID]; ok {
+				if rep.OccurrenceCount >= b.Repeats[i].OccurrenceCount {
+					b.Repeats[i] = rep
+				}
+				continue
+			}
+			repAt[rep.EventID] = len(b.Repeats)
+			b.Repeats = append(b.Repeats, rep)
+		}
+	}
+	if len(parts) > 1 {
+		slices.SortStableFunc(b.Events, func(x, y *event.Event) int {
+			switch {
+			case x.RawEventID < y.RawEventID:
+				return -1
+			case x.RawEventID > y.RawEventID:
+				return 1
+			}
+			return 0
+		})
+	}
+	at := make(map[string]int, len(b.Correlations))
+	for i, c := range b.Correlations {
+		at[c.CorrelationID] = i
+	}
+	for _, p := range parts {
+		for _, c := range p.b.Correlations {
+			if i, ok := at[c.CorrelationID]; ok {
+				if len(c.RelatedEventIDs) >= len(b.Correlations[i].RelatedEventIDs) {
+					b.Correlations[i] = c
+				}
+				continue
+			}
+			at[c.CorrelationID] = len(b.Correlations)
+			b.Correlations = append(b.Correlations, c)
+		}
+	}
+}
+
+// retry calls f until it succeeds, with exponential backoff between
+// attempts, keeping msgs from being redelivered meanwhile. It reports
+// false if ctx ended first; the messages are then left unacknowledged.
+func (r *Runner) retry(ctx context.Context, what string, msgs []bus.Msg, f func() error) bool {
+	wait := r.opts.RetryMin
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil {
+			if attempt > 1 {
+				r.log.Info("batch succeeded after retries", "step", what, "attempts", attempt)
+			}
+			return true
+		}
+		if ctx.Err() != nil {
+			r.log.Warn("batch abandoned at stop; it will be redelivered", "step", what, "err", err)
+			return false
+		}
+		r.met.failures.WithLabelValues(what).Inc()
+		r.log.Error("batch failed; retrying", "step", what, "attempt", attempt, "retry_in", wait, "err", err)
+		for i := range msgs {
+			if err := msgs[i].InProgress(); err != nil {
+				r.log.Warn("extend intake message ack deadline", "msg_id", msgs[i].MsgID, "err", err)
+			}
+		}
+		if !sleep(ctx, wait) {
+			r.log.Warn("batch abandoned at stop; it will be redelivered", "step", what)
+			return false
+		}
+		wait = min(2*wait, r.opts.RetryMax)
+	}
+}
+
+// stageFailed gives the messages back for redelivery after a backoff that
+// grows with their delivery count.
+func (r *Runner) stageFailed(ctx context.Context, msgs []bus.Msg, stage string, err error) {
+	if ctx.Err() != nil {
+		r.log.Warn("batch abandoned at stop; it will be redelivered", "step", stage, "err", err)
+		return
+	}
+	r.met.failures.WithLabelValues(stage).Inc()
+	var n uint64
+	for _, m := range msgs {
+		n = max(n, m.NumDelivered)
+	}
+	delay := r.opts.RetryMin
+	for i := uint64(1); i < n && delay < r.opts.RetryMax; i++ {
+		delay *= 2
+	}
+	delay = min(delay, r.opts.RetryMax)
+	r.log.Error("stage failed; batch returned to the intake log", "step", stage, "messages", len(msgs), "redeliver_in", delay, "err", err)
+	for i := range msgs {
+		if err := msgs[i].Nak(delay); err != nil {
+			r.log.Warn("nak intake message", "msg_id", msgs[i].MsgID, "err", err)
+		}
+	}
+}
+
+func (r *Runner) ack(msgs []bus.Msg) {
+	for i := range msgs {
+		if err := msgs[i].Ack(); err != nil {
+			// The message comes back after AckWait and is skipped as
+			// stored.
+			r.log.Warn("ack intake message", "msg_id", msgs[i].MsgID, "err", err)
+		}
+	}
+}
+
+// sleep waits d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
