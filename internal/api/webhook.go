@@ -126,6 +126,8 @@ func (s *eventsAPI) submitFailed(w http.ResponseWriter, r *http.Request, err err
 	case errors.Is(err, intake.ErrBusy):
 		w.Header().Set("Retry-After", retryBusy)
 		writeError(w, http.StatusTooManyRequests, "intake is busy: retry after 1 second; nothing of this request was accepted", "")
+	case errors.Is(err, bus.ErrTooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, "an event is larger than the intake log's message limit; nothing of this request was acknowledged", "")
 	case errors.Is(err, bus.ErrFull), errors.Is(err, bus.ErrUnavailable):
 		s.logger.LogAttrs(r.Context(), slog.LevelWarn, "api: intake refused a batch", slog.Any("err", err))
 		w.Header().Set("Retry-After", retryUnavailable)

@@ -40,7 +40,10 @@ type Options struct {
 	// catch up; default 2m.
 	Drain    time.Duration
 	Progress io.Writer // progress lines; nil for none
-	Client   *http.Client
+	// OnAccepted, if set, is called with the ids of every accepted batch
+	// (concurrently, from the posting goroutines).
+	OnAccepted func(ids []int64)
+	Client     *http.Client
 }
 
 func (o *Options) defaults() {
@@ -250,11 +253,17 @@ func (g *generator) send(ctx context.Context, body []byte, n int) {
 		if err != nil {
 			if ctx.Err() == nil {
 				g.c.errors.Add(1)
+				// The server is down or restarting: do not spin.
+				select {
+				case <-ctx.Done():
+				case <-time.After(50 * time.Millisecond):
+				}
 			}
 			return
 		}
 		var out struct {
-			Accepted int `json:"accepted"`
+			Accepted int     `json:"accepted"`
+			IDs      []int64 `json:"ids"`
 		}
 		_ = json.NewDecoder(resp.Body).Decode(&out)
 		_, _ = io.Copy(io.Discard, resp.Body)
@@ -262,6 +271,9 @@ func (g *generator) send(ctx context.Context, body []byte, n int) {
 		switch {
 		case resp.StatusCode == http.StatusAccepted:
 			g.c.accepted.Add(int64(out.Accepted))
+			if g.o.OnAccepted != nil {
+				g.o.OnAccepted(out.IDs)
+			}
 			g.c.rejected.Add(int64(n - out.Accepted))
 			return
 		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:

@@ -1,0 +1,69 @@
+// Command reflex is the reflex server and its command-line client.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `reflex: event-driven operations
+
+Usage:
+  reflex server [flags]    run the Event Processing (:3009) and Autonomous Response (:3011) services
+  reflex migrate [flags]   apply the database migrations and exit
+  reflex send [flags]      post an event to a running server
+  reflex loadgen [flags]   post events at a set rate and report throughput and latency
+  reflex version           print the version
+
+Run 'reflex <command> --help' for the flags of a command.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "server":
+		err = runServer(ctx, args[1:], stderr)
+	case "migrate":
+		err = runMigrate(ctx, args[1:], stderr)
+	case "send":
+		err = runSend(ctx, args[1:], stdout, stderr)
+	case "loadgen":
+		err = runLoadgen(ctx, args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "reflex %s\n", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "reflex: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	default:
+		fmt.Fprintf(stderr, "reflex: %v\n", err)
+		return 1
+	}
+}

@@ -1,0 +1,162 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/reflex-ops/reflex/internal/bus"
+	"github.com/reflex-ops/reflex/internal/correlate"
+	"github.com/reflex-ops/reflex/internal/enrich"
+	"github.com/reflex-ops/reflex/internal/noise"
+	"github.com/reflex-ops/reflex/internal/normalize"
+	"github.com/reflex-ops/reflex/internal/pipeline"
+	"github.com/reflex-ops/reflex/internal/severity"
+)
+
+// Lane settings: the critical lane takes small batches and lingers briefly;
+// the low lane takes large batches, since the store costs less per event in
+// large transactions.
+var lanes = []struct {
+	lane     bus.Lane
+	maxBatch int // intake messages per batch
+	linger   time.Duration
+}{
+	{bus.LaneHi, 16, 2 * time.Millisecond},
+	{bus.LaneLo, 32, 20 * time.Millisecond},
+}
+
+// processing is the pipeline of the Event Processing Service: the stages
+// and one runner per lane.
+type processing struct {
+	inventory *enrich.Inventory
+	dedup     *noise.Dedup
+	corr      *correlate.Correlator
+	runners   []*pipeline.Runner
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex
+	errs   []error
+}
+
+func newProcessing(ctx context.Context, s *Server) (*processing, error) {
+	p := &processing{inventory: enrich.NewInventory(), done: make(chan struct{})}
+	if s.cfg.AssetsFile != "" {
+		assets, err := enrich.LoadFile(s.cfg.AssetsFile)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range assets {
+			a.UpdatedAt = s.now()
+			if err := s.store.PutAsset(ctx, a); err != nil {
+				return nil, fmt.Errorf("server: load assets: %w", err)
+			}
+		}
+		s.log.Info("loaded asset inventory", "file", s.cfg.AssetsFile, "assets", len(assets))
+	}
+	if err := p.inventory.Load(ctx, s.store); err != nil {
+		return nil, err
+	}
+
+	var err error
+	nopts := noise.Options{Window: time.Duration(s.cfg.DedupWindow), Rate: s.cfg.RateLimit, Burst: s.cfg.RateBurst, Registerer: s.reg}
+	p.dedup, err = noise.NewDedup(nopts)
+	if err != nil {
+		return nil, err
+	}
+	// The limiter runs before dedup and charges no token for repeats.
+	limiter, err := noise.NewRateLimiter(nopts, p.dedup)
+	if err != nil {
+		return nil, err
+	}
+	p.corr, err = correlate.New(correlate.Options{
+		Window:       time.Duration(s.cfg.CorrelationWin),
+		CausalWindow: time.Duration(s.cfg.CausalWindow),
+		Registerer:   s.reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	scorer, err := severity.New(severity.Options{Registerer: s.reg})
+	if err != nil {
+		return nil, err
+	}
+	enricher, err := enrich.New(p.inventory, enrich.Options{Registerer: s.reg})
+	if err != nil {
+		return nil, err
+	}
+
+	// Warm the windows from what was stored recently, so that a restart
+	// does not forget them.
+	window := max(time.Duration(s.cfg.DedupWindow), time.Duration(s.cfg.CorrelationWin), time.Duration(s.cfg.CausalWindow))
+	recent, err := s.store.RecentEvents(ctx, s.now().Add(-window), 100000)
+	if err != nil {
+		return nil, err
+	}
+	p.dedup.Warm(recent)
+	p.corr.Warm(recent)
+
+	norm := normalize.New(normalize.Options{MaxAge: time.Duration(s.cfg.Retention)})
+	stages := pipeline.MultiStage{enricher, limiter, p.dedup, p.corr, scorer}
+	for _, l := range lanes {
+		cons, err := s.bus.Consume(ctx, l.lane, bus.ConsumeOptions{MaxBatch: l.maxBatch, Linger: l.linger})
+		if err != nil {
+			return nil, err
+		}
+		r, err := pipeline.NewRunner(pipeline.RunnerOptions{
+			Consumer:   cons,
+			Lane:       string(l.lane),
+			Normalize:  norm,
+			Stages:     stages,
+			Workers:    s.cfg.Workers,
+			Store:      s.store,
+			Now:        s.now,
+			Logger:     s.log.With("component", "pipeline", "lane", string(l.lane)),
+			Registerer: s.reg,
+		})
+		if err != nil {
+			return nil, err
+		}
+		p.runners = append(p.runners, r)
+	}
+	return p, nil
+}
+
+// start runs every runner until stop.
+func (p *processing) start(ctx context.Context, wg *sync.WaitGroup) {
+	ctx, p.cancel = context.WithCancel(ctx)
+	var runners sync.WaitGroup
+	for _, r := range p.runners {
+		runners.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer runners.Done()
+			if err := r.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				p.mu.Lock()
+				p.errs = append(p.errs, err)
+				p.mu.Unlock()
+			}
+		}()
+	}
+	go func() { runners.Wait(); close(p.done) }()
+}
+
+// stop asks the runners to finish their current batch and waits for them.
+func (p *processing) stop(ctx context.Context) error {
+	if p.cancel == nil {
+		return nil
+	}
+	p.cancel()
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return fmt.Errorf("server: pipeline did not drain: %w", ctx.Err())
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return errors.Join(p.errs...)
+}
