@@ -47,6 +47,7 @@ type Config struct {
 	MaxInFlight    int      `yaml:"max-inflight"`
 	NodeID         int      `yaml:"node-id"`
 	ShutdownGrace  Duration `yaml:"shutdown-timeout"`
+	PprofAddr      string   `yaml:"pprof-addr"`
 }
 
 // Default returns the embedded defaults: both services, SQLite and an
@@ -111,6 +112,7 @@ var options = []option{
 	{"workers", "pipeline partitions processed in parallel (0: number of CPUs)", func(c *Config) flag.Value { return (*intValue)(&c.Workers) }},
 	{"max-inflight", "concurrent intake submissions; beyond it intake answers 429", func(c *Config) flag.Value { return (*intValue)(&c.MaxInFlight) }},
 	{"node-id", "instance number 0-63, part of every event id; unique per instance sharing one database", func(c *Config) flag.Value { return (*intValue)(&c.NodeID) }},
+	{"pprof-addr", "serve Go's net/http/pprof profiles on this address (empty: off; bind it to localhost)", func(c *Config) flag.Value { return (*stringValue)(&c.PprofAddr) }},
 	{"shutdown-timeout", "how long SIGTERM waits for intake to stop and the pipeline to drain", func(c *Config) flag.Value { return &c.ShutdownGrace }},
 }
 
@@ -209,6 +211,11 @@ func (c Config) Validate() error {
 	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		bad("database-url", "must start with postgres:// or postgresql://")
+	}
+	if c.PprofAddr != "" {
+		if _, _, err := net.SplitHostPort(c.PprofAddr); err != nil {
+			bad("pprof-addr", "%q is not host:port: %v", c.PprofAddr, err)
+		}
 	}
 	if c.NATSURL != "" && c.NATSListen != "" {
 		bad("nats-listen", "only applies to the embedded NATS server, but nats-url is set")

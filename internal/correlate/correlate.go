@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -27,7 +26,7 @@ import (
 const (
 	DefaultWindow       = 5 * time.Minute
 	DefaultCausalWindow = 15 * time.Minute
-	DefaultMaxRelated   = 500
+	DefaultMaxRelated   = 100
 	DefaultMaxKeys      = 100_000
 )
 
@@ -98,6 +97,11 @@ type group struct {
 	related   []int64   // at most maxRelated
 	count     int       // events in the group, the primary included
 	sev       [5]int    // events by severity rank
+	// emitted and emittedRank are len(related) and the highest severity
+	// rank when the row was last emitted: a row is emitted again only when
+	// one of them changes, so a busy host's row is rewritten at most
+	// maxRelated times per window rather than once per event.
+	emitted, emittedRank int
 }
 
 // openCritical is the latest critical event of a host.
@@ -112,6 +116,7 @@ type openCritical struct {
 	count      int     // dependent events, all of them
 	hosts      []string
 	hostSet    map[string]bool
+	emitted    int // len(children) when the row was last emitted
 }
 
 type metrics struct {
@@ -219,8 +224,10 @@ func (c *Correlator) Process(_ context.Context, b *pipeline.Batch) error {
 		}
 	}
 	for _, oc := range crits {
-		b.Correlations = append(b.Correlations, c.causalRow(oc))
-		c.m.rows.WithLabelValues(string(event.CorrelationCausal)).Inc()
+		if row, ok := c.causalRow(oc); ok {
+			b.Correlations = append(b.Correlations, row)
+			c.m.rows.WithLabelValues(string(event.CorrelationCausal)).Inc()
+		}
 	}
 	return nil
 }
@@ -250,6 +257,8 @@ func (c *Correlator) join(e *event.Event, now time.Time) *group {
 	g := en.val
 	if g.add(e.ID, rank(e.Severity), c.maxRelated) {
 		c.m.events.WithLabelValues(string(event.CorrelationTimeBased)).Inc()
+	} else {
+		g.emitted = 0 // a retried batch: its rows may not have been stored
 	}
 	e.CorrelationID = g.id
 	return g
@@ -312,6 +321,8 @@ func (c *Correlator) link(e *event.Event, now time.Time) *openCritical {
 	}
 	if oc.addChild(e.ID, e.SourceHost, c.maxRelated) {
 		c.m.events.WithLabelValues(string(event.CorrelationCausal)).Inc()
+	} else {
+		oc.emitted = 0 // a retried batch: its rows may not have been stored
 	}
 	e.ParentEventID = oc.id
 	return oc
@@ -356,7 +367,8 @@ func (c *Correlator) open(e *event.Event, now time.Time) {
 	c.crits.put(s, host, &openCritical{id: e.ID, host: host, title: e.Title, at: now, occurredAt: e.OccurredAt, corrID: CausalID(e.ID)})
 }
 
-// groupRow is g's current row, if g has two events or more.
+// groupRow is g's current row, if g has two events or more and the row
+// changed since it was last emitted.
 func (c *Correlator) groupRow(g *group) (event.Correlation, bool) {
 	s := c.groups.lock(g.host)
 	defer s.unlock()
@@ -369,9 +381,14 @@ func (c *Correlator) groupRow(g *group) (event.Correlation, bool) {
 			maxRank = r
 		}
 	}
+	if g.emitted > 0 && len(g.related) == g.emitted && maxRank == g.emittedRank {
+		return event.Correlation{}, false
+	}
+	g.emitted, g.emittedRank = len(g.related), maxRank
 	reason := fmt.Sprintf("%d events on %s within %s: %s", g.count, g.host, c.window, severitySummary(g.sev))
-	if len(g.related) < g.count-1 {
-		reason += fmt.Sprintf("; related_event_ids lists the first %d of %d related events", len(g.related), g.count-1)
+	if len(g.related) < g.count-1 || len(g.related) >= c.maxRelated {
+		reason = fmt.Sprintf("at least %d events on %s within %s: %s; related_event_ids is capped at %d, later events of the window share the correlation_id",
+			g.count, g.host, c.window, severitySummary(g.sev), c.maxRelated)
 	}
 	return event.Correlation{
 		CorrelationID:   g.id,
@@ -384,10 +401,15 @@ func (c *Correlator) groupRow(g *group) (event.Correlation, bool) {
 	}, true
 }
 
-// causalRow is oc's current causal row.
-func (c *Correlator) causalRow(oc *openCritical) event.Correlation {
+// causalRow is oc's current causal row, if it changed since it was last
+// emitted.
+func (c *Correlator) causalRow(oc *openCritical) (event.Correlation, bool) {
 	s := c.crits.lock(oc.host)
 	defer s.unlock()
+	if oc.emitted > 0 && len(oc.children) == oc.emitted {
+		return event.Correlation{}, false
+	}
+	oc.emitted = len(oc.children)
 	const named = 3
 	hosts := strings.Join(oc.hosts[:min(named, len(oc.hosts))], ", ")
 	verb := "depends"
@@ -407,8 +429,8 @@ func (c *Correlator) causalRow(oc *openCritical) event.Correlation {
 	}
 	reason := fmt.Sprintf("%s %s on %s, which has an open critical event %d (%q, occurred %s); %d dependent event%s",
 		hosts, verb, oc.host, oc.id, title, oc.occurredAt.UTC().Format(time.RFC3339), oc.count, plural)
-	if len(oc.children) < oc.count {
-		reason += fmt.Sprintf("; related_event_ids lists the first %d", len(oc.children))
+	if len(oc.children) < oc.count || len(oc.children) >= c.maxRelated {
+		reason += fmt.Sprintf("; related_event_ids is capped at %d, later dependent events name the parent in parent_event_id", c.maxRelated)
 	}
 	return event.Correlation{
 		CorrelationID:   oc.corrID,
@@ -418,7 +440,7 @@ func (c *Correlator) causalRow(oc *openCritical) event.Correlation {
 		Score:           CausalScore(oc.count),
 		Reason:          reason,
 		CreatedAt:       oc.occurredAt,
-	}
+	}, true
 }
 
 // Sweep removes the groups and open critical events whose window has
@@ -480,20 +502,43 @@ func (c *Correlator) Warm(events []event.Event) {
 	}
 }
 
-// namespace is the UUID namespace of reflex's correlation ids.
-var namespace = uuid.MustParse("8bf6bd15-1e92-4337-9fbb-efc4610f4c2f")
+// Correlation kinds, encoded in the ids of their groups.
+const (
+	kindTimeBased = 0
+	kindCausal    = 1
+)
 
 // GroupID is the correlation id of the time-based group whose first event
-// is id: a name-based (SHA-1, version 5) UUID, so that a retried batch or
-// a restart gives the group the same id.
-func GroupID(id int64) string {
-	return uuid.NewSHA1(namespace, []byte("time_based/"+strconv.FormatInt(id, 10))).String()
-}
+// is id. It is derived from id alone, so a retried batch or a restart gives
+// the group the same id, and it sorts by the time of its first event (the
+// event id leads), so the store's correlation_id index grows at its right
+// edge like a UUIDv7 rather than at random places (see correlationID).
+func GroupID(id int64) string { return correlationID(id, kindTimeBased) }
 
 // CausalID is the correlation id of the causal group whose parent is
 // critical event id (see GroupID).
-func CausalID(id int64) string {
-	return uuid.NewSHA1(namespace, []byte("causal/"+strconv.FormatInt(id, 10))).String()
+func CausalID(id int64) string { return correlationID(id, kindCausal) }
+
+// correlationID lays out a version 8 (custom) UUID, RFC 9562:
+//
+//	bytes 0-5   bits 63..16 of the event id (its time and node)
+//	byte  6     0x8_ version nibble, then the kind
+//	byte  7     bits 15..8 of the event id
+//	byte  8     0b10 variant, then bits 7..2 of the event id
+//	byte  9     bits 1..0 of the event id
+//	bytes 10-15 "reflex"
+func correlationID(id int64, kind byte) string {
+	var u uuid.UUID
+	v := uint64(id)
+	for i := 0; i < 6; i++ {
+		u[i] = byte(v >> (56 - 8*i))
+	}
+	u[6] = 0x80 | kind&0x0f
+	u[7] = byte(v >> 8)
+	u[8] = 0x80 | byte(v)>>2
+	u[9] = byte(v) & 0x03
+	copy(u[10:], "reflex")
+	return u.String()
 }
 
 // severityWeight is the part of a time-based score owed to the group's

@@ -338,7 +338,7 @@ func TestWarm(t *testing.T) {
 // TestConcurrentSameHost runs one host's events on two goroutines, as the
 // two lanes do; run with -race.
 func TestConcurrentSameHost(t *testing.T) {
-	c, err := New(Options{})
+	c, err := New(Options{MaxRelated: 500})
 	require.NoError(t, err)
 	run(t, c, 0, ev(1, "db", event.Critical, 0))
 	const perG = 200

@@ -25,7 +25,7 @@ var lanes = []struct {
 	linger   time.Duration
 }{
 	{bus.LaneHi, 16, 2 * time.Millisecond},
-	{bus.LaneLo, 32, 20 * time.Millisecond},
+	{bus.LaneLo, 64, 20 * time.Millisecond},
 }
 
 // processing is the pipeline of the Event Processing Service: the stages

@@ -58,7 +58,7 @@ type Server struct {
 	proc    *processing
 	adminKY string
 
-	events, autonomous *listener
+	events, autonomous, pprof *listener
 
 	bg       sync.WaitGroup
 	cancelBG context.CancelFunc
@@ -157,6 +157,13 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		if err := s.startEvents(ctx, bgctx); err != nil {
 			return err
 		}
+	}
+	if s.cfg.PprofAddr != "" {
+		s.pprof, err = listen(s.cfg.PprofAddr, pprofHandler())
+		if err != nil {
+			return fmt.Errorf("server: pprof: %w", err)
+		}
+		s.serve(s.pprof, "pprof")
 	}
 	if s.cfg.RunsAutonomous() {
 		h := api.NewOps(api.OpsOptions{Ready: s.Ready, Gatherer: s.reg, Service: "autonomous", Logger: log, Registerer: s.reg})
@@ -357,7 +364,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) closeAll(ctx context.Context) error {
 	var errs []error
 	// 1. Stop intake: no new requests; in-flight ones get their answers.
-	for _, l := range []*listener{s.events, s.autonomous} {
+	for _, l := range []*listener{s.events, s.autonomous, s.pprof} {
 		if l != nil {
 			if err := l.srv.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("server: http shutdown: %w", err))
