@@ -32,8 +32,9 @@ type Options struct {
 	Sources     int           // distinct source systems; default 20
 	Critical    float64       // fraction of events that are critical; default 0.01
 	DupRatio    float64       // fraction of events repeating an earlier one of their host; default 0.1
-	// Backlog first posts this many low-severity events as fast as possible,
-	// then runs the timed phase with only critical events at Rate: it
+	// Backlog posts this many low-severity events as fast as they are
+	// accepted while critical events are posted at Rate, and ends the timed
+	// phase once the server has processed the backlog (or at Duration): it
 	// measures the critical lane while the low lane works off a backlog.
 	Backlog int
 	// Drain is how long to wait after the timed phase for processing to
@@ -99,6 +100,7 @@ type Result struct {
 	ProcessedRate float64       // processed events/s over the timed phase
 	DrainTime     time.Duration // after the timed phase, until processed caught up
 	Caught        bool          // processed caught up with accepted within Drain
+	PeakBacklog   float64       // Backlog mode: the most events accepted but not yet processed
 	Latency       map[string]Quantiles
 }
 
@@ -111,26 +113,44 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	g := &generator{o: o}
+	g := &generator{o: o, seq: new(atomic.Int64), c: &counters{}}
 	var res Result
-
-	if o.Backlog > 0 {
-		if o.Progress != nil {
-			fmt.Fprintf(o.Progress, "posting a backlog of %d low events\n", o.Backlog)
-		}
-		g.post(ctx, o.Backlog, 0, "low", &res)
-	}
 
 	start := time.Now()
 	phase, cancel := context.WithTimeout(ctx, o.Duration)
 	defer cancel()
 	done := make(chan struct{})
 	go g.progress(phase, start, &res, before, metricsURL, done)
-	sev := ""
 	if o.Backlog > 0 {
-		sev = "critical"
+		// Critical events at Rate from the start, while a backlog of low
+		// events is posted as fast as it is accepted; the phase ends when
+		// the server has worked the backlog off.
+		var crit sync.WaitGroup
+		crit.Add(1)
+		// Critical events go one per request, as an alerting tool sends them.
+		cg := &generator{o: o, seq: g.seq, c: g.c}
+		cg.o.Batch, cg.o.Concurrency = 1, 2
+		go func() { defer crit.Done(); cg.post(phase, -1, o.Rate, "critical", &res) }()
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, "posting a backlog of %d low events while posting critical events at %.0f/s\n", o.Backlog, o.Rate)
+		}
+		g.post(phase, o.Backlog, 0, "low", &res)
+		for phase.Err() == nil {
+			s, err := scrape(phase, o.Client, metricsURL)
+			if err == nil {
+				backlog := float64(g.c.accepted.Load()) - (s.processed - before.processed)
+				res.PeakBacklog = max(res.PeakBacklog, backlog)
+				if backlog <= 0 {
+					break
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		cancel()
+		crit.Wait()
+	} else {
+		g.post(phase, -1, o.Rate, "", &res)
 	}
-	g.post(phase, -1, o.Rate, sev, &res)
 	res.Elapsed = time.Since(start)
 	<-done
 	g.c.fill(&res)
@@ -161,8 +181,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 // generator makes and posts events.
 type generator struct {
 	o   Options
-	seq atomic.Int64
-	c   counters
+	seq *atomic.Int64
+	c   *counters
 }
 
 type counters struct {
@@ -383,6 +403,9 @@ func (r Result) Report(w io.Writer) {
 	}
 	fmt.Fprintf(w, "processed %.0f events (%.0f events/s over timed phase + drain); %s %s after the timed phase\n",
 		r.Processed, r.ProcessedRate, state, r.DrainTime.Round(time.Millisecond))
+	if r.PeakBacklog > 0 {
+		fmt.Fprintf(w, "peak backlog (accepted, not yet processed): %.0f events\n", r.PeakBacklog)
+	}
 	for _, lane := range []string{"hi", "lo"} {
 		q, ok := r.Latency[lane]
 		if !ok {

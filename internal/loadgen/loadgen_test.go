@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -30,7 +31,7 @@ func TestLetters(t *testing.T) {
 }
 
 func TestBodyIsValidWebhookJSON(t *testing.T) {
-	g := &generator{o: Options{}}
+	g := &generator{o: Options{}, seq: new(atomic.Int64), c: &counters{}}
 	g.o.defaults()
 	var buf bytes.Buffer
 	g.body(&buf, rand.New(rand.NewPCG(1, 2)), 50, "")

@@ -55,6 +55,9 @@ type RunnerOptions struct {
 	Consumer Consumer
 	// Lane names the lane in metrics and logs ("hi", "lo").
 	Lane string
+	// Urgent marks the critical lane's runner: its store batches are
+	// store.Batch.Urgent, committed ahead of the other lane's.
+	Urgent bool
 	// Normalize runs over each whole batch first: it turns b.Raw into
 	// b.Events (or records an Outcome for a raw event it rejects).
 	Normalize Stage
@@ -285,6 +288,7 @@ func (r *Runner) handle(ctx context.Context, msgs []bus.Msg) {
 		b.SetOutcome(rw.ID, Outcome{Error: reason})
 	}
 	sb := b.ToStore()
+	sb.Urgent = r.opts.Urgent
 
 	// Store, retrying the same batch: the stages' state has advanced, so
 	// they must not run over these events again.

@@ -25,7 +25,7 @@ var lanes = []struct {
 	linger   time.Duration
 }{
 	{bus.LaneHi, 16, 2 * time.Millisecond},
-	{bus.LaneLo, 64, 20 * time.Millisecond},
+	{bus.LaneLo, 48, 20 * time.Millisecond},
 }
 
 // processing is the pipeline of the Event Processing Service: the stages
@@ -109,6 +109,7 @@ func newProcessing(ctx context.Context, s *Server) (*processing, error) {
 		r, err := pipeline.NewRunner(pipeline.RunnerOptions{
 			Consumer:   cons,
 			Lane:       string(l.lane),
+			Urgent:     l.lane == bus.LaneHi,
 			Normalize:  norm,
 			Stages:     stages,
 			Workers:    s.cfg.Workers,

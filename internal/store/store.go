@@ -98,6 +98,10 @@ type Batch struct {
 	// Correlations holds correlation rows to insert, or to replace when a
 	// row with the same CorrelationID exists (the group grew).
 	Correlations []event.Correlation
+	// Urgent marks a batch of the critical lane: a store that serializes
+	// writes commits it ahead of, and not merged into, large batches of
+	// the other lane.
+	Urgent bool
 }
 
 // Repeat is a deduplication hit on a stored processed event.

@@ -48,6 +48,7 @@ type Store struct {
 
 	stmts   writeStmts
 	queue   chan *writeReq
+	urgent  chan *writeReq // batches of the critical lane
 	quit    chan struct{}
 	stopped chan struct{}
 	ckptd   chan struct{} // closed when the checkpointer stopped
@@ -135,6 +136,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		log:     o.Logger.With("component", "store", "store", "sqlite"),
 		now:     o.Now,
 		queue:   make(chan *writeReq, 64),
+		urgent:  make(chan *writeReq, 64),
 		quit:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}

@@ -252,9 +252,10 @@ const (
 )
 
 type writeReq struct {
-	rows  *rows
-	state atomic.Int32
-	done  chan error
+	rows   *rows
+	urgent bool
+	state  atomic.Int32
+	done   chan error
 }
 
 var errClosed = errors.New("sqlite: store is closed")
@@ -271,13 +272,17 @@ func (s *Store) WriteBatch(ctx context.Context, b *store.Batch) error {
 	if err != nil {
 		return err
 	}
-	req := &writeReq{rows: r, done: make(chan error, 1)}
+	req := &writeReq{rows: r, urgent: b.Urgent, done: make(chan error, 1)}
+	queue := s.queue
+	if b.Urgent {
+		queue = s.urgent
+	}
 	select {
 	case <-s.quit:
 		return errClosed
 	case <-ctx.Done():
 		return fmt.Errorf("sqlite: write batch: %w", ctx.Err())
-	case s.queue <- req:
+	case queue <- req:
 	}
 	select {
 	case err := <-req.done:
@@ -300,12 +305,21 @@ func (s *Store) WriteBatch(ctx context.Context, b *store.Batch) error {
 func (s *Store) writer() {
 	defer close(s.stopped)
 	for {
+		// Urgent batches go first, and an urgent group takes only urgent
+		// batches: a critical event never waits for a large commit that
+		// starts after it arrived. A normal group takes urgent batches that
+		// queued meanwhile too, since they would otherwise wait for it.
 		var first *writeReq
 		select {
-		case <-s.quit:
-			s.drain()
-			return
-		case first = <-s.queue:
+		case first = <-s.urgent:
+		default:
+			select {
+			case <-s.quit:
+				s.drain()
+				return
+			case first = <-s.urgent:
+			case first = <-s.queue:
+			}
 		}
 		group := []*writeReq{}
 		n := 0
@@ -316,10 +330,16 @@ func (s *Store) writer() {
 			}
 		}
 		take(first)
+		normal := s.queue
+		if first.urgent {
+			normal = nil // a nil channel is never ready
+		}
 	more:
 		for n < maxGroupRows {
 			select {
-			case r := <-s.queue:
+			case r := <-s.urgent:
+				take(r)
+			case r := <-normal:
 				take(r)
 			default:
 				break more
@@ -347,6 +367,10 @@ func (s *Store) drain() {
 	for {
 		select {
 		case r := <-s.queue:
+			if r.state.CompareAndSwap(reqQueued, reqTaken) {
+				r.done <- errClosed
+			}
+		case r := <-s.urgent:
 			if r.state.CompareAndSwap(reqQueued, reqTaken) {
 				r.done <- errClosed
 			}
