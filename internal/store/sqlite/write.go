@@ -305,45 +305,10 @@ func (s *Store) WriteBatch(ctx context.Context, b *store.Batch) error {
 func (s *Store) writer() {
 	defer close(s.stopped)
 	for {
-		// Urgent batches go first, and an urgent group takes only urgent
-		// batches: a critical event never waits for a large commit that
-		// starts after it arrived. A normal group takes urgent batches that
-		// queued meanwhile too, since they would otherwise wait for it.
-		var first *writeReq
-		select {
-		case first = <-s.urgent:
-		default:
-			select {
-			case <-s.quit:
-				s.drain()
-				return
-			case first = <-s.urgent:
-			case first = <-s.queue:
-			}
-		}
-		group := []*writeReq{}
-		n := 0
-		take := func(r *writeReq) {
-			if r.state.CompareAndSwap(reqQueued, reqTaken) {
-				group = append(group, r)
-				n += r.rows.size()
-			}
-		}
-		take(first)
-		normal := s.queue
-		if first.urgent {
-			normal = nil // a nil channel is never ready
-		}
-	more:
-		for n < maxGroupRows {
-			select {
-			case r := <-s.urgent:
-				take(r)
-			case r := <-normal:
-				take(r)
-			default:
-				break more
-			}
+		group, ok := nextGroup(s.quit, s.urgent, s.queue)
+		if !ok {
+			s.drain()
+			return
 		}
 		if len(group) == 0 {
 			continue
@@ -360,6 +325,50 @@ func (s *Store) writer() {
 			r.done <- err
 		}
 	}
+}
+
+// nextGroup waits for the next request and returns it with the requests
+// that queued up behind it, up to maxGroupRows rows; ok is false once quit
+// is closed. Urgent requests go first, and an urgent group takes only
+// urgent requests: a critical event never waits for a large commit that
+// starts after it arrived. A normal group takes urgent requests that queued
+// meanwhile too, since they would otherwise wait for it. Requests cancelled
+// by their callers are skipped.
+func nextGroup(quit <-chan struct{}, urgent, queue <-chan *writeReq) (group []*writeReq, ok bool) {
+	var first *writeReq
+	select {
+	case first = <-urgent:
+	default:
+		select {
+		case <-quit:
+			return nil, false
+		case first = <-urgent:
+		case first = <-queue:
+		}
+	}
+	n := 0
+	take := func(r *writeReq) {
+		if r.state.CompareAndSwap(reqQueued, reqTaken) {
+			group = append(group, r)
+			n += r.rows.size()
+		}
+	}
+	take(first)
+	normal := queue
+	if first.urgent {
+		normal = nil // a nil channel is never ready
+	}
+	for n < maxGroupRows {
+		select {
+		case r := <-urgent:
+			take(r)
+		case r := <-normal:
+			take(r)
+		default:
+			return group, true
+		}
+	}
+	return group, true
 }
 
 // drain answers the requests still queued at Close.
