@@ -34,8 +34,8 @@ func newRunnerMetrics(reg prometheus.Registerer, lane string) (*runnerMetrics, e
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18), // 0.1ms .. ~13s
 	}, []string{"stage"})
 	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "reflex_intake_to_processed_seconds",
-		Help:    "Time from an event's acceptance at intake to its batch being stored, by lane.",
+		Name: "reflex_intake_to_processed_seconds",
+		Help: "Time from an event's acceptance at intake to its batch being stored, by lane.",
 		// 48 buckets from 1ms to 60s (ratio ~1.26): fine enough to read a p99
 		// off within about a quarter of its value, as the load generator does.
 		Buckets: prometheus.ExponentialBucketsRange(0.001, 60, 48),
