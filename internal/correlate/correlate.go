@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/reflex-ops/reflex/internal/keyed"
 	"math"
 	"slices"
 	"strings"
@@ -79,8 +80,8 @@ type Options struct {
 type Correlator struct {
 	window, causalWindow time.Duration
 	maxRelated           int
-	groups               *table[*group]
-	crits                *table[*openCritical]
+	groups               *keyed.Table[*group]
+	crits                *keyed.Table[*openCritical]
 	m                    metrics
 	sweep                sweeper
 }
@@ -149,8 +150,8 @@ func New(opts Options) (*Correlator, error) {
 	if err := c.newMetrics(opts.Registerer); err != nil {
 		return nil, err
 	}
-	c.groups = newTable[*group](maxKeys, func(reason string) { c.m.evictions[0].WithLabelValues(reason).Inc() })
-	c.crits = newTable[*openCritical](maxKeys, func(reason string) { c.m.evictions[1].WithLabelValues(reason).Inc() })
+	c.groups = keyed.New[*group](maxKeys, func(reason string) { c.m.evictions[0].WithLabelValues(reason).Inc() })
+	c.crits = keyed.New[*openCritical](maxKeys, func(reason string) { c.m.evictions[1].WithLabelValues(reason).Inc() })
 	return c, nil
 }
 
@@ -167,8 +168,8 @@ func (c *Correlator) newMetrics(reg prometheus.Registerer) error {
 	}
 	states := [2]string{"time_group", "open_critical"}
 	sizes := [2]func() float64{
-		func() float64 { return float64(c.groups.len()) },
-		func() float64 { return float64(c.crits.len()) },
+		func() float64 { return float64(c.groups.Len()) },
+		func() float64 { return float64(c.crits.Len()) },
 	}
 	for i, st := range states {
 		c.m.evictions[i] = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -240,21 +241,21 @@ func (c *Correlator) join(e *event.Event, now time.Time) *group {
 	if host == "" {
 		return nil
 	}
-	s := c.groups.lock(host)
-	defer s.unlock()
-	en := c.groups.get(s, host)
-	if en != nil && now.Sub(en.val.start) >= c.window {
-		c.groups.expire(s, en)
+	s := c.groups.Lock(host)
+	defer s.Unlock()
+	en := c.groups.Get(s, host)
+	if en != nil && now.Sub(en.Val.start) >= c.window {
+		c.groups.Expire(s, en)
 		en = nil
 	}
 	if en == nil {
 		g := &group{id: GroupID(e.ID), host: host, primary: e.ID, start: now, createdAt: e.OccurredAt, count: 1}
 		g.sev[rank(e.Severity)]++
-		c.groups.put(s, host, g)
+		c.groups.Put(s, host, g)
 		e.CorrelationID = g.id
 		return g
 	}
-	g := en.val
+	g := en.Val
 	if g.add(e.ID, rank(e.Severity), c.maxRelated) {
 		c.m.events.WithLabelValues(string(event.CorrelationTimeBased)).Inc()
 	} else {
@@ -297,27 +298,27 @@ func (c *Correlator) link(e *event.Event, now time.Time) *openCritical {
 		if d == e.SourceHost || d == "" {
 			continue
 		}
-		s := c.crits.lock(d)
-		if en := c.crits.get(s, d); en != nil {
-			oc := en.val
+		s := c.crits.Lock(d)
+		if en := c.crits.Get(s, d); en != nil {
+			oc := en.Val
 			switch {
 			case now.Sub(oc.at) >= c.causalWindow:
-				c.crits.expire(s, en)
+				c.crits.Expire(s, en)
 			case best == nil || oc.at.Before(bestAt) || oc.at.Equal(bestAt) && oc.id < bestID:
 				best, bestAt, bestID = oc, oc.at, oc.id
 			}
 		}
-		s.unlock()
+		s.Unlock()
 	}
 	if best == nil {
 		return nil
 	}
-	s := c.crits.lock(best.host)
-	defer s.unlock()
+	s := c.crits.Lock(best.host)
+	defer s.Unlock()
 	oc := best
-	if en := c.crits.get(s, best.host); en != nil && en.val != best && now.Sub(en.val.at) < c.causalWindow {
+	if en := c.crits.Get(s, best.host); en != nil && en.Val != best && now.Sub(en.Val.at) < c.causalWindow {
 		// A newer critical event replaced it meanwhile: it is open too.
-		oc = en.val
+		oc = en.Val
 	}
 	if oc.addChild(e.ID, e.SourceHost, c.maxRelated) {
 		c.m.events.WithLabelValues(string(event.CorrelationCausal)).Inc()
@@ -354,24 +355,24 @@ func (c *Correlator) open(e *event.Event, now time.Time) {
 	if host == "" {
 		return
 	}
-	s := c.crits.lock(host)
-	defer s.unlock()
-	if en := c.crits.get(s, host); en != nil {
-		if en.val.id == e.ID {
+	s := c.crits.Lock(host)
+	defer s.Unlock()
+	if en := c.crits.Get(s, host); en != nil {
+		if en.Val.id == e.ID {
 			return // a retried batch
 		}
-		if now.Before(en.val.at) {
+		if now.Before(en.Val.at) {
 			return // another lane already opened a later one
 		}
 	}
-	c.crits.put(s, host, &openCritical{id: e.ID, host: host, title: e.Title, at: now, occurredAt: e.OccurredAt, corrID: CausalID(e.ID)})
+	c.crits.Put(s, host, &openCritical{id: e.ID, host: host, title: e.Title, at: now, occurredAt: e.OccurredAt, corrID: CausalID(e.ID)})
 }
 
 // groupRow is g's current row, if g has two events or more and the row
 // changed since it was last emitted.
 func (c *Correlator) groupRow(g *group) (event.Correlation, bool) {
-	s := c.groups.lock(g.host)
-	defer s.unlock()
+	s := c.groups.Lock(g.host)
+	defer s.Unlock()
 	if g.count < 2 {
 		return event.Correlation{}, false
 	}
@@ -404,8 +405,8 @@ func (c *Correlator) groupRow(g *group) (event.Correlation, bool) {
 // causalRow is oc's current causal row, if it changed since it was last
 // emitted.
 func (c *Correlator) causalRow(oc *openCritical) (event.Correlation, bool) {
-	s := c.crits.lock(oc.host)
-	defer s.unlock()
+	s := c.crits.Lock(oc.host)
+	defer s.Unlock()
 	if oc.emitted > 0 && len(oc.children) == oc.emitted {
 		return event.Correlation{}, false
 	}
@@ -447,13 +448,13 @@ func (c *Correlator) causalRow(oc *openCritical) (event.Correlation, bool) {
 // closed at now and returns how many it removed. Process sweeps by itself
 // once per window of batch time; a runner may call Sweep too.
 func (c *Correlator) Sweep(now time.Time) int {
-	n := c.groups.sweep(func(g **group) bool { return now.Sub((*g).start) >= c.window })
-	return n + c.crits.sweep(func(oc **openCritical) bool { return now.Sub((*oc).at) >= c.causalWindow })
+	n := c.groups.Sweep(func(g **group) bool { return now.Sub((*g).start) >= c.window })
+	return n + c.crits.Sweep(func(oc **openCritical) bool { return now.Sub((*oc).at) >= c.causalWindow })
 }
 
 // Len returns the number of hosts with a time-based group and with an open
 // critical event.
-func (c *Correlator) Len() (groups, criticals int) { return c.groups.len(), c.crits.len() }
+func (c *Correlator) Len() (groups, criticals int) { return c.groups.Len(), c.crits.Len() }
 
 // Warm seeds the state from events stored recently (store.RecentEvents,
 // oldest first), so that a restart neither splits an open group nor
@@ -473,30 +474,30 @@ func (c *Correlator) Warm(events []event.Event) {
 		sev := sourceSeverity(e)
 		host := e.SourceHost
 		if host != "" && e.CorrelationID != "" {
-			s := c.groups.lock(host)
-			en := c.groups.get(s, host)
+			s := c.groups.Lock(host)
+			en := c.groups.Get(s, host)
 			switch {
-			case en != nil && en.val.id == e.CorrelationID:
-				en.val.add(e.ID, rank(sev), c.maxRelated)
-			case en == nil || !at.Before(en.val.start):
+			case en != nil && en.Val.id == e.CorrelationID:
+				en.Val.add(e.ID, rank(sev), c.maxRelated)
+			case en == nil || !at.Before(en.Val.start):
 				g := &group{id: e.CorrelationID, host: host, primary: e.ID, start: at, createdAt: e.OccurredAt, count: 1}
 				g.sev[rank(sev)]++
-				c.groups.put(s, host, g)
+				c.groups.Put(s, host, g)
 			}
-			s.unlock()
+			s.Unlock()
 		}
 		if oc := opened[e.ParentEventID]; oc != nil && host != "" {
-			s := c.crits.lock(oc.host)
+			s := c.crits.Lock(oc.host)
 			oc.addChild(e.ID, host, c.maxRelated)
-			s.unlock()
+			s.Unlock()
 		}
 		if host != "" && sev == event.Critical {
 			oc := &openCritical{id: e.ID, host: host, title: e.Title, at: at, occurredAt: e.OccurredAt, corrID: CausalID(e.ID)}
-			s := c.crits.lock(host)
-			if en := c.crits.get(s, host); en == nil || !at.Before(en.val.at) {
-				c.crits.put(s, host, oc)
+			s := c.crits.Lock(host)
+			if en := c.crits.Get(s, host); en == nil || !at.Before(en.Val.at) {
+				c.crits.Put(s, host, oc)
 			}
-			s.unlock()
+			s.Unlock()
 			opened[e.ID] = oc
 		}
 	}

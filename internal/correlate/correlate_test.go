@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"github.com/reflex-ops/reflex/internal/keyed"
 	"os"
 	"path/filepath"
 	"strings"
@@ -268,8 +269,8 @@ func TestSweepAndCap(t *testing.T) {
 	groups, crits := c.Len()
 	require.Equal(t, 2, groups)
 	require.Equal(t, 2, crits)
-	require.Equal(t, 1.0, counter(t, c.m.evictions[0].WithLabelValues(reasonCapacity)))
-	require.Equal(t, 1.0, counter(t, c.m.evictions[1].WithLabelValues(reasonCapacity)))
+	require.Equal(t, 1.0, counter(t, c.m.evictions[0].WithLabelValues(keyed.ReasonCapacity)))
+	require.Equal(t, 1.0, counter(t, c.m.evictions[1].WithLabelValues(keyed.ReasonCapacity)))
 
 	// "a" was evicted: its next event opens a new group, and a dependent
 	// of "a" finds no open critical event.
@@ -285,7 +286,7 @@ func TestSweepAndCap(t *testing.T) {
 	require.Equal(t, 2, crits, "critical events are open for 15 minutes")
 	require.Equal(t, 0, c.Sweep(t0.Add(15*time.Minute-time.Nanosecond)))
 	require.Equal(t, 2, c.Sweep(t0.Add(15*time.Minute)))
-	require.Equal(t, 4.0, counter(t, c.m.evictions[0].WithLabelValues(reasonExpired))+counter(t, c.m.evictions[1].WithLabelValues(reasonExpired)))
+	require.Equal(t, 4.0, counter(t, c.m.evictions[0].WithLabelValues(keyed.ReasonExpired))+counter(t, c.m.evictions[1].WithLabelValues(keyed.ReasonExpired)))
 
 	mfs, err := reg.Gather()
 	require.NoError(t, err)

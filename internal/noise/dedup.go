@@ -2,6 +2,7 @@ package noise
 
 import (
 	"context"
+	"github.com/reflex-ops/reflex/internal/keyed"
 	"time"
 
 	"github.com/reflex-ops/reflex/internal/event"
@@ -22,7 +23,7 @@ import (
 // Options.MaxKeys and expires after the window.
 type Dedup struct {
 	window time.Duration
-	t      *table[kept]
+	t      *keyed.Table[kept]
 	m      stageMetrics
 	sweep  sweeper
 }
@@ -44,10 +45,10 @@ func NewDedup(opts Options) (*Dedup, error) {
 	d := &Dedup{window: opts.window()}
 	d.sweep.every = d.window
 	var evict func(string)
-	d.t = newTable[kept](opts.maxKeys(), func(reason string) { evict(reason) })
+	d.t = keyed.New[kept](opts.maxKeys(), func(reason string) { evict(reason) })
 	m, err := newStageMetrics(opts.Registerer, stageDedup, "reflex_events_deduplicated_total",
 		"Events folded into an earlier event with the same fingerprint, by source type.",
-		func() float64 { return float64(d.t.len()) })
+		func() float64 { return float64(d.t.Len()) })
 	if err != nil {
 		return nil, err
 	}
@@ -69,21 +70,21 @@ func (d *Dedup) Process(_ context.Context, b *pipeline.Batch) error {
 	for _, e := range b.Events {
 		fp := fingerprint(e)
 		seen := lastSeen(e, now)
-		s := d.t.lock(fp)
-		en := d.t.get(s, fp)
-		if en != nil && !d.live(&en.val, now) {
-			d.t.expire(s, en)
+		s := d.t.Lock(fp)
+		en := d.t.Get(s, fp)
+		if en != nil && !d.live(&en.Val, now) {
+			d.t.Expire(s, en)
 			en = nil
 		}
-		if en != nil && en.val.id != e.ID {
+		if en != nil && en.Val.id != e.ID {
 			// A repeat: fold it into the kept event.
-			k := &en.val
+			k := &en.Val
 			k.count++
 			if seen.After(k.lastSeen) {
 				k.lastSeen = seen
 			}
 			st := *k
-			s.unlock()
+			s.Unlock()
 			if ke := inBatch[st.id]; ke != nil {
 				ke.OccurrenceCount = st.count
 				ke.LastSeenAt = st.lastSeen
@@ -113,10 +114,10 @@ func (d *Dedup) Process(_ context.Context, b *pipeline.Batch) error {
 		}
 		k := kept{id: e.ID, occurredAt: e.OccurredAt, count: e.OccurrenceCount, firstSeen: now, lastSeen: e.LastSeenAt}
 		if en != nil {
-			k.firstSeen = en.val.firstSeen
+			k.firstSeen = en.Val.firstSeen
 		}
-		d.t.put(s, fp, k)
-		s.unlock()
+		d.t.Put(s, fp, k)
+		s.Unlock()
 		inBatch[e.ID] = e
 		out = append(out, e)
 	}
@@ -130,17 +131,17 @@ func (d *Dedup) Process(_ context.Context, b *pipeline.Batch) error {
 // kept and its window is still open.
 func (d *Dedup) Seen(e *event.Event, now time.Time) bool {
 	fp := fingerprint(e)
-	s := d.t.lock(fp)
-	defer s.unlock()
-	en := d.t.get(s, fp)
-	return en != nil && en.val.id != e.ID && d.live(&en.val, now)
+	s := d.t.Lock(fp)
+	defer s.Unlock()
+	en := d.t.Get(s, fp)
+	return en != nil && en.Val.id != e.ID && d.live(&en.Val, now)
 }
 
 // Sweep removes the fingerprints whose window has closed at now and
 // returns how many it removed. Process sweeps by itself once per window of
 // batch time; a runner may call Sweep too, for example when idle.
 func (d *Dedup) Sweep(now time.Time) int {
-	return d.t.sweep(func(k *kept) bool { return !d.live(k, now) })
+	return d.t.Sweep(func(k *kept) bool { return !d.live(k, now) })
 }
 
 // Warm seeds the state from events stored recently (store.RecentEvents,
@@ -159,16 +160,16 @@ func (d *Dedup) Warm(events []event.Event) {
 		if k.lastSeen.IsZero() {
 			k.lastSeen = k.firstSeen
 		}
-		s := d.t.lock(fp)
-		if en := d.t.get(s, fp); en == nil || !en.val.firstSeen.After(k.firstSeen) {
-			d.t.put(s, fp, k)
+		s := d.t.Lock(fp)
+		if en := d.t.Get(s, fp); en == nil || !en.Val.firstSeen.After(k.firstSeen) {
+			d.t.Put(s, fp, k)
 		}
-		s.unlock()
+		s.Unlock()
 	}
 }
 
 // Len returns the number of fingerprints in the state.
-func (d *Dedup) Len() int { return d.t.len() }
+func (d *Dedup) Len() int { return d.t.Len() }
 
 // live reports whether k's window is open at now.
 func (d *Dedup) live(k *kept, now time.Time) bool {

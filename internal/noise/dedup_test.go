@@ -2,6 +2,7 @@ package noise
 
 import (
 	"context"
+	"github.com/reflex-ops/reflex/internal/keyed"
 	"sync"
 	"testing"
 	"time"
@@ -184,7 +185,7 @@ func TestDedupSweepAndCap(t *testing.T) {
 	}
 	run(0, ev(1, "h", "a", 0), ev(2, "h", "b", 0), ev(3, "h", "c", 0))
 	require.Equal(t, 2, d.Len(), "capped at MaxKeys")
-	require.Equal(t, 1.0, counterValue(t, d.m.evictions.WithLabelValues(reasonCapacity)))
+	require.Equal(t, 1.0, counterValue(t, d.m.evictions.WithLabelValues(keyed.ReasonCapacity)))
 	// "a" was the oldest and was evicted: its repeat is a new event.
 	b := run(time.Second, ev(4, "h", "a", time.Second))
 	require.Equal(t, []int64{4}, ids(b.Events))
@@ -192,7 +193,7 @@ func TestDedupSweepAndCap(t *testing.T) {
 	require.Equal(t, 0, d.Sweep(t0.Add(59*time.Second)))
 	require.Equal(t, 1, d.Sweep(t0.Add(time.Minute)), "c expires, a (seen at 1s) stays")
 	require.Equal(t, 1, d.Len())
-	require.Equal(t, 1.0, counterValue(t, d.m.evictions.WithLabelValues(reasonExpired)))
+	require.Equal(t, 1.0, counterValue(t, d.m.evictions.WithLabelValues(keyed.ReasonExpired)))
 
 	// Process sweeps by itself once per window of batch time.
 	run(3*time.Minute, ev(5, "other", "z", 3*time.Minute))

@@ -2,6 +2,7 @@ package noise
 
 import (
 	"context"
+	"github.com/reflex-ops/reflex/internal/keyed"
 	"time"
 
 	"github.com/reflex-ops/reflex/internal/event"
@@ -30,7 +31,7 @@ type RateLimiter struct {
 	burst  float64
 	refill time.Duration // time for an empty bucket to fill: idle buckets are dropped after it
 	dedup  *Dedup
-	t      *table[bucket]
+	t      *keyed.Table[bucket]
 	m      stageMetrics
 	sweep  sweeper
 }
@@ -53,10 +54,10 @@ func NewRateLimiter(opts Options, dedup *Dedup) (*RateLimiter, error) {
 	}
 	r.sweep.every = max(r.refill, time.Minute)
 	var evict func(string)
-	r.t = newTable[bucket](opts.maxKeys(), func(reason string) { evict(reason) })
+	r.t = keyed.New[bucket](opts.maxKeys(), func(reason string) { evict(reason) })
 	m, err := newStageMetrics(opts.Registerer, stageRateLimit, "reflex_events_rate_limited_total",
 		"Events dropped because their source system exceeded its rate limit, by source type.",
-		func() float64 { return float64(r.t.len()) })
+		func() float64 { return float64(r.t.Len()) })
 	if err != nil {
 		return nil, err
 	}
@@ -108,15 +109,15 @@ func (r *RateLimiter) Process(_ context.Context, b *pipeline.Batch) error {
 
 // allow takes a token from source's bucket at now, if it has one.
 func (r *RateLimiter) allow(source string, now time.Time) bool {
-	s := r.t.lock(source)
-	defer s.unlock()
-	en := r.t.get(s, source)
+	s := r.t.Lock(source)
+	defer s.Unlock()
+	en := r.t.Get(s, source)
 	if en == nil {
-		en = r.t.put(s, source, bucket{tokens: r.burst, last: now})
+		en = r.t.Put(s, source, bucket{tokens: r.burst, last: now})
 	} else {
-		r.t.touch(s, en)
+		r.t.Touch(s, en)
 	}
-	bk := &en.val
+	bk := &en.Val
 	if now.After(bk.last) {
 		// Batches of two lanes may carry slightly different times; the
 		// bucket only moves forward.
@@ -134,8 +135,8 @@ func (r *RateLimiter) allow(source string, now time.Time) bool {
 // full again (a new bucket starts full, so nothing changes) and returns how
 // many it removed. Process sweeps by itself.
 func (r *RateLimiter) Sweep(now time.Time) int {
-	return r.t.sweep(func(bk *bucket) bool { return now.Sub(bk.last) >= r.refill })
+	return r.t.Sweep(func(bk *bucket) bool { return now.Sub(bk.last) >= r.refill })
 }
 
 // Len returns the number of source systems in the state.
-func (r *RateLimiter) Len() int { return r.t.len() }
+func (r *RateLimiter) Len() int { return r.t.Len() }

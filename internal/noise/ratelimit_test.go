@@ -2,6 +2,7 @@ package noise
 
 import (
 	"context"
+	"github.com/reflex-ops/reflex/internal/keyed"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -132,7 +133,7 @@ func TestRateLimiterSweepAndCap(t *testing.T) {
 	b := &pipeline.Batch{Now: t0, Events: []*event.Event{from("a", ev(1, "h", "x", 0)), from("b", ev(2, "h", "x", 0)), from("c", ev(3, "h", "x", 0))}}
 	require.NoError(t, r.Process(context.Background(), b))
 	require.Equal(t, 2, r.Len())
-	require.Equal(t, 1.0, counterValue(t, r.m.evictions.WithLabelValues(reasonCapacity)))
+	require.Equal(t, 1.0, counterValue(t, r.m.evictions.WithLabelValues(keyed.ReasonCapacity)))
 
 	require.Equal(t, 0, r.Sweep(t0.Add(9*time.Second)), "not yet full again")
 	require.Equal(t, 2, r.Sweep(t0.Add(10*time.Second)))
