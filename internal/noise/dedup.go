@@ -2,10 +2,10 @@ package noise
 
 import (
 	"context"
-	"github.com/reflex-ops/reflex/internal/keyed"
 	"time"
 
 	"github.com/reflex-ops/reflex/internal/event"
+	"github.com/reflex-ops/reflex/internal/keyed"
 	"github.com/reflex-ops/reflex/internal/pipeline"
 	"github.com/reflex-ops/reflex/internal/store"
 )

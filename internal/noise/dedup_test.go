@@ -2,7 +2,6 @@ package noise
 
 import (
 	"context"
-	"github.com/reflex-ops/reflex/internal/keyed"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/reflex-ops/reflex/internal/event"
+	"github.com/reflex-ops/reflex/internal/keyed"
 	"github.com/reflex-ops/reflex/internal/pipeline"
 	"github.com/reflex-ops/reflex/internal/store"
 )

@@ -2,7 +2,6 @@ package noise
 
 import (
 	"context"
-	"github.com/reflex-ops/reflex/internal/keyed"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/reflex-ops/reflex/internal/event"
+	"github.com/reflex-ops/reflex/internal/keyed"
 	"github.com/reflex-ops/reflex/internal/pipeline"
 )
 

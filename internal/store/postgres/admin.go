@@ -22,14 +22,14 @@ func (s *Store) PutAsset(ctx context.Context, a store.Asset) error {
 	if a.UpdatedAt.IsZero() {
 		a.UpdatedAt = s.now()
 	}
-	a.UpdatedAt = cleanTime(a.UpdatedAt).Truncate(time.Microsecond)
+	a.UpdatedAt = store.CleanTime(a.UpdatedAt).Truncate(time.Microsecond)
 	doc, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("postgres: put asset %s: %w", a.Host, err)
 	}
 	_, err = s.pool.Exec(ctx, `INSERT INTO events.assets (host, data, updated_at) VALUES ($1, $2, $3)
 		ON CONFLICT (host) DO UPDATE SET data = EXCLUDED.data, updated_at = EXCLUDED.updated_at`,
-		cleanText(a.Host, 0), cleanJSON(doc), a.UpdatedAt)
+		store.CleanText(a.Host, 0), store.CleanJSON(doc), a.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("postgres: put asset %s: %w", a.Host, err)
 	}
@@ -55,7 +55,7 @@ func scanAsset(row pgx.Row) (store.Asset, error) {
 
 // Asset returns the asset of host.
 func (s *Store) Asset(ctx context.Context, host string) (store.Asset, error) {
-	a, err := scanAsset(s.pool.QueryRow(ctx, `SELECT host, data, updated_at FROM events.assets WHERE host = $1`, cleanText(host, 0)))
+	a, err := scanAsset(s.pool.QueryRow(ctx, `SELECT host, data, updated_at FROM events.assets WHERE host = $1`, store.CleanText(host, 0)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, fmt.Errorf("postgres: asset %s: %w", host, store.ErrNotFound)
 	}
@@ -67,7 +67,7 @@ func (s *Store) Asset(ctx context.Context, host string) (store.Asset, error) {
 
 // DeleteAsset deletes the asset of host.
 func (s *Store) DeleteAsset(ctx context.Context, host string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM events.assets WHERE host = $1`, cleanText(host, 0))
+	tag, err := s.pool.Exec(ctx, `DELETE FROM events.assets WHERE host = $1`, store.CleanText(host, 0))
 	if err != nil {
 		return fmt.Errorf("postgres: delete asset %s: %w", host, err)
 	}
@@ -108,13 +108,13 @@ func (s *Store) CreateKey(ctx context.Context, k store.APIKey) error {
 	}
 	var revoked any
 	if k.RevokedAt != nil {
-		revoked = cleanTime(*k.RevokedAt)
+		revoked = store.CleanTime(*k.RevokedAt)
 	}
 	if k.Hash == nil {
 		k.Hash = []byte{}
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO auth.api_keys (id, name, hash, scopes, created_at, revoked_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`, cleanText(k.ID, 0), cleanText(k.Name, 0), k.Hash, cleanStringsSlice(scopes), cleanTime(k.CreatedAt), revoked)
+		VALUES ($1, $2, $3, $4, $5, $6)`, store.CleanText(k.ID, 0), store.CleanText(k.Name, 0), k.Hash, cleanStringsSlice(scopes), store.CleanTime(k.CreatedAt), revoked)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" {
 		return fmt.Errorf("postgres: create key %s: %w", k.ID, store.ErrConflict)
@@ -128,7 +128,7 @@ func (s *Store) CreateKey(ctx context.Context, k store.APIKey) error {
 func cleanStringsSlice(ss []string) []string {
 	out := make([]string, len(ss))
 	for i, s := range ss {
-		out[i] = cleanText(s, 0)
+		out[i] = store.CleanText(s, 0)
 	}
 	return out
 }
@@ -159,7 +159,7 @@ func scanKey(row pgx.Row) (store.APIKey, error) {
 
 // Key returns the key with this id, revoked or not.
 func (s *Store) Key(ctx context.Context, id string) (store.APIKey, error) {
-	k, err := scanKey(s.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM auth.api_keys WHERE id = $1`, cleanText(id, 0)))
+	k, err := scanKey(s.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM auth.api_keys WHERE id = $1`, store.CleanText(id, 0)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return k, fmt.Errorf("postgres: key %s: %w", id, store.ErrNotFound)
 	}
@@ -189,7 +189,7 @@ func (s *Store) Keys(ctx context.Context) ([]store.APIKey, error) {
 // first revocation time.
 func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE auth.api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1`,
-		cleanText(id, 0), cleanTime(at))
+		store.CleanText(id, 0), store.CleanTime(at))
 	if err != nil {
 		return fmt.Errorf("postgres: revoke key %s: %w", id, err)
 	}

@@ -81,7 +81,7 @@ func (s *Store) processedByID(ctx context.Context, id int64) (*event.Event, erro
 	t := event.TimeOfID(id)
 	e, err := scanEvent(s.pool.QueryRow(ctx, `SELECT `+eventColumns+` FROM events.processed_events
 		WHERE id = $1 AND occurred_at >= $2 AND occurred_at < $3 LIMIT 1`,
-		id, cleanTime(t.Add(-idHint)), cleanTime(t.Add(idHint))))
+		id, store.CleanTime(t.Add(-idHint)), store.CleanTime(t.Add(idHint))))
 	if errors.Is(err, pgx.ErrNoRows) {
 		e, err = scanEvent(s.pool.QueryRow(ctx, `SELECT `+eventColumns+` FROM events.processed_events
 			WHERE id = $1 LIMIT 1`, id))
@@ -143,7 +143,7 @@ func (s *Store) RawEvent(ctx context.Context, id int64) (*event.Raw, error) {
 	t := event.TimeOfID(id)
 	r, err := scan(s.pool.QueryRow(ctx, `SELECT `+cols+` FROM events.raw_events
 		WHERE id = $1 AND received_at >= $2 AND received_at < $3 LIMIT 1`,
-		id, cleanTime(t.Add(-rawIDSlack)), cleanTime(t.Add(rawIDSlack))))
+		id, store.CleanTime(t.Add(-rawIDSlack)), store.CleanTime(t.Add(rawIDSlack))))
 	if errors.Is(err, pgx.ErrNoRows) {
 		r, err = scan(s.pool.QueryRow(ctx, `SELECT `+cols+` FROM events.raw_events WHERE id = $1 LIMIT 1`, id))
 	}
@@ -200,32 +200,32 @@ func (s *Store) Events(ctx context.Context, q store.EventQuery) (store.EventPage
 		w.where("severity = ANY(" + w.arg(sev) + ")")
 	}
 	if !q.Since.IsZero() {
-		w.where("occurred_at >= " + w.arg(cleanTime(q.Since)))
+		w.where("occurred_at >= " + w.arg(store.CleanTime(q.Since)))
 	}
 	if !q.Until.IsZero() {
-		w.where("occurred_at < " + w.arg(cleanTime(q.Until)))
+		w.where("occurred_at < " + w.arg(store.CleanTime(q.Until)))
 	}
 	if q.Host != "" {
-		w.where("source_host = " + w.arg(cleanText(q.Host, 0)))
+		w.where("source_host = " + w.arg(store.CleanText(q.Host, 0)))
 	}
 	if q.Service != "" {
-		w.where("source_service = " + w.arg(cleanText(q.Service, 0)))
+		w.where("source_service = " + w.arg(store.CleanText(q.Service, 0)))
 	}
 	if q.EventType != "" {
-		w.where("event_type = " + w.arg(cleanText(q.EventType, 0)))
+		w.where("event_type = " + w.arg(store.CleanText(q.EventType, 0)))
 	}
 	if q.Source != "" {
-		w.where("source_system = " + w.arg(cleanText(q.Source, 0)))
+		w.where("source_system = " + w.arg(store.CleanText(q.Source, 0)))
 	}
 	if q.CorrelationID != "" {
 		w.where("correlation_id = " + w.arg(correlationKey(q.CorrelationID)) + "::uuid")
 	}
 	if q.Text != "" {
-		p := w.arg("%" + escapeLike(cleanText(q.Text, 0)) + "%")
+		p := w.arg("%" + escapeLike(store.CleanText(q.Text, 0)) + "%")
 		w.where("(title ILIKE " + p + " OR description ILIKE " + p + ")")
 	}
 	if !q.BeforeTime.IsZero() {
-		bt := w.arg(cleanTime(q.BeforeTime))
+		bt := w.arg(store.CleanTime(q.BeforeTime))
 		w.where("occurred_at <= " + bt + " AND (occurred_at < " + bt + " OR id < " + w.arg(q.BeforeID) + ")")
 	}
 	limit := q.Limit
@@ -336,10 +336,10 @@ func (s *Store) Analytics(ctx context.Context, q store.AnalyticsQuery) ([]store.
 	}
 	var w query
 	if !q.Since.IsZero() {
-		w.where("occurred_at >= " + w.arg(cleanTime(q.Since)))
+		w.where("occurred_at >= " + w.arg(store.CleanTime(q.Since)))
 	}
 	if !q.Until.IsZero() {
-		w.where("occurred_at < " + w.arg(cleanTime(q.Until)))
+		w.where("occurred_at < " + w.arg(store.CleanTime(q.Until)))
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+key+`, count(*), COALESCE(sum(occurrence_count), 0)
 		FROM events.processed_events`+w.clause()+` GROUP BY 1 ORDER BY `+order, w.args...)
@@ -371,7 +371,7 @@ const recentSlack = time.Minute
 // primary key of every partition), older ones seen again by the partial
 // index on repeated events' last_seen_at.
 func (s *Store) RecentEvents(ctx context.Context, since time.Time, limit int) ([]event.Event, error) {
-	since = cleanTime(since)
+	since = store.CleanTime(since)
 	idMin := event.IDAt(since.Add(-recentSlack))
 	sql := `SELECT ` + eventColumns + ` FROM (
 			SELECT * FROM events.processed_events WHERE id >= $1 AND last_seen_at >= $2

@@ -90,14 +90,14 @@ func (s *Store) convert(b *store.Batch) (*rows, error) {
 		if recv.IsZero() {
 			recv = event.TimeOfID(e.ID)
 		}
-		recv = cleanTime(recv)
+		recv = store.CleanTime(recv)
 		r.rawDays[dayOf(recv)] = struct{}{}
 		var pid any
 		if e.ProcessedEventID != 0 {
 			pid = e.ProcessedEventID
 		}
-		r.raw[i] = []any{e.ID, cleanText(e.SourceSystem, maxSourceSystem),
-			cleanText(string(e.SourceType), maxSourceType), cleanJSON(e.Data), recv,
+		r.raw[i] = []any{e.ID, store.CleanText(e.SourceSystem, store.MaxSourceSystem),
+			store.CleanText(string(e.SourceType), store.MaxSourceType), store.CleanJSON(e.Data), recv,
 			e.Processed, cleanStrings(e.ProcessingErrors), pid}
 	}
 	for i := range b.New {
@@ -120,13 +120,13 @@ func (s *Store) convert(b *store.Batch) (*rows, error) {
 		if count < 1 {
 			count = 1
 		}
-		r.processed[i] = []any{e.ID, nullID(e.RawEventID), cleanText(e.EventType, maxEventType),
-			cleanText(string(e.Severity), maxSeverity), nullText(e.SourceHost, maxHost),
-			nullText(e.SourceService, maxService), cleanText(e.Title, maxTitle),
-			nullText(e.Description, 0), data, cleanTags(e.Tags), occ, cleanTime(proc),
+		r.processed[i] = []any{e.ID, nullID(e.RawEventID), store.CleanText(e.EventType, store.MaxEventType),
+			store.CleanText(string(e.Severity), store.MaxSeverity), nullText(e.SourceHost, store.MaxHost),
+			nullText(e.SourceService, store.MaxService), store.CleanText(e.Title, store.MaxTitle),
+			nullText(e.Description, 0), data, cleanTags(e.Tags), occ, store.CleanTime(proc),
 			correlationUUID(e.CorrelationID), nullID(e.ParentEventID),
-			nullText(e.SourceSystem, maxSourceSystem), nullText(string(e.SourceType), maxSourceType),
-			nullTime(e.ReceivedAt), nullText(e.Fingerprint, maxFingerprint), int32(min(count, 1<<31-1)),
+			nullText(e.SourceSystem, store.MaxSourceSystem), nullText(string(e.SourceType), store.MaxSourceType),
+			nullTime(e.ReceivedAt), nullText(e.Fingerprint, store.MaxFingerprint), int32(min(count, 1<<31-1)),
 			nullTime(last), int16(max(min(e.Priority, 32767), -32768))}
 	}
 	// A stable order of row locks across concurrent batches avoids
@@ -147,8 +147,8 @@ func (s *Store) convert(b *store.Batch) (*rows, error) {
 			related = c.RelatedEventIDs
 		}
 		r.correlations = append(r.correlations, []any{correlationUUID(c.CorrelationID),
-			cleanText(string(c.Type), maxCorrelationTyp), nullID(c.PrimaryEventID), related,
-			cleanScore(c.Score), nullText(c.Reason, 0), cleanTime(created)})
+			store.CleanText(string(c.Type), store.MaxCorrelationType), nullID(c.PrimaryEventID), related,
+			store.CleanScore(c.Score), nullText(c.Reason, 0), store.CleanTime(created)})
 	}
 	return r, nil
 }
@@ -168,11 +168,11 @@ func cmpInt64(a, b int64) int {
 func occurredAt(e *event.Event) time.Time {
 	switch {
 	case !e.OccurredAt.IsZero():
-		return cleanTime(e.OccurredAt)
+		return store.CleanTime(e.OccurredAt)
 	case !e.ReceivedAt.IsZero():
-		return cleanTime(e.ReceivedAt)
+		return store.CleanTime(e.ReceivedAt)
 	}
-	return cleanTime(event.TimeOfID(e.ID))
+	return store.CleanTime(event.TimeOfID(e.ID))
 }
 
 func nullID(id int64) any {
@@ -279,7 +279,7 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, r *rows, copyRows bool) er
 	}
 	firstRepeat := pb.Len()
 	for _, rp := range r.repeats {
-		pb.Queue(repeatSQL, int32(min(max(rp.OccurrenceCount, 1), 1<<31-1)), nullTime(rp.LastSeenAt), rp.EventID, cleanTime(rp.OccurredAt))
+		pb.Queue(repeatSQL, int32(min(max(rp.OccurrenceCount, 1), 1<<31-1)), nullTime(rp.LastSeenAt), rp.EventID, store.CleanTime(rp.OccurredAt))
 	}
 	for _, c := range r.correlations {
 		pb.Queue(upsertCorrelationSQL, c...)
@@ -335,7 +335,7 @@ func (s *Store) StoredRawIDs(ctx context.Context, ids []int64) (map[int64]bool, 
 	}
 	rows, err := s.pool.Query(ctx, `SELECT id FROM events.raw_events
 		WHERE id = ANY($1) AND received_at >= $2 AND received_at < $3`,
-		ids, cleanTime(event.TimeOfID(lo).Add(-rawIDSlack)), cleanTime(event.TimeOfID(hi).Add(rawIDSlack)))
+		ids, store.CleanTime(event.TimeOfID(lo).Add(-rawIDSlack)), store.CleanTime(event.TimeOfID(hi).Add(rawIDSlack)))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: stored raw ids: %w", err)
 	}

@@ -20,15 +20,15 @@ func (s *Store) PutAsset(ctx context.Context, a store.Asset) error {
 	if a.UpdatedAt.IsZero() {
 		a.UpdatedAt = s.now()
 	}
-	a.UpdatedAt = cleanTime(a.UpdatedAt).Truncate(time.Microsecond)
-	a.Host = cleanText(a.Host, 0)
+	a.UpdatedAt = store.CleanTime(a.UpdatedAt).Truncate(time.Microsecond)
+	a.Host = store.CleanText(a.Host, 0)
 	doc, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("sqlite: put asset %s: %w", a.Host, err)
 	}
 	_, err = s.w.ExecContext(ctx, `INSERT INTO assets (host, data, updated_at) VALUES (?, ?, ?)
 		ON CONFLICT (host) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at`,
-		a.Host, string(cleanJSON(doc)), micros(a.UpdatedAt))
+		a.Host, string(store.CleanJSON(doc)), micros(a.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("sqlite: put asset %s: %w", a.Host, err)
 	}
@@ -53,7 +53,7 @@ func scanAsset(row scanner) (store.Asset, error) {
 
 // Asset returns the asset of host.
 func (s *Store) Asset(ctx context.Context, host string) (store.Asset, error) {
-	a, err := scanAsset(s.r.QueryRowContext(ctx, `SELECT host, data, updated_at FROM assets WHERE host = ?`, cleanText(host, 0)))
+	a, err := scanAsset(s.r.QueryRowContext(ctx, `SELECT host, data, updated_at FROM assets WHERE host = ?`, store.CleanText(host, 0)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, fmt.Errorf("sqlite: asset %s: %w", host, store.ErrNotFound)
 	}
@@ -65,7 +65,7 @@ func (s *Store) Asset(ctx context.Context, host string) (store.Asset, error) {
 
 // DeleteAsset deletes the asset of host.
 func (s *Store) DeleteAsset(ctx context.Context, host string) error {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM assets WHERE host = ?`, cleanText(host, 0))
+	res, err := s.w.ExecContext(ctx, `DELETE FROM assets WHERE host = ?`, store.CleanText(host, 0))
 	if err != nil {
 		return fmt.Errorf("sqlite: delete asset %s: %w", host, err)
 	}
@@ -109,7 +109,7 @@ func (s *Store) CreateKey(ctx context.Context, k store.APIKey) error {
 	}
 	scopes := make([]string, len(k.Scopes))
 	for i, sc := range k.Scopes {
-		scopes[i] = cleanText(sc, 0)
+		scopes[i] = store.CleanText(sc, 0)
 	}
 	sj, err := json.Marshal(scopes)
 	if err != nil {
@@ -125,7 +125,7 @@ func (s *Store) CreateKey(ctx context.Context, k store.APIKey) error {
 	}
 	res, err := s.w.ExecContext(ctx, `INSERT INTO api_keys (id, name, hash, scopes, created_at, revoked_at)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-		cleanText(k.ID, 0), cleanText(k.Name, 0), hash, string(sj), micros(k.CreatedAt), revoked)
+		store.CleanText(k.ID, 0), store.CleanText(k.Name, 0), hash, string(sj), micros(k.CreatedAt), revoked)
 	if err != nil {
 		return fmt.Errorf("sqlite: create key %s: %w", k.ID, err)
 	}
@@ -168,7 +168,7 @@ func scanKey(row scanner) (store.APIKey, error) {
 
 // Key returns the key with this id, revoked or not.
 func (s *Store) Key(ctx context.Context, id string) (store.APIKey, error) {
-	k, err := scanKey(s.r.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = ?`, cleanText(id, 0)))
+	k, err := scanKey(s.r.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = ?`, store.CleanText(id, 0)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return k, fmt.Errorf("sqlite: key %s: %w", id, store.ErrNotFound)
 	}
@@ -203,7 +203,7 @@ func (s *Store) Keys(ctx context.Context) ([]store.APIKey, error) {
 // first revocation time.
 func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`,
-		micros(at), cleanText(id, 0))
+		micros(at), store.CleanText(id, 0))
 	if err != nil {
 		return fmt.Errorf("sqlite: revoke key %s: %w", id, err)
 	}

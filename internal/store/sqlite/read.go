@@ -191,21 +191,21 @@ func (s *Store) Events(ctx context.Context, q store.EventQuery) (store.EventPage
 		w.where("occurred_at < ?", micros(q.Until))
 	}
 	if q.Host != "" {
-		w.where("source_host = ?", cleanText(q.Host, 0))
+		w.where("source_host = ?", store.CleanText(q.Host, 0))
 	}
 	if q.Service != "" {
-		w.where("source_service = ?", cleanText(q.Service, 0))
+		w.where("source_service = ?", store.CleanText(q.Service, 0))
 	}
 	if q.EventType != "" {
-		w.where("event_type = ?", cleanText(q.EventType, 0))
+		w.where("event_type = ?", store.CleanText(q.EventType, 0))
 	}
 	if q.Source != "" {
-		w.where("source_system = ?", cleanText(q.Source, 0))
+		w.where("source_system = ?", store.CleanText(q.Source, 0))
 	}
 	if q.CorrelationID != "" {
 		w.where("correlation_id = ?", correlationKey(q.CorrelationID))
 	}
-	if text := cleanText(q.Text, 0); text != "" {
+	if text := store.CleanText(q.Text, 0); text != "" {
 		if isASCII(text) {
 			// LIKE folds ASCII case, which is all an ASCII needle needs.
 			p := "%" + escapeLike(text) + "%"
@@ -380,7 +380,7 @@ const recentSlack = time.Minute
 // Events received since then are found by id range (the rowid), older ones
 // seen again by the partial index on repeated events' last_seen_at.
 func (s *Store) RecentEvents(ctx context.Context, since time.Time, limit int) ([]event.Event, error) {
-	idMin := event.IDAt(cleanTime(since).Add(-recentSlack))
+	idMin := event.IDAt(store.CleanTime(since).Add(-recentSlack))
 	sm := micros(since)
 	q := `SELECT ` + eventColumns + ` FROM (
 			SELECT * FROM processed_events WHERE id >= ?1 AND last_seen_at >= ?2

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/reflex-ops/reflex/internal/event"
+	"github.com/reflex-ops/reflex/internal/store"
 )
 
 // retentionChunk is how many rows one retention transaction deletes, so
@@ -22,7 +23,7 @@ func (s *Store) EnforceRetention(ctx context.Context, before time.Time) (int64, 
 
 	// Raw events: ids follow receipt time, so walk the rowid range up to a
 	// day past before (received_at and the id's time are set together).
-	idBound := event.IDAt(cleanTime(before).Add(24 * time.Hour))
+	idBound := event.IDAt(store.CleanTime(before).Add(24 * time.Hour))
 	var cursor int64 = -1 << 63
 	for {
 		var end *int64

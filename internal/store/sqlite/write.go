@@ -132,9 +132,9 @@ func (s *Store) convert(b *store.Batch) (*rows, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: encode processing_errors of raw event %d: %w", e.ID, err)
 		}
-		r.raw[i] = []any{e.ID, cleanText(e.SourceSystem, maxSourceSystem),
-			cleanText(string(e.SourceType), maxSourceType), micros(recv), e.Processed, errs,
-			nullID(e.ProcessedEventID), string(cleanJSON(e.Data))}
+		r.raw[i] = []any{e.ID, store.CleanText(e.SourceSystem, store.MaxSourceSystem),
+			store.CleanText(string(e.SourceType), store.MaxSourceType), micros(recv), e.Processed, errs,
+			nullID(e.ProcessedEventID), string(store.CleanJSON(e.Data))}
 	}
 	for i := range b.New {
 		e := &b.New[i]
@@ -154,14 +154,14 @@ func (s *Store) convert(b *store.Batch) (*rows, error) {
 		if last.IsZero() {
 			last = e.ReceivedAt
 		}
-		r.processed[i] = []any{e.ID, nullID(e.RawEventID), cleanText(e.EventType, maxEventType),
-			cleanText(string(e.Severity), maxSeverity), nullText(e.SourceHost, maxHost),
-			nullText(e.SourceService, maxService), micros(occurredAt(e)), micros(proc),
+		r.processed[i] = []any{e.ID, nullID(e.RawEventID), store.CleanText(e.EventType, store.MaxEventType),
+			store.CleanText(string(e.Severity), store.MaxSeverity), nullText(e.SourceHost, store.MaxHost),
+			nullText(e.SourceService, store.MaxService), micros(occurredAt(e)), micros(proc),
 			correlationUUID(e.CorrelationID), nullID(e.ParentEventID),
-			nullText(e.SourceSystem, maxSourceSystem), nullText(string(e.SourceType), maxSourceType),
-			nullMicros(e.ReceivedAt), nullText(e.Fingerprint, maxFingerprint),
+			nullText(e.SourceSystem, store.MaxSourceSystem), nullText(string(e.SourceType), store.MaxSourceType),
+			nullMicros(e.ReceivedAt), nullText(e.Fingerprint, store.MaxFingerprint),
 			min(max(e.OccurrenceCount, 1), 1<<31-1), nullMicros(last), max(min(e.Priority, 32767), -32768),
-			cleanText(e.Title, maxTitle), tags, nullText(e.Description, 0), data}
+			store.CleanText(e.Title, store.MaxTitle), tags, nullText(e.Description, 0), data}
 	}
 	for _, rp := range b.Repeats {
 		r.repeats = append(r.repeats, []any{min(max(rp.OccurrenceCount, 1), 1<<31-1), nullMicros(rp.LastSeenAt), rp.EventID})
@@ -176,8 +176,8 @@ func (s *Store) convert(b *store.Batch) (*rows, error) {
 			related = jsonInts(c.RelatedEventIDs)
 		}
 		r.correlations = append(r.correlations, []any{correlationKey(c.CorrelationID),
-			cleanText(string(c.Type), maxCorrelationTyp), nullID(c.PrimaryEventID), related,
-			cleanScore(c.Score), nullText(c.Reason, 0), micros(created)})
+			store.CleanText(string(c.Type), store.MaxCorrelationType), nullID(c.PrimaryEventID), related,
+			store.CleanScore(c.Score), nullText(c.Reason, 0), micros(created)})
 	}
 	return r, nil
 }
