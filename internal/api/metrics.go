@@ -1,12 +1,12 @@
 package api
 
 import (
-	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/reflex-ops/reflex/internal/promutil"
 )
 
 // httpMetrics are the metrics every service's router records. NewEvents
@@ -35,13 +35,13 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 		}, []string{"service"}),
 	}
 	var err error
-	if m.requests, err = register(reg, m.requests); err != nil {
+	if err = promutil.Register(reg, &m.requests); err != nil {
 		return nil, err
 	}
-	if m.duration, err = register(reg, m.duration); err != nil {
+	if err = promutil.Register(reg, &m.duration); err != nil {
 		return nil, err
 	}
-	if m.panics, err = register(reg, m.panics); err != nil {
+	if err = promutil.Register(reg, &m.panics); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -79,31 +79,11 @@ func newIntakeMetrics(reg prometheus.Registerer) (*intakeMetrics, error) {
 		}, []string{"source_type", "reason"}),
 	}
 	var err error
-	if m.received, err = register(reg, m.received); err != nil {
+	if err = promutil.Register(reg, &m.received); err != nil {
 		return nil, err
 	}
-	if m.rejected, err = register(reg, m.rejected); err != nil {
+	if err = promutil.Register(reg, &m.rejected); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c on reg (nil: does nothing). When an identical
-// collector is already registered, it returns that one, so that several
-// handlers built on one registry share their metrics.
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
-	if reg == nil {
-		return c, nil
-	}
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(T); ok {
-			return existing, nil
-		}
-	}
-	return c, fmt.Errorf("api: register metrics: %w", err)
 }

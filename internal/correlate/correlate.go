@@ -7,7 +7,6 @@ package correlate
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -21,6 +20,7 @@ import (
 	"github.com/reflex-ops/reflex/internal/event"
 	"github.com/reflex-ops/reflex/internal/keyed"
 	"github.com/reflex-ops/reflex/internal/pipeline"
+	"github.com/reflex-ops/reflex/internal/promutil"
 )
 
 // Defaults of Options.
@@ -177,7 +177,7 @@ func (c *Correlator) newMetrics(reg prometheus.Registerer) error {
 			Help:        "Keys evicted from the correlator's state, by state (time_group, open_critical) and reason (expired, capacity).",
 			ConstLabels: prometheus.Labels{"state": st},
 		}, []string{"reason"})
-		if err := register(reg, &c.m.evictions[i]); err != nil {
+		if err := promutil.Register(reg, &c.m.evictions[i]); err != nil {
 			return err
 		}
 		var keys prometheus.Collector = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -185,14 +185,14 @@ func (c *Correlator) newMetrics(reg prometheus.Registerer) error {
 			Help:        "Hosts in the correlator's state, by state: with an open time-based group (time_group), with an open critical event (open_critical).",
 			ConstLabels: prometheus.Labels{"state": st},
 		}, sizes[i])
-		if err := register(reg, &keys); err != nil {
+		if err := promutil.Register(reg, &keys); err != nil {
 			return err
 		}
 	}
-	if err := register(reg, &c.m.rows); err != nil {
+	if err := promutil.Register(reg, &c.m.rows); err != nil {
 		return err
 	}
-	return register(reg, &c.m.events)
+	return promutil.Register(reg, &c.m.events)
 }
 
 // Process correlates b.Events in order and appends the rows of the groups
@@ -620,25 +620,6 @@ func sourceSeverity(e *event.Event) event.Severity {
 		}
 	}
 	return e.Severity
-}
-
-// register registers *c with reg (if not nil). If an identical collector
-// is already registered, *c becomes that one.
-func register[C prometheus.Collector](reg prometheus.Registerer, c *C) error {
-	if reg == nil {
-		return nil
-	}
-	if err := reg.Register(*c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				*c = existing
-			}
-			return nil
-		}
-		return fmt.Errorf("correlate: register metrics: %w", err)
-	}
-	return nil
 }
 
 // sweeper runs a sweep at most once per interval of batch time.

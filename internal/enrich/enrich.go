@@ -3,13 +3,13 @@ package enrich
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/reflex-ops/reflex/internal/pipeline"
+	"github.com/reflex-ops/reflex/internal/promutil"
 )
 
 // Options configures an Enricher. The zero value is valid.
@@ -42,7 +42,7 @@ func New(inv *Inventory, opts Options) (*Enricher, error) {
 		Name: "reflex_enrich_events_total",
 		Help: "Events seen by the enricher, by whether their host is in the asset inventory (result: asset, unknown_host).",
 	}, []string{"result"})
-	if err := register(opts.Registerer, &events); err != nil {
+	if err := promutil.Register(opts.Registerer, &events); err != nil {
 		return nil, err
 	}
 	return &Enricher{inv: inv, events: events}, nil
@@ -111,24 +111,4 @@ func tag(t string) string {
 		n++
 	}
 	return t
-}
-
-// register registers *c with reg (if not nil). If an identical collector
-// is already registered, *c becomes that one, so that two stages built on
-// one registry share their counters.
-func register[C prometheus.Collector](reg prometheus.Registerer, c *C) error {
-	if reg == nil {
-		return nil
-	}
-	if err := reg.Register(*c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				*c = existing
-				return nil
-			}
-		}
-		return fmt.Errorf("enrich: register metrics: %w", err)
-	}
-	return nil
 }

@@ -1,13 +1,11 @@
 package intake
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/reflex-ops/reflex/internal/bus"
 	"github.com/reflex-ops/reflex/internal/event"
+	"github.com/reflex-ops/reflex/internal/promutil"
 )
 
 type metrics struct {
@@ -46,37 +44,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.acceptedTotal, err = register(reg, m.acceptedTotal); err != nil {
+	if err = promutil.Register(reg, &m.acceptedTotal); err != nil {
 		return nil, err
 	}
-	if m.publishSeconds, err = register(reg, m.publishSeconds); err != nil {
+	if err = promutil.Register(reg, &m.publishSeconds); err != nil {
 		return nil, err
 	}
-	if m.inflight, err = register(reg, m.inflight); err != nil {
+	if err = promutil.Register(reg, &m.inflight); err != nil {
 		return nil, err
 	}
-	if m.busy, err = register(reg, m.busy); err != nil {
+	if err = promutil.Register(reg, &m.busy); err != nil {
 		return nil, err
 	}
-	if m.retries, err = register(reg, m.retries); err != nil {
+	if err = promutil.Register(reg, &m.retries); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// its name, so that several intakes (one per adapter) share the metrics.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if ex, ok := are.ExistingCollector.(C); ok {
-				return ex, nil
-			}
-		}
-		return c, fmt.Errorf("intake: register metrics: %w", err)
-	}
-	return c, nil
 }
 
 func (m *metrics) accepted(src event.SourceType, lane bus.Lane, n int) {

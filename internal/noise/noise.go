@@ -11,13 +11,13 @@
 package noise
 
 import (
-	"errors"
-	"fmt"
 	"math"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/reflex-ops/reflex/internal/promutil"
 )
 
 // Defaults of Options.
@@ -95,35 +95,16 @@ func newStageMetrics(reg prometheus.Registerer, stage, eventsName, eventsHelp st
 		Help:        "Keys in the noise filter's state, by stage: fingerprints for dedup, source systems for rate_limit.",
 		ConstLabels: prometheus.Labels{"stage": stage},
 	}, size)
-	if err := register(reg, &m.events); err != nil {
+	if err := promutil.Register(reg, &m.events); err != nil {
 		return m, err
 	}
-	if err := register(reg, &m.evictions); err != nil {
+	if err := promutil.Register(reg, &m.evictions); err != nil {
 		return m, err
 	}
-	if err := register(reg, &keys); err != nil {
+	if err := promutil.Register(reg, &keys); err != nil {
 		return m, err
 	}
 	return m, nil
-}
-
-// register registers *c with reg (if not nil). If an identical collector
-// is already registered, *c becomes that one.
-func register[C prometheus.Collector](reg prometheus.Registerer, c *C) error {
-	if reg == nil {
-		return nil
-	}
-	if err := reg.Register(*c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				*c = existing
-			}
-			return nil
-		}
-		return fmt.Errorf("noise: register metrics: %w", err)
-	}
-	return nil
 }
 
 // sweeper runs a function at most once per interval of batch time.

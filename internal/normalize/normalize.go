@@ -35,7 +35,6 @@ package normalize
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -48,6 +47,7 @@ import (
 	"github.com/reflex-ops/reflex/internal/event"
 	"github.com/reflex-ops/reflex/internal/ingest/webhook"
 	"github.com/reflex-ops/reflex/internal/pipeline"
+	"github.com/reflex-ops/reflex/internal/promutil"
 )
 
 // Defaults of Options.
@@ -130,27 +130,13 @@ func New(opts Options) *Normalizer {
 	}
 	n.log = n.log.With("component", "normalize")
 	if opts.Registerer != nil {
-		n.failed = register(opts.Registerer, n.failed, n.log)
-		n.adjusted = register(opts.Registerer, n.adjusted, n.log)
-	}
-	return n
-}
-
-// register registers c, or returns the collector already registered under
-// its name.
-func register(r prometheus.Registerer, c *prometheus.CounterVec, log *slog.Logger) *prometheus.CounterVec {
-	err := r.Register(c)
-	if err == nil {
-		return c
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-			return existing
+		for _, c := range []**prometheus.CounterVec{&n.failed, &n.adjusted} {
+			if err := promutil.Register(opts.Registerer, c); err != nil {
+				n.log.Warn("register metric", "err", err)
+			}
 		}
 	}
-	log.Warn("register metric", "err", err)
-	return c
+	return n
 }
 
 // Process appends one event per raw event of b to b.Events, in the order of

@@ -1,12 +1,10 @@
 package pipeline
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/reflex-ops/reflex/internal/event"
+	"github.com/reflex-ops/reflex/internal/promutil"
 )
 
 // runnerMetrics are a runner's metrics. Runners of several lanes that share
@@ -65,28 +63,28 @@ func newRunnerMetrics(reg prometheus.Registerer, lane string) (*runnerMetrics, e
 
 	if reg != nil {
 		var err error
-		if processed, err = register(reg, processed); err != nil {
+		if err = promutil.Register(reg, &processed); err != nil {
 			return nil, err
 		}
-		if stage, err = register(reg, stage); err != nil {
+		if err = promutil.Register(reg, &stage); err != nil {
 			return nil, err
 		}
-		if latency, err = register(reg, latency); err != nil {
+		if err = promutil.Register(reg, &latency); err != nil {
 			return nil, err
 		}
-		if size, err = register(reg, size); err != nil {
+		if err = promutil.Register(reg, &size); err != nil {
 			return nil, err
 		}
-		if dur, err = register(reg, dur); err != nil {
+		if err = promutil.Register(reg, &dur); err != nil {
 			return nil, err
 		}
-		if failures, err = register(reg, failures); err != nil {
+		if err = promutil.Register(reg, &failures); err != nil {
 			return nil, err
 		}
-		if corrupt, err = register(reg, corrupt); err != nil {
+		if err = promutil.Register(reg, &corrupt); err != nil {
 			return nil, err
 		}
-		if replayed, err = register(reg, replayed); err != nil {
+		if err = promutil.Register(reg, &replayed); err != nil {
 			return nil, err
 		}
 	}
@@ -105,19 +103,4 @@ func newRunnerMetrics(reg prometheus.Registerer, lane string) (*runnerMetrics, e
 
 func (m *runnerMetrics) processed(src event.SourceType, n int) {
 	m.processedTotal.WithLabelValues(string(src)).Add(float64(n))
-}
-
-// register registers c, or returns the collector already registered under
-// its name (the runner of another lane registered it).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if ex, ok := are.ExistingCollector.(C); ok {
-				return ex, nil
-			}
-		}
-		return c, fmt.Errorf("pipeline: register metrics: %w", err)
-	}
-	return c, nil
 }

@@ -7,7 +7,6 @@ package severity
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/reflex-ops/reflex/internal/event"
 	"github.com/reflex-ops/reflex/internal/pipeline"
+	"github.com/reflex-ops/reflex/internal/promutil"
 )
 
 // base is the base priority of each source severity. The steps are 15
@@ -99,16 +99,8 @@ func New(opts Options) (*Scorer, error) {
 		Name: "reflex_events_escalated_total",
 		Help: "Events whose severity the scorer raised one level, by final severity.",
 	}, []string{"severity"})}
-	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(s.escalated); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, fmt.Errorf("severity: register metrics: %w", err)
-			}
-			if c, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-				s.escalated = c
-			}
-		}
+	if err := promutil.Register(opts.Registerer, &s.escalated); err != nil {
+		return nil, fmt.Errorf("severity: %w", err)
 	}
 	return s, nil
 }
