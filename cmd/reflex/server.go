@@ -64,7 +64,6 @@ func runMigrate(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer st.Close()
 	fmt.Fprintln(stderr, "migrations applied")
-	return nil
+	return st.Close()
 }

@@ -12,8 +12,8 @@ import (
 
 // decodeJSON reads a small JSON request body into dst strictly: the
 // Content-Type must be JSON (or absent), unknown fields and trailing data
-// are errors, and the body is limited to max bytes (413).
-func decodeJSON(w http.ResponseWriter, r *http.Request, dst any, max int64) *fieldError {
+// are errors, and the body is limited to maxBytes bytes (413).
+func decodeJSON(w http.ResponseWriter, r *http.Request, dst any, maxBytes int64) *fieldError {
 	if ct := r.Header.Get("Content-Type"); strings.TrimSpace(ct) != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
@@ -21,15 +21,15 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, dst any, max int64) *fie
 				msg: fmt.Sprintf("unsupported media type %q: want application/json", clip(ct, 100))}
 		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, max))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBytes))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return jsonError(err, max)
+		return jsonError(err, maxBytes)
 	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return jsonError(err, max)
+			return jsonError(err, maxBytes)
 		}
 		return &fieldError{msg: "the body must hold one JSON object and nothing after it"}
 	}
@@ -38,7 +38,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, dst any, max int64) *fie
 
 // jsonError converts an error of json.Decoder into a client error that
 // names the field at fault when it can.
-func jsonError(err error, max int64) *fieldError {
+func jsonError(err error, maxBytes int64) *fieldError {
 	var (
 		syntax    *json.SyntaxError
 		typ       *json.UnmarshalTypeError
@@ -47,7 +47,7 @@ func jsonError(err error, max int64) *fieldError {
 	)
 	switch {
 	case errors.As(err, &tooLarge):
-		return &fieldError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("request body larger than %d bytes", max)}
+		return &fieldError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("request body larger than %d bytes", maxBytes)}
 	case errors.Is(err, io.EOF):
 		return &fieldError{msg: "empty body: want a JSON object"}
 	case errors.Is(err, io.ErrUnexpectedEOF):

@@ -25,8 +25,8 @@ type cacheEntry struct {
 	expires time.Time
 }
 
-func newCache(ttl time.Duration, max int) *cache {
-	return &cache{ttl: ttl, max: max, m: make(map[string]cacheEntry)}
+func newCache(ttl time.Duration, maxSize int) *cache {
+	return &cache{ttl: ttl, max: maxSize, m: make(map[string]cacheEntry)}
 }
 
 func (c *cache) get(id string, now time.Time) (store.APIKey, bool) {

@@ -45,7 +45,7 @@ func TestDurableAcrossRestart(t *testing.T) {
 		stop func(t *testing.T, b *Bus)
 	}{
 		{"clean close", func(t *testing.T, b *Bus) { require.NoError(t, b.Close()) }},
-		{"server stopped without drain", func(t *testing.T, b *Bus) {
+		{"server stopped without drain", func(_ *testing.T, b *Bus) {
 			// No drain of the connection, no Close: the server goes
 			// away under the client.
 			b.srv.Shutdown()

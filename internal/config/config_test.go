@@ -148,7 +148,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("nats-max-bytes: 2GiB\nrate-limit: 1.5\n"))
 	f.Add([]byte("{"))
 	f.Add([]byte("- a\n- b\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Fuzz(func(_ *testing.T, data []byte) {
 		c := Default()
 		if err := Parse(data, &c); err != nil {
 			return

@@ -140,7 +140,7 @@ func FuzzParseSeverity(f *testing.F) {
 		// Parsing is insensitive to case and surrounding space, and the
 		// result parses as itself.
 		again, err := ParseSeverity("  " + strings.ToUpper(s) + " ")
-		if utf8.ValidString(s) && strings.ToLower(strings.ToUpper(s)) == strings.ToLower(s) {
+		if utf8.ValidString(s) && strings.EqualFold(strings.ToUpper(s), s) {
 			require.NoError(t, err)
 			require.Equal(t, got, again)
 		}

@@ -31,12 +31,14 @@ type Table[V any] struct {
 	onEvict func(reason string)
 }
 
+// Shard is one part of a Table, with its own lock.
 type Shard[V any] struct {
 	mu          sync.Mutex
 	m           map[string]*Entry[V]
 	first, last *Entry[V]
 }
 
+// Entry is a key and its value in a Table.
 type Entry[V any] struct {
 	Key        string
 	Val        V

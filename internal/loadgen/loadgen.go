@@ -120,7 +120,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	phase, cancel := context.WithTimeout(ctx, o.Duration)
 	defer cancel()
 	done := make(chan struct{})
-	go g.progress(phase, start, &res, before, metricsURL, done)
+	go g.progress(phase, start, before, metricsURL, done) //nolint:gosec // scrapes with their own short deadline
 	if o.Backlog > 0 {
 		// Critical events at Rate from the start, while a backlog of low
 		// events is posted as fast as it is accepted; the phase ends when
@@ -130,11 +130,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		// Critical events go one per request, as an alerting tool sends them.
 		cg := &generator{o: o, seq: g.seq, c: g.c}
 		cg.o.Batch, cg.o.Concurrency = 1, 2
-		go func() { defer crit.Done(); cg.post(phase, -1, o.Rate, "critical", &res) }()
+		go func() { defer crit.Done(); cg.post(phase, -1, o.Rate, "critical") }()
 		if o.Progress != nil {
 			fmt.Fprintf(o.Progress, "posting a backlog of %d low events while posting critical events at %.0f/s\n", o.Backlog, o.Rate)
 		}
-		g.post(phase, o.Backlog, 0, "low", &res)
+		g.post(phase, o.Backlog, 0, "low")
 		for phase.Err() == nil {
 			s, err := scrape(phase, o.Client, metricsURL)
 			if err == nil {
@@ -149,7 +149,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		cancel()
 		crit.Wait()
 	} else {
-		g.post(phase, -1, o.Rate, "", &res)
+		g.post(phase, -1, o.Rate, "")
 	}
 	res.Elapsed = time.Since(start)
 	<-done
@@ -212,7 +212,7 @@ func (r *Result) finish(before, after snapshot) {
 // post sends events with Concurrency workers: total events (or until ctx
 // ends when total < 0), at rate events/s (0: unpaced), of severity sev
 // ("" for the mix).
-func (g *generator) post(ctx context.Context, total int, rate float64, sev string, res *Result) {
+func (g *generator) post(ctx context.Context, total int, rate float64, sev string) {
 	var remaining atomic.Int64
 	remaining.Store(int64(total))
 	var wg sync.WaitGroup
@@ -224,7 +224,8 @@ func (g *generator) post(ctx context.Context, total int, rate float64, sev strin
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
+			rng := rand.New(rand.NewPCG( //nolint:gosec // load, not secrets
+				uint64(w), uint64(time.Now().UnixNano())))
 			next := time.Now().Add(time.Duration(w) * interval / time.Duration(g.o.Concurrency))
 			var buf bytes.Buffer
 			for ctx.Err() == nil {
@@ -288,15 +289,15 @@ func (g *generator) send(ctx context.Context, body []byte, n int) {
 		_ = json.NewDecoder(resp.Body).Decode(&out)
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		switch {
-		case resp.StatusCode == http.StatusAccepted:
+		switch resp.StatusCode {
+		case http.StatusAccepted:
 			g.c.accepted.Add(int64(out.Accepted))
 			if g.o.OnAccepted != nil {
 				g.o.OnAccepted(out.IDs)
 			}
 			g.c.rejected.Add(int64(n - out.Accepted))
 			return
-		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
+		case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 			g.c.throttled.Add(int64(n))
 			wait := time.Duration(math.Min(float64(time.Second), float64(10*time.Millisecond)*math.Pow(2, float64(attempt))))
 			select {
@@ -365,7 +366,7 @@ func letters(n int64) string {
 }
 
 // progress prints a line every 5s until ctx ends, then closes done.
-func (g *generator) progress(ctx context.Context, start time.Time, res *Result, before snapshot, metricsURL string, done chan<- struct{}) {
+func (g *generator) progress(ctx context.Context, start time.Time, before snapshot, metricsURL string, done chan<- struct{}) {
 	defer close(done)
 	if g.o.Progress == nil {
 		<-ctx.Done()

@@ -39,7 +39,7 @@ var _ Store = store.Store(nil)
 
 // Defaults of RunnerOptions.
 const (
-	DefaultRetryMin     = time.Second
+	DefaultRetryFirst   = time.Second
 	DefaultRetryMax     = 30 * time.Second
 	DefaultDrainTimeout = 30 * time.Second
 )
@@ -139,7 +139,7 @@ func NewRunner(opts RunnerOptions) (*Runner, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.RetryMin <= 0 {
-		opts.RetryMin = DefaultRetryMin
+		opts.RetryMin = DefaultRetryFirst
 	}
 	if opts.RetryMax < opts.RetryMin {
 		opts.RetryMax = max(DefaultRetryMax, opts.RetryMin)

@@ -119,8 +119,7 @@ func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger, now fun
 		return nil, err
 	}
 	if err := st.Migrate(ctx); err != nil {
-		st.Close()
-		return nil, err
+		return nil, errors.Join(err, st.Close())
 	}
 	return st, nil
 }
@@ -138,7 +137,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.started = true
 	defer func() {
 		if err != nil {
-			s.closeAll(context.Background())
+			_ = s.closeAll(context.Background()) // the start error is the one to report
 		}
 	}()
 	log := s.log

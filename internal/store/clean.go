@@ -36,19 +36,19 @@ var (
 )
 
 // CleanText makes s storable in a text column: valid UTF-8, no NUL
-// characters (PostgreSQL rejects both), at most max characters when
-// max > 0.
-func CleanText(s string, max int) string {
+// characters (PostgreSQL rejects both), at most maxLen characters when
+// maxLen > 0.
+func CleanText(s string, maxLen int) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
 	if strings.IndexByte(s, 0) >= 0 {
 		s = strings.ReplaceAll(s, "\x00", "")
 	}
-	if max > 0 && len(s) > max && utf8.RuneCountInString(s) > max {
+	if maxLen > 0 && len(s) > maxLen && utf8.RuneCountInString(s) > maxLen {
 		n := 0
 		for i := range s {
-			if n == max {
+			if n == maxLen {
 				s = s[:i]
 				break
 			}

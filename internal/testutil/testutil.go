@@ -52,7 +52,7 @@ func PostgresURL(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("testutil: connect to %s (%s): %v", EnvDatabaseURL, redact(u), err)
 	}
-	defer conn.Close(context.Background())
+	defer func() { _ = conn.Close(context.Background()) }()
 
 	name := "reflex_t_" + randomHex(8)
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
@@ -66,7 +66,7 @@ func PostgresURL(t testing.TB) string {
 			t.Errorf("testutil: connect to drop database %s: %v", name, err)
 			return
 		}
-		defer c.Close(context.Background())
+		defer func() { _ = c.Close(context.Background()) }()
 		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
 			t.Errorf("testutil: drop database %s: %v", name, err)
 		}

@@ -286,7 +286,7 @@ func (p *parser) timestamp() (time.Time, json.RawMessage) {
 		if s == "" {
 			return time.Time{}, nil
 		}
-		if s[0] >= '0' && s[0] <= '9' && strings.IndexAny(s, "-:T") < 0 {
+		if s[0] >= '0' && s[0] <= '9' && !strings.ContainsAny(s, "-:T") {
 			t, ok := parseUnix(s)
 			if !ok {
 				p.fail(fieldTimestamp, fmt.Sprintf("%q is not a valid unix time: %s", clip(s, 40), timestampHelp))

@@ -10,11 +10,11 @@ import (
 )
 
 // nullText is store.CleanText, with "" stored as NULL.
-func nullText(s string, max int) any {
+func nullText(s string, maxLen int) any {
 	if s == "" {
 		return nil
 	}
-	return store.CleanText(s, max)
+	return store.CleanText(s, maxLen)
 }
 
 // nullTime is store.CleanTime, with the zero time stored as NULL.

@@ -23,8 +23,6 @@ var (
 		"source_service", "title", "description", "event_data", "tags", "occurred_at",
 		"processed_at", "correlation_id", "parent_event_id", "source_system", "source_type",
 		"received_at", "fingerprint", "occurrence_count", "last_seen_at", "priority"}
-	correlationColumns = "correlation_id, correlation_type, primary_event_id, related_event_ids, " +
-		"correlation_score, correlation_reason, created_at"
 )
 
 var (

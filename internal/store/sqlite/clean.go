@@ -10,11 +10,11 @@ import (
 )
 
 // nullText is store.CleanText, with "" stored as NULL.
-func nullText(s string, max int) any {
+func nullText(s string, maxLen int) any {
 	if s == "" {
 		return nil
 	}
-	return store.CleanText(s, max)
+	return store.CleanText(s, maxLen)
 }
 
 // micros is t as stored: unix microseconds, UTC, within the time range.

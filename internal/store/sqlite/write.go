@@ -406,7 +406,7 @@ func (s *Store) commit(group []*writeReq) error {
 		if len(rs) == 0 {
 			return nil
 		}
-		st := tx.StmtContext(ctx, stmt)
+		st := tx.StmtContext(ctx, stmt) //nolint:sqlclosecheck // closed with the transaction
 		for _, row := range rs {
 			if _, err := st.ExecContext(ctx, row...); err != nil {
 				return fmt.Errorf("sqlite: write batch: %s: %w", what, err)
@@ -418,7 +418,7 @@ func (s *Store) commit(group []*writeReq) error {
 	var args []any
 	insert := func(many, one *sql.Stmt, what string, rs [][]any) error {
 		if len(rs) >= insertChunk {
-			st := tx.StmtContext(ctx, many)
+			st := tx.StmtContext(ctx, many) //nolint:sqlclosecheck // closed with the transaction
 			for len(rs) >= insertChunk {
 				args = args[:0]
 				for _, row := range rs[:insertChunk] {
