@@ -111,7 +111,7 @@ var options = []option{
 	{"rate-burst", "burst of the per-source rate limit", func(c *Config) flag.Value { return (*intValue)(&c.RateBurst) }},
 	{"workers", "pipeline partitions processed in parallel (0: number of CPUs)", func(c *Config) flag.Value { return (*intValue)(&c.Workers) }},
 	{"max-inflight", "concurrent intake submissions; beyond it intake answers 429", func(c *Config) flag.Value { return (*intValue)(&c.MaxInFlight) }},
-	{"node-id", "instance number 0-63, part of every event id; unique per instance sharing one database", func(c *Config) flag.Value { return (*intValue)(&c.NodeID) }},
+	{"node-id", "instance number 0-15, part of every event id; unique per instance sharing one database", func(c *Config) flag.Value { return (*intValue)(&c.NodeID) }},
 	{"pprof-addr", "serve Go's net/http/pprof profiles on this address (empty: off; bind it to localhost)", func(c *Config) flag.Value { return (*stringValue)(&c.PprofAddr) }},
 	{"shutdown-timeout", "how long SIGTERM waits for intake to stop and the pipeline to drain", func(c *Config) flag.Value { return &c.ShutdownGrace }},
 }
@@ -264,8 +264,8 @@ func (c Config) Validate() error {
 	if c.MaxInFlight < 1 {
 		bad("max-inflight", "must be at least 1")
 	}
-	if c.NodeID < 0 || c.NodeID > 63 {
-		bad("node-id", "%d is not between 0 and 63", c.NodeID)
+	if c.NodeID < 0 || c.NodeID > 15 {
+		bad("node-id", "%d is not between 0 and 15", c.NodeID)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))

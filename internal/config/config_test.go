@@ -76,7 +76,7 @@ func TestLoadErrors(t *testing.T) {
 		{"retention too short", []string{"--retention", "1h"}, nil, "retention"},
 		{"bad log format", []string{"--log-format", "xml"}, nil, "log-format"},
 		{"bad int", []string{"--workers", "many"}, nil, "not an integer"},
-		{"node id range", []string{"--node-id", "64"}, nil, "node-id"},
+		{"node id range", []string{"--node-id", "16"}, nil, "node-id"},
 		{"nats listen with url", []string{"--nats-url", "nats://x:4222", "--nats-listen", ":4222"}, nil, "nats-listen"},
 		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
 		{"unknown flag", []string{"--nope"}, nil, "not defined"},

@@ -5,22 +5,26 @@ import (
 	"time"
 )
 
-// IDs are 63-bit integers laid out as
+// IDs are 53-bit integers laid out as
 //
 //	41 bits: milliseconds since IDEpoch (about 69 years)
-//	 6 bits: node (an instance number, 0 to 63)
-//	16 bits: counter within the millisecond
+//	 4 bits: node (an instance number, 0 to 15)
+//	 8 bits: counter within the millisecond (256 ids per millisecond and node)
 //
 // so they sort by the time intake received the event, and the receipt time
 // of an event can be read back from its id (TimeOfID). This lets storage find
-// the partition of an id without an index on it.
+// the partition of an id without an index on it. 53 bits is the most that a
+// JSON number keeps exactly in JavaScript and jq (IEEE 754 doubles): an id a
+// script reads from the API is the id it sends back. A generator that needs
+// more than 256 ids in one millisecond borrows the next millisecond; the
+// ids run ahead of the clock for as long as the burst lasts.
 
 // IDEpoch is the zero time of ids: 2024-01-01T00:00:00Z.
 var IDEpoch = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 
 const (
-	counterBits = 16
-	nodeBits    = 6
+	counterBits = 8
+	nodeBits    = 4
 	timeShift   = counterBits + nodeBits
 	// MaxBlock is the largest block of ids one Next call hands out.
 	MaxBlock = 1 << counterBits

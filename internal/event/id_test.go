@@ -175,3 +175,14 @@ func TestIDGenConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestIDsFitInAJSONNumber(t *testing.T) {
+	// Ids must stay exact as IEEE 754 doubles (JavaScript, jq) until 2090.
+	late := time.Date(2090, 12, 31, 23, 59, 59, 0, time.UTC)
+	g := NewIDGen(MaxNode, func() time.Time { return late })
+	id := g.Next(MaxBlock)
+	last := id + MaxBlock - 1
+	require.Less(t, last, int64(1)<<53)
+	require.Equal(t, last, int64(float64(last)), "exact as a float64")
+	require.Equal(t, late.Truncate(time.Millisecond), TimeOfID(last))
+}

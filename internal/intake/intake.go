@@ -22,7 +22,7 @@ const EnvelopeVersion = 1
 // Defaults of Options.
 const (
 	DefaultMaxInFlight         = 64
-	DefaultMaxEventsPerMessage = 500
+	DefaultMaxEventsPerMessage = event.MaxBlock
 	DefaultMaxMessageBytes     = 512 << 10
 	DefaultPublishAttempts     = 3
 )
@@ -70,7 +70,8 @@ type Options struct {
 	// MaxInFlight bounds concurrent Submit calls (default 64); beyond it
 	// Submit fails at once with ErrBusy.
 	MaxInFlight int
-	// MaxEventsPerMessage bounds the events of one envelope (default 500).
+	// MaxEventsPerMessage bounds the events of one envelope (default and
+	// maximum event.MaxBlock, 256: one envelope is one block of ids).
 	MaxEventsPerMessage int
 	// MaxMessageBytes bounds the encoded size of one envelope (default 512
 	// KiB), below the server's max_payload (1 MiB by default); an item

@@ -144,7 +144,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	log.Info("starting reflex", "services", s.cfg.Services, "data_dir", s.cfg.DataDir,
 		"store", storeKind(s.cfg), "bus", busKind(s.cfg))
 
-	s.store, err = OpenStore(ctx, s.cfg, log.With("component", "store"), s.now)
+	s.store, err = OpenStore(ctx, s.cfg, log, s.now)
 	if err != nil {
 		return err
 	}
