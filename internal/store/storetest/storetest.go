@@ -83,7 +83,9 @@ var idCounter atomic.Int64
 // idAt returns a fresh event id whose time (event.TimeOfID) is t, as
 // intake would allocate it.
 func idAt(t time.Time) int64 {
-	return event.IDAt(t) + idCounter.Add(1)%event.MaxBlock
+	// The counter spans the node and counter bits of an id: 4,096 distinct
+	// ids within the millisecond of t, all with t's receipt time.
+	return event.IDAt(t) + idCounter.Add(1)%(1<<12)
 }
 
 // pair is a raw event and the processed event it became.
