@@ -68,7 +68,7 @@ func TestMigrate(t *testing.T) {
 	require.NoError(t, rows.Err())
 	require.Len(t, versions, len(ms))
 	for i, m := range ms {
-		require.Equal(t, m.version, versions[i])
+		require.Equal(t, m.Version, versions[i])
 	}
 
 	t.Run("the seed's tables exist", func(t *testing.T) {
