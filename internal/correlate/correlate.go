@@ -11,7 +11,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -83,7 +82,7 @@ type Correlator struct {
 	groups               *keyed.Table[*group]
 	crits                *keyed.Table[*openCritical]
 	m                    metrics
-	sweep                sweeper
+	sweep                keyed.SweepClock
 }
 
 var _ pipeline.Stage = (*Correlator)(nil)
@@ -146,7 +145,7 @@ func New(opts Options) (*Correlator, error) {
 	if maxKeys <= 0 {
 		maxKeys = DefaultMaxKeys
 	}
-	c.sweep.every = min(c.window, c.causalWindow)
+	c.sweep.Every = min(c.window, c.causalWindow)
 	if err := c.newMetrics(opts.Registerer); err != nil {
 		return nil, err
 	}
@@ -200,7 +199,7 @@ func (c *Correlator) newMetrics(reg prometheus.Registerer) error {
 // causal ones, each in the order first touched.
 func (c *Correlator) Process(_ context.Context, b *pipeline.Batch) error {
 	now := b.Now
-	if c.sweep.due(now) {
+	if c.sweep.Due(now) {
 		c.Sweep(now)
 	}
 	var (
@@ -620,24 +619,4 @@ func sourceSeverity(e *event.Event) event.Severity {
 		}
 	}
 	return e.Severity
-}
-
-// sweeper runs a sweep at most once per interval of batch time.
-type sweeper struct {
-	every time.Duration
-	last  atomic.Int64 // UnixNano of the batch time of the last sweep
-}
-
-// due reports whether a sweep is due at now and, if so, claims it.
-func (s *sweeper) due(now time.Time) bool {
-	last := s.last.Load()
-	n := now.UnixNano()
-	if last == 0 {
-		s.last.CompareAndSwap(0, n)
-		return false
-	}
-	if time.Duration(n-last) < s.every {
-		return false
-	}
-	return s.last.CompareAndSwap(last, n)
 }

@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Eviction reasons, the values of the reason label of the eviction metrics.
@@ -175,4 +176,28 @@ func (t *Table[V]) unlink(s *Shard[V], e *Entry[V]) {
 		s.last = e.prev
 	}
 	e.prev, e.next = nil, nil
+}
+
+// SweepClock decides when a stage sweeps its table: at most once per Every
+// of batch time (the clock the stages run on), claimed by one caller even
+// when several partitions ask at once. The zero value with Every set is
+// ready to use.
+type SweepClock struct {
+	Every time.Duration
+	last  atomic.Int64 // UnixNano of the batch time of the last sweep
+}
+
+// Due reports whether a sweep is due at now and, if so, claims it. The
+// first call starts the clock.
+func (c *SweepClock) Due(now time.Time) bool {
+	last := c.last.Load()
+	n := now.UnixNano()
+	if last == 0 {
+		c.last.CompareAndSwap(0, n)
+		return false
+	}
+	if time.Duration(n-last) < c.Every {
+		return false
+	}
+	return c.last.CompareAndSwap(last, n)
 }

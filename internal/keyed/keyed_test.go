@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -78,4 +79,14 @@ func TestSweepAndShards(t *testing.T) {
 	require.Equal(t, 1000, removed)
 	require.Equal(t, 1000, tb.Len())
 	require.Equal(t, 1000, n, "a sweep counts expirations")
+}
+
+func TestSweepClock(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	c := SweepClock{Every: time.Minute}
+	require.False(t, c.Due(t0), "the first batch starts the clock")
+	require.False(t, c.Due(t0.Add(59*time.Second)))
+	require.True(t, c.Due(t0.Add(time.Minute)))
+	require.False(t, c.Due(t0.Add(time.Minute)), "claimed once")
+	require.True(t, c.Due(t0.Add(2*time.Minute)))
 }

@@ -25,7 +25,7 @@ type Dedup struct {
 	window time.Duration
 	t      *keyed.Table[kept]
 	m      stageMetrics
-	sweep  sweeper
+	sweep  keyed.SweepClock
 }
 
 var _ pipeline.Stage = (*Dedup)(nil)
@@ -43,7 +43,7 @@ type kept struct {
 // Registerer).
 func NewDedup(opts Options) (*Dedup, error) {
 	d := &Dedup{window: opts.window()}
-	d.sweep.every = d.window
+	d.sweep.Every = d.window
 	var evict func(string)
 	d.t = keyed.New[kept](opts.maxKeys(), func(reason string) { evict(reason) })
 	m, err := newStageMetrics(opts.Registerer, stageDedup, "reflex_events_deduplicated_total",
@@ -61,7 +61,7 @@ func NewDedup(opts Options) (*Dedup, error) {
 // outcome {ProcessedEventID: kept event id}.
 func (d *Dedup) Process(_ context.Context, b *pipeline.Batch) error {
 	now := b.Now
-	if d.sweep.due(now) {
+	if d.sweep.Due(now) {
 		d.Sweep(now)
 	}
 	inBatch := make(map[int64]*event.Event, len(b.Events))

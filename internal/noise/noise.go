@@ -12,7 +12,6 @@ package noise
 
 import (
 	"math"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -105,25 +104,4 @@ func newStageMetrics(reg prometheus.Registerer, stage, eventsName, eventsHelp st
 		return m, err
 	}
 	return m, nil
-}
-
-// sweeper runs a function at most once per interval of batch time.
-type sweeper struct {
-	every time.Duration
-	last  atomic.Int64 // UnixNano of the batch time of the last sweep
-}
-
-// due reports whether a sweep is due at now and, if so, claims it.
-func (s *sweeper) due(now time.Time) bool {
-	last := s.last.Load()
-	n := now.UnixNano()
-	if last == 0 {
-		// The first batch starts the clock.
-		s.last.CompareAndSwap(0, n)
-		return false
-	}
-	if time.Duration(n-last) < s.every {
-		return false
-	}
-	return s.last.CompareAndSwap(last, n)
 }

@@ -33,7 +33,7 @@ type RateLimiter struct {
 	dedup  *Dedup
 	t      *keyed.Table[bucket]
 	m      stageMetrics
-	sweep  sweeper
+	sweep  keyed.SweepClock
 }
 
 var _ pipeline.Stage = (*RateLimiter)(nil)
@@ -52,7 +52,7 @@ func NewRateLimiter(opts Options, dedup *Dedup) (*RateLimiter, error) {
 	if r.rate > 0 {
 		r.refill = time.Duration(r.burst / r.rate * float64(time.Second))
 	}
-	r.sweep.every = max(r.refill, time.Minute)
+	r.sweep.Every = max(r.refill, time.Minute)
 	var evict func(string)
 	r.t = keyed.New[bucket](opts.maxKeys(), func(reason string) { evict(reason) })
 	m, err := newStageMetrics(opts.Registerer, stageRateLimit, "reflex_events_rate_limited_total",
@@ -72,7 +72,7 @@ func (r *RateLimiter) Process(_ context.Context, b *pipeline.Batch) error {
 		return nil
 	}
 	now := b.Now
-	if r.sweep.due(now) {
+	if r.sweep.Due(now) {
 		r.Sweep(now)
 	}
 	var passed map[string]bool // fingerprints that passed in this call: Dedup folds the rest
