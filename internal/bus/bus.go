@@ -75,6 +75,11 @@ type Options struct {
 	// also accepts NATS clients (port 0 picks a free port). Empty means no
 	// TCP listener at all: the bus talks to it in-process.
 	ListenAddr string
+	// Token, for the embedded server only, is the token NATS clients must
+	// present; it is required with ListenAddr (nothing listens without
+	// authentication). An external server's credentials go in URL
+	// (nats://user:password@host or nats://token@host).
+	Token string
 	// Stream is the JetStream stream name (default "REFLEX_INTAKE").
 	Stream string
 	// SubjectPrefix is the subject prefix of the lanes (default
@@ -207,6 +212,9 @@ func (b *Bus) connect(ctx context.Context) error {
 		}
 		b.srv = srv
 		nopts = append(nopts, nats.InProcessServer(srv))
+		if b.opts.Token != "" {
+			nopts = append(nopts, nats.Token(b.opts.Token))
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("bus: connect: %w", err)

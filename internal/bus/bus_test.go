@@ -340,7 +340,8 @@ func TestOpenErrors(t *testing.T) {
 		opts Options
 	}{
 		{"embedded without a data dir", Options{}},
-		{"bad listen address", Options{DataDir: t.TempDir(), ListenAddr: "nope"}},
+		{"bad listen address", Options{DataDir: t.TempDir(), ListenAddr: "nope", Token: "0123456789abcdef"}},
+		{"listener without a token", Options{DataDir: t.TempDir(), ListenAddr: "127.0.0.1:0"}},
 		{"unreachable server", Options{URL: "nats://127.0.0.1:1", ConnectTimeout: time.Second}},
 	}
 	for _, tt := range tests {
@@ -369,10 +370,15 @@ func TestEmbeddedSyncsEveryWrite(t *testing.T) {
 }
 
 func TestEmbeddedListener(t *testing.T) {
-	b := openBus(t, Options{DataDir: t.TempDir(), ListenAddr: "127.0.0.1:0"})
+	const token = "0123456789abcdef-secret"
+	b := openBus(t, Options{DataDir: t.TempDir(), ListenAddr: "127.0.0.1:0", Token: token})
 	url := b.ClientURL()
 	require.NotEmpty(t, url)
-	nc, err := nats.Connect(url)
+	_, err := nats.Connect(url)
+	require.Error(t, err, "the listener requires the token")
+	_, err = nats.Connect(url, nats.Token("wrong-token-0123456789"))
+	require.Error(t, err)
+	nc, err := nats.Connect(url, nats.Token(token))
 	require.NoError(t, err)
 	defer nc.Close()
 	js, err := jetstream.New(nc)

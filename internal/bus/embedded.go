@@ -35,6 +35,10 @@ func startEmbedded(opts Options, log *slog.Logger) (*server.Server, error) {
 		DontListen: true,
 	}
 	if opts.ListenAddr != "" {
+		if opts.Token == "" {
+			return nil, fmt.Errorf("bus: a token is required to listen for NATS clients on %s", opts.ListenAddr)
+		}
+		sopts.Authorization = opts.Token
 		host, port, err := net.SplitHostPort(opts.ListenAddr)
 		if err != nil {
 			return nil, fmt.Errorf("bus: listen address %q: %w", opts.ListenAddr, err)

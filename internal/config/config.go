@@ -29,6 +29,7 @@ type Config struct {
 	DatabaseURL    string   `yaml:"database-url"`
 	NATSURL        string   `yaml:"nats-url"`
 	NATSListen     string   `yaml:"nats-listen"`
+	NATSToken      string   `yaml:"nats-token"`
 	NATSMaxBytes   ByteSize `yaml:"nats-max-bytes"`
 	NATSStream     string   `yaml:"nats-stream"`
 	NATSSubject    string   `yaml:"nats-subject-prefix"`
@@ -95,6 +96,7 @@ var options = []option{
 	{"database-url", "PostgreSQL URL (postgres://...); empty: SQLite in the data dir", func(c *Config) flag.Value { return (*stringValue)(&c.DatabaseURL) }},
 	{"nats-url", "external NATS JetStream URL (nats://...); empty: embedded NATS in the data dir", func(c *Config) flag.Value { return (*stringValue)(&c.NATSURL) }},
 	{"nats-listen", "embedded NATS: also listen for NATS clients on this address (empty: in-process only)", func(c *Config) flag.Value { return (*stringValue)(&c.NATSListen) }},
+	{"nats-token", "token NATS clients must present to the embedded server's listener (required with nats-listen)", func(c *Config) flag.Value { return (*stringValue)(&c.NATSToken) }},
 	{"nats-max-bytes", "size bound of the intake log (e.g. 1GiB); when full, intake answers 503", func(c *Config) flag.Value { return &c.NATSMaxBytes }},
 	{"nats-stream", "JetStream stream of the intake log", func(c *Config) flag.Value { return (*stringValue)(&c.NATSStream) }},
 	{"nats-subject-prefix", "subject prefix of the intake log's lanes (<prefix>.hi, <prefix>.lo)", func(c *Config) flag.Value { return (*stringValue)(&c.NATSSubject) }},
@@ -217,6 +219,9 @@ func (c Config) Validate() error {
 			bad("pprof-addr", "%q is not host:port: %v", c.PprofAddr, err)
 		}
 	}
+	if c.NATSListen != "" && len(c.NATSToken) < 16 {
+		bad("nats-token", "a token of at least 16 characters is required with nats-listen: nothing listens without authentication")
+	}
 	if c.NATSURL != "" && c.NATSListen != "" {
 		bad("nats-listen", "only applies to the embedded NATS server, but nats-url is set")
 	}
@@ -283,6 +288,9 @@ func (c Config) RunsAutonomous() bool { return c.Services == "all" || c.Services
 func (c Config) Redacted() Config {
 	if c.AdminToken != "" {
 		c.AdminToken = "<redacted>"
+	}
+	if c.NATSToken != "" {
+		c.NATSToken = "<redacted>"
 	}
 	c.DatabaseURL = redactURL(c.DatabaseURL)
 	c.NATSURL = redactURL(c.NATSURL)

@@ -143,6 +143,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	log := s.log
 	log.Info("starting reflex", "services", s.cfg.Services, "data_dir", s.cfg.DataDir,
 		"store", storeKind(s.cfg), "bus", busKind(s.cfg))
+	log.Debug("configuration", "config", s.cfg.Redacted())
 
 	s.store, err = OpenStore(ctx, s.cfg, log, s.now)
 	if err != nil {
@@ -181,6 +182,7 @@ func (s *Server) startEvents(ctx, bgctx context.Context) error {
 		URL:           s.cfg.NATSURL,
 		DataDir:       filepath.Join(s.cfg.DataDir, "nats"),
 		ListenAddr:    s.cfg.NATSListen,
+		Token:         s.cfg.NATSToken,
 		MaxBytes:      int64(s.cfg.NATSMaxBytes),
 		Stream:        s.cfg.NATSStream,
 		SubjectPrefix: s.cfg.NATSSubject,
