@@ -1,5 +1,6 @@
 # reflex: build, test, lint, bench, fuzz.
 GO       ?= go
+TESTFLAGS ?=
 PKGS     ?= ./...
 FUZZTIME ?= 30s
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -16,7 +17,7 @@ build:
 # The test command of the README: every test, with the race detector, with
 # the PostgreSQL and external NATS integration tests against local services.
 test:
-	$(GO) test -race -timeout 20m $(PKGS)
+	$(GO) test -race -timeout 20m $(TESTFLAGS) $(PKGS)
 
 # Unit tests only: integration tests that need PostgreSQL or NATS skip.
 test-short:
