@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/google/uuid"
 )
 
 // Values are cleaned the same way by every store, so that both hold the
@@ -128,4 +130,22 @@ func CleanScore(f float64) float64 {
 		return -9.99
 	}
 	return math.Round(f*100) / 100
+}
+
+// correlationNamespace derives a UUID for a correlation id that is not one
+// (correlation_id is a UUID column in the seed).
+var correlationNamespace = uuid.MustParse("6f1d3c1e-3b57-4c0e-9a43-7d0b1f0c2a11")
+
+// CorrelationKey is the canonical text of a correlation id as stored: a
+// UUID in lower-case canonical form, or, for an id that is not a UUID, a
+// name-based UUID derived from it. Both stores map ids this way on write
+// and in queries, so they agree.
+func CorrelationKey(s string) string {
+	if s == "" {
+		return ""
+	}
+	if u, err := uuid.Parse(s); err == nil {
+		return u.String()
+	}
+	return uuid.NewSHA1(correlationNamespace, []byte(s)).String()
 }

@@ -218,7 +218,7 @@ func (s *Store) Events(ctx context.Context, q store.EventQuery) (store.EventPage
 		w.where("source_system = " + w.arg(store.CleanText(q.Source, 0)))
 	}
 	if q.CorrelationID != "" {
-		w.where("correlation_id = " + w.arg(correlationKey(q.CorrelationID)) + "::uuid")
+		w.where("correlation_id = " + w.arg(store.CorrelationKey(q.CorrelationID)) + "::uuid")
 	}
 	if q.Text != "" {
 		p := w.arg("%" + escapeLike(store.CleanText(q.Text, 0)) + "%")

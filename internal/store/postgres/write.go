@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -133,7 +132,7 @@ func (s *Store) convert(b *store.Batch) (*rows, error) {
 	slices.SortFunc(r.repeats, func(a, b store.Repeat) int { return cmpInt64(a.EventID, b.EventID) })
 	cs := slices.Clone(b.Correlations)
 	slices.SortStableFunc(cs, func(a, b event.Correlation) int {
-		return strings.Compare(correlationKey(a.CorrelationID), correlationKey(b.CorrelationID))
+		return strings.Compare(store.CorrelationKey(a.CorrelationID), store.CorrelationKey(b.CorrelationID))
 	})
 	for _, c := range cs {
 		created := c.CreatedAt
@@ -180,26 +179,11 @@ func nullID(id int64) any {
 	return id
 }
 
-// correlationNamespace derives a UUID for a correlation id that is not one
-// (correlation_id is a UUID column in the seed).
-var correlationNamespace = uuid.MustParse("6f1d3c1e-3b57-4c0e-9a43-7d0b1f0c2a11")
-
-// correlationKey is the canonical text of a correlation id as stored.
-func correlationKey(s string) string {
-	if s == "" {
-		return ""
-	}
-	if u, err := uuid.Parse(s); err == nil {
-		return u.String()
-	}
-	return uuid.NewSHA1(correlationNamespace, []byte(s)).String()
-}
-
 func correlationUUID(s string) any {
 	if s == "" {
 		return nil
 	}
-	return correlationKey(s)
+	return store.CorrelationKey(s)
 }
 
 // WriteBatch stores b in one transaction: raw and processed events with

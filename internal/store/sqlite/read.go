@@ -203,7 +203,7 @@ func (s *Store) Events(ctx context.Context, q store.EventQuery) (store.EventPage
 		w.where("source_system = ?", store.CleanText(q.Source, 0))
 	}
 	if q.CorrelationID != "" {
-		w.where("correlation_id = ?", correlationKey(q.CorrelationID))
+		w.where("correlation_id = ?", store.CorrelationKey(q.CorrelationID))
 	}
 	if text := store.CleanText(q.Text, 0); text != "" {
 		if isASCII(text) {

@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/reflex-ops/reflex/internal/event"
 	"github.com/reflex-ops/reflex/internal/store"
 )
@@ -175,7 +173,7 @@ func (s *Store) convert(b *store.Batch) (*rows, error) {
 		if c.RelatedEventIDs != nil {
 			related = jsonInts(c.RelatedEventIDs)
 		}
-		r.correlations = append(r.correlations, []any{correlationKey(c.CorrelationID),
+		r.correlations = append(r.correlations, []any{store.CorrelationKey(c.CorrelationID),
 			store.CleanText(string(c.Type), store.MaxCorrelationType), nullID(c.PrimaryEventID), related,
 			store.CleanScore(c.Score), nullText(c.Reason, 0), micros(created)})
 	}
@@ -215,26 +213,11 @@ func nullID(id int64) any {
 	return id
 }
 
-// correlationNamespace derives a UUID for a correlation id that is not one,
-// as the PostgreSQL store must (correlation_id is a UUID column there).
-var correlationNamespace = uuid.MustParse("6f1d3c1e-3b57-4c0e-9a43-7d0b1f0c2a11")
-
-// correlationKey is the canonical text of a correlation id as stored.
-func correlationKey(s string) string {
-	if s == "" {
-		return ""
-	}
-	if u, err := uuid.Parse(s); err == nil {
-		return u.String()
-	}
-	return uuid.NewSHA1(correlationNamespace, []byte(s)).String()
-}
-
 func correlationUUID(s string) any {
 	if s == "" {
 		return nil
 	}
-	return correlationKey(s)
+	return store.CorrelationKey(s)
 }
 
 // Group commit. Every SQLite commit costs an fsync and rewrites each index
