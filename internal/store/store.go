@@ -130,6 +130,23 @@ type EventQuery struct {
 	BeforeID   int64
 }
 
+// PageSize is q.Limit within 1..1000, 100 when unset. A store fetches one
+// event more than this to learn whether there are more.
+func (q EventQuery) PageSize() int {
+	if q.Limit <= 0 {
+		return 100
+	}
+	return min(q.Limit, 1000)
+}
+
+// NewEventPage makes the page of a query that fetched up to limit+1 events.
+func NewEventPage(evs []event.Event, limit int) EventPage {
+	if len(evs) > limit {
+		return EventPage{Events: evs[:limit], More: true}
+	}
+	return EventPage{Events: evs}
+}
+
 // EventPage is one page of Events.
 type EventPage struct {
 	Events []event.Event

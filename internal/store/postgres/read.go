@@ -182,12 +182,6 @@ func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-// Limits of Events.
-const (
-	defaultLimit = 100
-	maxLimit     = 1000
-)
-
 // Events lists processed events matching q, newest first by (occurred_at,
 // id), one page at a time.
 func (s *Store) Events(ctx context.Context, q store.EventQuery) (store.EventPage, error) {
@@ -228,22 +222,14 @@ func (s *Store) Events(ctx context.Context, q store.EventQuery) (store.EventPage
 		bt := w.arg(store.CleanTime(q.BeforeTime))
 		w.where("occurred_at <= " + bt + " AND (occurred_at < " + bt + " OR id < " + w.arg(q.BeforeID) + ")")
 	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	limit = min(limit, maxLimit)
+	limit := q.PageSize()
 	sql := `SELECT ` + eventColumns + ` FROM events.processed_events` + w.clause() +
 		` ORDER BY occurred_at DESC, id DESC LIMIT ` + w.arg(limit+1)
 	evs, err := s.queryEvents(ctx, sql, w.args...)
 	if err != nil {
 		return store.EventPage{}, fmt.Errorf("postgres: events: %w", err)
 	}
-	page := store.EventPage{Events: evs}
-	if len(evs) > limit {
-		page.Events, page.More = evs[:limit], true
-	}
-	return page, nil
+	return store.NewEventPage(evs, limit), nil
 }
 
 func (s *Store) queryEvents(ctx context.Context, sql string, args ...any) ([]event.Event, error) {

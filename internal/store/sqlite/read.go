@@ -166,12 +166,6 @@ func isASCII(s string) bool {
 	return true
 }
 
-// Limits of Events.
-const (
-	defaultLimit = 100
-	maxLimit     = 1000
-)
-
 // Events lists processed events matching q, newest first by (occurred_at,
 // id), one page at a time.
 func (s *Store) Events(ctx context.Context, q store.EventQuery) (store.EventPage, error) {
@@ -219,21 +213,13 @@ func (s *Store) Events(ctx context.Context, q store.EventQuery) (store.EventPage
 		bt := micros(q.BeforeTime)
 		w.where("occurred_at <= ? AND (occurred_at < ? OR id < ?)", bt, bt, q.BeforeID)
 	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	limit = min(limit, maxLimit)
+	limit := q.PageSize()
 	evs, err := s.queryEvents(ctx, `SELECT `+eventColumns+` FROM processed_events`+w.clause()+
 		` ORDER BY occurred_at DESC, id DESC LIMIT ?`, append(w.args, limit+1)...)
 	if err != nil {
 		return store.EventPage{}, fmt.Errorf("sqlite: events: %w", err)
 	}
-	page := store.EventPage{Events: evs}
-	if len(evs) > limit {
-		page.Events, page.More = evs[:limit], true
-	}
-	return page, nil
+	return store.NewEventPage(evs, limit), nil
 }
 
 func (s *Store) queryEvents(ctx context.Context, q string, args ...any) ([]event.Event, error) {
