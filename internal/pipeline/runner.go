@@ -81,12 +81,12 @@ type RunnerOptions struct {
 	// Registerer registers the runner's metrics (nil: not registered).
 	// Runners of several lanes may share one.
 	Registerer prometheus.Registerer
-	// OnStored, if set, is called with the new processed events of each
-	// batch once the batch is stored and before its messages are
-	// acknowledged (for the trigger-rule engine). A crash between the two
-	// means the redelivered batch is found stored and skipped: OnStored
-	// sees each event at most once.
-	OnStored func(ctx context.Context, events []event.Event)
+	// Downstream, if set, receives what each batch stored, after the store
+	// commit and before the batch's intake messages are acknowledged, and
+	// the ids of redelivered raw events that storage already had (a crash
+	// or a lost ack between the commit and the acknowledgement). So every
+	// stored event reaches it at least once; it must be idempotent.
+	Downstream Downstream
 	// RetryMin and RetryMax bound the exponential backoff between store
 	// attempts (defaults 1s and 30s).
 	RetryMin, RetryMax time.Duration
@@ -94,6 +94,19 @@ type RunnerOptions struct {
 	// once Run's context ends (default 30s); a batch cut short is not
 	// acknowledged and is redelivered later.
 	DrainTimeout time.Duration
+}
+
+// Downstream is what comes after the store: the processed-event stream that
+// trigger rules, the intelligence layer and the autonomous service consume.
+// The runner calls it from its Run goroutine and retries an error with
+// backoff, keeping the batch's messages unacknowledged meanwhile.
+type Downstream interface {
+	// Stored hands over a batch that was just committed.
+	Stored(ctx context.Context, b *store.Batch) error
+	// Replayed hands over the ids of raw events that were redelivered and
+	// found already stored: what followed their commit may not have
+	// happened, so it must be done (again).
+	Replayed(ctx context.Context, rawIDs []int64) error
 }
 
 // Runner takes batches from one lane of the intake log, runs the stages
@@ -250,6 +263,18 @@ func (r *Runner) handle(ctx context.Context, msgs []bus.Msg) {
 			return
 		}
 		if len(stored) > 0 {
+			if r.opts.Downstream != nil {
+				ids := make([]int64, 0, len(stored))
+				for id := range stored {
+					ids = append(ids, id)
+				}
+				slices.Sort(ids)
+				if !r.retry(ctx, "downstream", live, func() error {
+					return r.opts.Downstream.Replayed(ctx, ids)
+				}) {
+					return
+				}
+			}
 			before := len(raws) + len(corrupt)
 			raws = slices.DeleteFunc(raws, func(rw event.Raw) bool { return stored[rw.ID] })
 			corrupt = slices.DeleteFunc(corrupt, func(rw event.Raw) bool { return stored[rw.ID] })
@@ -315,8 +340,12 @@ func (r *Runner) handle(ctx context.Context, msgs []bus.Msg) {
 	for src, n := range bySource {
 		r.met.processed(src, n)
 	}
-	if r.opts.OnStored != nil && len(sb.New) > 0 {
-		r.opts.OnStored(ctx, sb.New)
+	if r.opts.Downstream != nil {
+		if !r.retry(ctx, "downstream", live, func() error {
+			return r.opts.Downstream.Stored(ctx, sb)
+		}) {
+			return
+		}
 	}
 	r.ack(live)
 }

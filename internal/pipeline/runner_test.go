@@ -295,14 +295,14 @@ func TestRunnerStoresEachEventOnce(t *testing.T) {
 	var stored []event.Event
 	var mu sync.Mutex
 	locks := NewPartitionLocks(4)
-	onStored := func(_ context.Context, evs []event.Event) {
+	down := &recordingDownstream{stored: func(evs []event.Event) {
 		mu.Lock()
 		stored = append(stored, evs...)
 		mu.Unlock()
-	}
+	}}
 	for _, lane := range bus.Lanes {
 		r.start(t, lane, bus.ConsumeOptions{MaxBatch: 3}, func(o *RunnerOptions) {
-			o.Locks, o.Workers, o.OnStored = locks, 0, onStored
+			o.Locks, o.Workers, o.Downstream = locks, 0, down
 		})
 	}
 	hosts := []string{"web-01", "web-02", "db-01", "cache-01", "lb-01"}
@@ -349,7 +349,7 @@ func TestRunnerStoresEachEventOnce(t *testing.T) {
 		}
 	}
 	mu.Lock()
-	require.Len(t, stored, len(r.store.processed), "OnStored saw every new event once")
+	require.Len(t, stored, len(r.store.processed), "Downstream saw every new event once")
 	mu.Unlock()
 	for _, id := range all {
 		require.Equal(t, 1, r.norm.count(id), "raw event %d normalized once", id)
@@ -639,3 +639,15 @@ func TestSplitAndMerge(t *testing.T) {
 	require.Equal(t, Outcome{ProcessedEventID: 1}, b.Outcomes[101])
 	require.Equal(t, Outcome{Error: "cannot normalize"}, b.Outcomes[120])
 }
+
+// recordingDownstream passes the new events of each stored batch to stored.
+type recordingDownstream struct {
+	stored func([]event.Event)
+}
+
+func (d *recordingDownstream) Stored(_ context.Context, b *store.Batch) error {
+	d.stored(b.New)
+	return nil
+}
+
+func (d *recordingDownstream) Replayed(context.Context, []int64) error { return nil }

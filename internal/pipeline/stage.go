@@ -4,7 +4,6 @@ package pipeline
 
 import (
 	"context"
-	"hash/fnv"
 	"time"
 
 	"github.com/reflex-ops/reflex/internal/event"
@@ -92,14 +91,7 @@ func (b *Batch) SetOutcome(id int64, o Outcome) {
 
 // Partition maps a host to one of n partitions; all events of one host go
 // to the same partition. Stages shard their per-host state by it too.
-func Partition(host string, n int) int {
-	if n <= 1 {
-		return 0
-	}
-	h := fnv.New32a()
-	h.Write([]byte(host))
-	return int(h.Sum32() % uint32(n)) //nolint:gosec // n > 1 partitions, far below 2^32
-}
+func Partition(host string, n int) int { return event.PartitionOf(host, n) }
 
 // ToStore converts a processed batch into what the store writes: each raw
 // event gets its outcome (or the id of the processed event it became),

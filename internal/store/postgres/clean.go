@@ -6,6 +6,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/reflex-ops/reflex/internal/event"
 	"github.com/reflex-ops/reflex/internal/store"
 )
 
@@ -50,12 +51,9 @@ func cleanStrings(ss []string) any {
 }
 
 // eventJSON encodes event_data; nil or empty is NULL.
-func eventJSON(m map[string]any) (any, error) {
-	if len(m) == 0 {
-		return nil, nil
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
+func eventJSON(e *event.Event) (any, error) {
+	b, err := e.MarshalData()
+	if err != nil || b == nil {
 		return nil, err
 	}
 	if bytes.Contains(b, []byte(`\u0000`)) || !utf8.Valid(b) {

@@ -48,10 +48,8 @@ func scanEvent(row pgx.Row) (event.Event, error) {
 	e.ProcessedAt, e.ReceivedAt, e.LastSeenAt = utc(processedAt), utc(receivedAt), utc(lastSeen)
 	e.OccurrenceCount = int(count)
 	e.Priority = int(deref(priority))
-	if len(data) > 0 && string(data) != "null" {
-		if err := json.Unmarshal(data, &e.Data); err != nil {
-			return e, fmt.Errorf("decode event_data of event %d: %w", e.ID, err)
-		}
+	if err := e.UnmarshalData(data); err != nil {
+		return e, err
 	}
 	return e, nil
 }

@@ -101,7 +101,7 @@ func (s *Store) convert(b *store.Batch) (*rows, error) {
 		e := &b.New[i]
 		occ := occurredAt(e)
 		r.processedDays[dayOf(occ)] = struct{}{}
-		data, err := eventJSON(e.Data)
+		data, err := eventJSON(e)
 		if err != nil {
 			return nil, fmt.Errorf("postgres: encode event_data of event %d: %w", e.ID, err)
 		}

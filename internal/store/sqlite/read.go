@@ -50,9 +50,9 @@ func scanEvent(row scanner) (event.Event, error) {
 			return e, fmt.Errorf("decode tags of event %d: %w", e.ID, err)
 		}
 	}
-	if data != nil && *data != "null" {
-		if err := json.Unmarshal([]byte(*data), &e.Data); err != nil {
-			return e, fmt.Errorf("decode event_data of event %d: %w", e.ID, err)
+	if data != nil {
+		if err := e.UnmarshalData([]byte(*data)); err != nil {
+			return e, err
 		}
 	}
 	return e, nil

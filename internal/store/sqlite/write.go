@@ -136,7 +136,7 @@ func (s *Store) convert(b *store.Batch) (*rows, error) {
 	}
 	for i := range b.New {
 		e := &b.New[i]
-		data, err := eventJSON(e.Data)
+		data, err := eventJSON(e)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: encode event_data of event %d: %w", e.ID, err)
 		}
