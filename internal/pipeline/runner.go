@@ -117,6 +117,7 @@ type Runner struct {
 	workers int
 	locks   *PartitionLocks
 	met     *runnerMetrics
+	status  status
 }
 
 // NewRunner returns a Runner.
@@ -191,9 +192,12 @@ func (l *PartitionLocks) Len() int { return len(l.mu) }
 // (within DrainTimeout) and returns nil. It returns an error only if the
 // consumer fails for good (it was closed).
 func (r *Runner) Run(ctx context.Context) error {
+	r.status.update(func(s *RunnerStatus) { s.Running = true })
+	defer r.status.update(func(s *RunnerStatus) { s.Running = false })
 	wait := r.opts.RetryMin
 	for {
 		msgs, err := r.opts.Consumer.Next(ctx)
+		r.status.update(func(s *RunnerStatus) { s.LastPoll = r.opts.Now() })
 		if len(msgs) > 0 {
 			bctx, done := r.batchContext(ctx)
 			r.handle(bctx, msgs)
@@ -562,6 +566,7 @@ func (r *Runner) retry(ctx context.Context, what string, msgs []bus.Msg, f func(
 			return false
 		}
 		r.met.failures.WithLabelValues(what).Inc()
+		r.status.update(func(s *RunnerStatus) { s.Failing, s.Err = true, what + ": " + err.Error() })
 		r.log.Error("batch failed; retrying", "step", what, "attempt", attempt, "retry_in", wait, "err", err)
 		for i := range msgs {
 			if err := msgs[i].InProgress(); err != nil {
@@ -602,6 +607,7 @@ func (r *Runner) stageFailed(ctx context.Context, msgs []bus.Msg, stage string, 
 }
 
 func (r *Runner) ack(msgs []bus.Msg) {
+	r.status.update(func(s *RunnerStatus) { s.LastProgress, s.Failing, s.Err = r.opts.Now(), false, "" })
 	for i := range msgs {
 		if err := msgs[i].Ack(); err != nil {
 			// The message comes back after AckWait and is skipped as
