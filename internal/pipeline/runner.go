@@ -566,7 +566,7 @@ func (r *Runner) retry(ctx context.Context, what string, msgs []bus.Msg, f func(
 			return false
 		}
 		r.met.failures.WithLabelValues(what).Inc()
-		r.status.update(func(s *RunnerStatus) { s.Failing, s.Err = true, what + ": " + err.Error() })
+		r.status.update(func(s *RunnerStatus) { s.Failing, s.Err = true, what+": "+err.Error() })
 		r.log.Error("batch failed; retrying", "step", what, "attempt", attempt, "retry_in", wait, "err", err)
 		for i := range msgs {
 			if err := msgs[i].InProgress(); err != nil {
