@@ -1,8 +1,13 @@
 package severity_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -130,4 +135,68 @@ func TestStagesPartitionsAndLanes(t *testing.T) {
 		}
 	}()
 	wg.Wait()
+}
+
+// TestStagesGolden runs representative events through enrich, noise,
+// correlate and severity and compares, for each event passed on, the JSON
+// the API writes for it (encoding/json without HTML escaping, as
+// api.writeJSON does) and the event_data bytes the stores keep
+// (MarshalData) with testdata/stages. The golden files were written by the
+// code before the stage results became typed fields of the event, so they
+// prove that neither the API's answer nor the stored bytes changed.
+func TestStagesGolden(t *testing.T) {
+	inv := enrich.NewInventory()
+	inv.Set(store.Asset{Host: "web-server-01", Environment: "production", Criticality: "critical", Owner: "alice@example.com",
+		Team: "web & ops", Service: "nginx", Dependencies: []string{"db-01", "Cache-01"}, Tags: []string{"frontend"}})
+	inv.Set(store.Asset{Host: "db-01", Environment: "production", Criticality: "high", Team: "data", Service: "postgresql"})
+	inv.Set(store.Asset{Host: "bare"})
+	en, err := enrich.New(inv, enrich.Options{})
+	require.NoError(t, err)
+	dd, err := noise.NewDedup(noise.Options{})
+	require.NoError(t, err)
+	co, err := correlate.New(correlate.Options{})
+	require.NoError(t, err)
+	sc, err := severity.New(severity.Options{})
+	require.NoError(t, err)
+	ms := pipeline.MultiStage{en, dd, co, sc}
+
+	withData := func(e *event.Event) *event.Event {
+		// As the normalizer leaves it: numbers are json.Number, as sent.
+		e.Data = map[string]any{
+			"metadata": map[string]any{"cpu_usage": json.Number("97.5"), "threshold": json.Number("95"),
+				"big": json.Number("12345678901234567890"), "note": "<b>über</b> & \u2028 ✓", "nested": []any{true, nil, "x"}},
+			"message": "CPU <95%> & rising",
+		}
+		return e
+	}
+	b := &pipeline.Batch{Now: t0, Events: []*event.Event{
+		normalized(1, "db-01", event.Critical, "Connections refused"),
+		withData(normalized(2, "web-server-01", event.High, "CPU usage exceeded 95%")),
+		withData(normalized(3, "web-server-01", event.High, "CPU usage exceeded 95%")),
+		normalized(4, "bare", event.Low, "Disk 80% full"),
+		normalized(5, "unknown-host", event.Info, "Backup done"),
+		normalized(6, "web-server-01", event.Severity("bogus"), "Odd one"),
+	}}
+	require.NoError(t, ms.Process(context.Background(), b))
+
+	var api, data bytes.Buffer
+	enc := json.NewEncoder(&api)
+	enc.SetEscapeHTML(false)
+	for _, e := range b.Events {
+		require.NoError(t, enc.Encode(e))
+		d, err := e.MarshalData()
+		require.NoError(t, err)
+		data.Write(d)
+		data.WriteByte('\n')
+	}
+	for name, got := range map[string][]byte{"api_events.golden.jsonl": api.Bytes(), "event_data.golden.jsonl": data.Bytes()} {
+		file := filepath.Join("testdata", "stages", name)
+		if flag.Lookup("update").Value.String() == "true" { // declared in severity_test.go
+			require.NoError(t, os.MkdirAll(filepath.Dir(file), 0o755))
+			require.NoError(t, os.WriteFile(file, got, 0o644))
+		}
+		want, err := os.ReadFile(file)
+		require.NoError(t, err, "run go test -update to create the golden file")
+		require.Equal(t, string(want), string(got), name)
+	}
 }
