@@ -1,8 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -44,6 +46,40 @@ type EventList struct {
 type EventDetail struct {
 	event.Event
 	RawEvent *event.Raw `json:"raw_event,omitempty"`
+}
+
+// MarshalJSON writes the event's fields (event.Event's own MarshalJSON,
+// which would otherwise stand for the whole struct), then raw_event.
+func (d EventDetail) MarshalJSON() ([]byte, error) {
+	b, err := d.Event.MarshalJSON()
+	if err != nil || d.RawEvent == nil {
+		return b, err
+	}
+	// Unescaped, as the event: the caller's encoder decides.
+	var raw bytes.Buffer
+	enc := json.NewEncoder(&raw)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(d.RawEvent); err != nil {
+		return nil, err
+	}
+	b = append(b[:len(b)-1], `,"raw_event":`...) // b ends with the event's '}'
+	b = append(b, bytes.TrimSuffix(raw.Bytes(), []byte("\n"))...)
+	return append(b, '}'), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (d *EventDetail) UnmarshalJSON(b []byte) error {
+	if err := d.Event.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	var raw struct {
+		RawEvent *event.Raw `json:"raw_event"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	d.RawEvent = raw.RawEvent
+	return nil
 }
 
 // CorrelationList is the answer of GET /api/v1/events/{id}/correlations.

@@ -63,8 +63,8 @@ type Options struct {
 //
 // Causal: a critical event opens its host for CausalWindow (the latest
 // critical event of a host replaces the earlier one). An event of any
-// severity on a host H whose asset dependencies (event_data.asset.
-// dependencies, set by the enricher) include a host D with an open
+// severity on a host H whose asset dependencies (the event's
+// Asset.Dependencies, set by the enricher) include a host D with an open
 // critical event gets parent_event_id = that critical event, and the
 // causal group of the critical event (its own correlation id; primary =
 // the critical event, related = the dependent events) is emitted. If
@@ -459,7 +459,8 @@ func (c *Correlator) Len() (groups, criticals int) { return c.groups.Len(), c.cr
 // oldest first), so that a restart neither splits an open group nor
 // forgets an open critical event. Times are taken from each event's
 // received_at; severities are the source severities recorded by the scorer
-// (event_data.scoring.source_severity), else the stored severity. A group
+// (Scoring.SourceSeverity, kept in event_data.scoring), else the stored
+// severity. A group
 // or causal group that grows after Warm is emitted with its stored members
 // and the same correlation id.
 func (c *Correlator) Warm(events []event.Event) {
@@ -587,36 +588,20 @@ func severitySummary(sev [5]int) string {
 	return strings.Join(parts, ", ")
 }
 
-// Dependencies returns the hosts e's asset depends on, from
-// event_data.asset.dependencies as the enricher sets it ([]string) or as
-// decoded from JSON ([]any of strings).
+// Dependencies returns the hosts e's asset depends on, as the enricher set
+// them in e.Asset (nil without an asset).
 func Dependencies(e *event.Event) []string {
-	a, ok := e.Data["asset"].(map[string]any)
-	if !ok {
+	if e.Asset == nil {
 		return nil
 	}
-	switch d := a["dependencies"].(type) {
-	case []string:
-		return d
-	case []any:
-		out := make([]string, 0, len(d))
-		for _, x := range d {
-			if s, ok := x.(string); ok {
-				out = append(out, s)
-			}
-		}
-		return out
-	}
-	return nil
+	return e.Asset.Dependencies
 }
 
-// sourceSeverity is the severity e had before scoring: the scorer records
-// it in event_data.scoring.source_severity.
+// sourceSeverity is the severity e had before scoring, as the scorer
+// recorded it in e.Scoring, else e's severity.
 func sourceSeverity(e *event.Event) event.Severity {
-	if sc, ok := e.Data["scoring"].(map[string]any); ok {
-		if s, ok := sc["source_severity"].(string); ok && event.Severity(s).Valid() {
-			return event.Severity(s)
-		}
+	if e.Scoring != nil && e.Scoring.SourceSeverity.Valid() {
+		return e.Scoring.SourceSeverity
 	}
 	return e.Severity
 }

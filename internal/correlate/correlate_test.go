@@ -31,7 +31,7 @@ func ev(id int64, host string, sev event.Severity, at time.Duration, deps ...str
 		SourceType: event.SourceWebhook, SourceHost: host, Title: "event " + string(sev),
 		OccurredAt: t0.Add(at - time.Second), ReceivedAt: t0.Add(at), OccurrenceCount: 1}
 	if deps != nil {
-		e.SetData("asset", map[string]any{"dependencies": deps})
+		e.Asset = &event.Asset{Dependencies: deps}
 	}
 	return e
 }
@@ -114,12 +114,7 @@ func TestScenarios(t *testing.T) {
 					e := ev(se.ID, se.Host, event.Severity(se.Severity), off)
 					e.Title = se.Title
 					if se.Dependencies != nil {
-						// As decoded from JSON: []any.
-						deps := make([]any, len(se.Dependencies))
-						for i, d := range se.Dependencies {
-							deps[i] = d
-						}
-						e.SetData("asset", map[string]any{"dependencies": deps})
+						e.Asset = &event.Asset{Dependencies: se.Dependencies}
 					}
 					b.Events = append(b.Events, e)
 				}
@@ -234,21 +229,28 @@ func TestScores(t *testing.T) {
 func TestDependencies(t *testing.T) {
 	tests := []struct {
 		name string
-		data map[string]any
+		// data is the event's event_data as stored, decoded by
+		// UnmarshalData as the stores do.
+		data string
 		want []string
 	}{
-		{"none", nil, nil},
-		{"no asset", map[string]any{"x": 1}, nil},
-		{"asset not a map", map[string]any{"asset": "db"}, nil},
-		{"strings", map[string]any{"asset": map[string]any{"dependencies": []string{"a", "b"}}}, []string{"a", "b"}},
-		{"any", map[string]any{"asset": map[string]any{"dependencies": []any{"a", 3, "b"}}}, []string{"a", "b"}},
-		{"wrong type", map[string]any{"asset": map[string]any{"dependencies": "a"}}, nil},
+		{"none", ``, nil},
+		{"no asset", `{"x":1}`, nil},
+		{"asset without dependencies", `{"asset":{"criticality":"high"}}`, nil},
+		{"dependencies", `{"asset":{"dependencies":["a","b"]}}`, []string{"a", "b"}},
+		// Not written by the enricher: kept in Data, not read as an asset.
+		{"asset not an object", `{"asset":"db"}`, nil},
+		{"wrong type", `{"asset":{"dependencies":"a"}}`, nil},
+		{"not strings", `{"asset":{"dependencies":["a",3,"b"]}}`, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			require.Equal(t, tt.want, Dependencies(&event.Event{Data: tt.data}))
+			e := &event.Event{ID: 1}
+			require.NoError(t, e.UnmarshalData([]byte(tt.data)))
+			require.Equal(t, tt.want, Dependencies(e))
 		})
 	}
+	require.Equal(t, []string{"db"}, Dependencies(&event.Event{Asset: &event.Asset{Dependencies: []string{"db"}}}))
 }
 
 func TestCausalRetryIsIdempotent(t *testing.T) {
@@ -320,7 +322,15 @@ func TestWarm(t *testing.T) {
 
 	// The scorer may have raised a severity; Warm reads the source one.
 	stored[2].Severity = event.Critical
-	stored[2].Data["scoring"] = map[string]any{"source_severity": "low"}
+	stored[2].Scoring = &event.Scoring{Priority: 80, Severity: event.Critical, SourceSeverity: event.Low}
+	// Warm reads what the store read back.
+	for i := range stored {
+		data, err := stored[i].MarshalData()
+		require.NoError(t, err)
+		stored[i].Asset, stored[i].Scoring, stored[i].Data = nil, nil, nil
+		require.NoError(t, stored[i].UnmarshalData(data))
+	}
+	require.Equal(t, event.Low, stored[2].Scoring.SourceSeverity)
 
 	c2, err := New(Options{})
 	require.NoError(t, err)

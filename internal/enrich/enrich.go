@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/reflex-ops/reflex/internal/event"
 	"github.com/reflex-ops/reflex/internal/pipeline"
 	"github.com/reflex-ops/reflex/internal/promutil"
 )
@@ -19,9 +20,9 @@ type Options struct {
 }
 
 // Enricher is the pipeline stage that adds an event's asset to it. For an
-// event whose host is in the inventory it sets event_data.asset to the
-// asset's environment, criticality, owner, team, service and dependencies
-// (empty ones omitted), adds the tags "env:<environment>", "team:<team>",
+// event whose host is in the inventory it sets the event's Asset (kept in
+// event_data.asset) to the asset's environment, criticality, owner, team,
+// service and dependencies, adds the tags "env:<environment>", "team:<team>",
 // "criticality:<criticality>" and the asset's own tags, and fills in
 // source_service from the asset when the event has none. Events of unknown
 // hosts pass unchanged. It keeps no state of its own and is safe for
@@ -58,21 +59,14 @@ func (en *Enricher) Process(_ context.Context, b *pipeline.Batch) error {
 			continue
 		}
 		known++
-		m := make(map[string]any, 6)
-		put := func(k, v string) {
-			if v != "" {
-				m[k] = v
-			}
+		e.Asset = &event.Asset{
+			Criticality:  a.Criticality,
+			Dependencies: slices.Clone(a.Dependencies),
+			Environment:  a.Environment,
+			Owner:        a.Owner,
+			Service:      a.Service,
+			Team:         a.Team,
 		}
-		put("environment", a.Environment)
-		put("criticality", a.Criticality)
-		put("owner", a.Owner)
-		put("team", a.Team)
-		put("service", a.Service)
-		if len(a.Dependencies) > 0 {
-			m["dependencies"] = slices.Clone(a.Dependencies)
-		}
-		e.SetData("asset", m)
 		if a.Environment != "" {
 			e.Tag(tag("env:" + a.Environment))
 		}

@@ -33,22 +33,27 @@ func TestEnricher(t *testing.T) {
 	inv.Set(store.Asset{Host: "bare"})
 	inv.Set(store.Asset{Host: "longtag", Tags: []string{strings.Repeat("é", 60)}})
 
+	full := &event.Asset{Criticality: "high", Dependencies: []string{"db-01"}, Environment: "production",
+		Owner: "alice", Service: "nginx", Team: "web"}
+	// event_data as the enricher wrote it when the asset was a map in Data.
+	const fullJSON = `"asset":{"criticality":"high","dependencies":["db-01"],"environment":"production","owner":"alice","service":"nginx","team":"web"}`
 	tests := []struct {
-		name     string
-		event    func() *event.Event
-		wantData map[string]any
+		name      string
+		event     func() *event.Event
+		wantAsset *event.Asset
+		wantData  map[string]any
+		// wantJSON is the event's event_data (MarshalData), "" for none.
+		wantJSON string
 		wantTags []string
 		wantSvc  string
 	}{
 		{
-			name:  "known host",
-			event: func() *event.Event { return newEvent(1, "web-01") },
-			wantData: map[string]any{"asset": map[string]any{
-				"environment": "production", "criticality": "high", "owner": "alice", "team": "web",
-				"service": "nginx", "dependencies": []string{"db-01"},
-			}},
-			wantTags: []string{"env:production", "team:web", "criticality:high", "frontend"},
-			wantSvc:  "nginx",
+			name:      "known host",
+			event:     func() *event.Event { return newEvent(1, "web-01") },
+			wantAsset: full,
+			wantJSON:  `{` + fullJSON + `}`,
+			wantTags:  []string{"env:production", "team:web", "criticality:high", "frontend"},
+			wantSvc:   "nginx",
 		},
 		{
 			name: "keeps the event's service and tags and data",
@@ -59,33 +64,32 @@ func TestEnricher(t *testing.T) {
 				e.Data = map[string]any{"cpu_usage": 97.5}
 				return e
 			},
-			wantData: map[string]any{"cpu_usage": 97.5, "asset": map[string]any{
-				"environment": "production", "criticality": "high", "owner": "alice", "team": "web",
-				"service": "nginx", "dependencies": []string{"db-01"},
-			}},
-			wantTags: []string{"frontend", "x", "env:production", "team:web", "criticality:high"},
-			wantSvc:  "php-fpm",
+			wantAsset: full,
+			wantData:  map[string]any{"cpu_usage": 97.5},
+			wantJSON:  `{` + fullJSON + `,"cpu_usage":97.5}`,
+			wantTags:  []string{"frontend", "x", "env:production", "team:web", "criticality:high"},
+			wantSvc:   "php-fpm",
 		},
 		{
-			name:     "asset without fields",
-			event:    func() *event.Event { return newEvent(3, "bare") },
-			wantData: map[string]any{"asset": map[string]any{}},
+			name:      "asset without fields",
+			event:     func() *event.Event { return newEvent(3, "bare") },
+			wantAsset: &event.Asset{},
+			wantJSON:  `{"asset":{}}`,
 		},
 		{
-			name:     "unknown host passes unchanged",
-			event:    func() *event.Event { return newEvent(4, "nowhere") },
-			wantData: nil,
+			name:  "unknown host passes unchanged",
+			event: func() *event.Event { return newEvent(4, "nowhere") },
 		},
 		{
-			name:     "no host",
-			event:    func() *event.Event { return newEvent(5, "") },
-			wantData: nil,
+			name:  "no host",
+			event: func() *event.Event { return newEvent(5, "") },
 		},
 		{
-			name:     "long tag cut to the column width",
-			event:    func() *event.Event { return newEvent(6, "longtag") },
-			wantData: map[string]any{"asset": map[string]any{}},
-			wantTags: []string{strings.Repeat("é", 50)},
+			name:      "long tag cut to the column width",
+			event:     func() *event.Event { return newEvent(6, "longtag") },
+			wantAsset: &event.Asset{},
+			wantJSON:  `{"asset":{}}`,
+			wantTags:  []string{strings.Repeat("é", 50)},
 		},
 	}
 	reg := prometheus.NewPedanticRegistry()
@@ -97,7 +101,11 @@ func TestEnricher(t *testing.T) {
 			b := &pipeline.Batch{Now: t0, Events: []*event.Event{e}}
 			require.NoError(t, en.Process(context.Background(), b))
 			require.Len(t, b.Events, 1)
+			require.Equal(t, tt.wantAsset, e.Asset)
 			require.Equal(t, tt.wantData, e.Data)
+			data, err := e.MarshalData()
+			require.NoError(t, err)
+			require.Equal(t, tt.wantJSON, string(data))
 			require.Equal(t, tt.wantTags, e.Tags)
 			require.Equal(t, tt.wantSvc, e.SourceService)
 		})
@@ -180,8 +188,8 @@ func TestEnricherConcurrent(t *testing.T) {
 			for i := range 200 {
 				e := newEvent(int64(g*1000+i), "web-01")
 				require.NoError(t, en.Process(context.Background(), &pipeline.Batch{Now: t0, Events: []*event.Event{e}}))
-				if e.Data != nil {
-					require.Contains(t, e.Data, "asset")
+				if e.Asset != nil {
+					require.Equal(t, []string{"db"}, e.Asset.Dependencies)
 				}
 			}
 		}()

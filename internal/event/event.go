@@ -71,6 +71,53 @@ type Event struct {
 	LastSeenAt      time.Time `json:"last_seen_at"`
 	// Priority is the severity scorer's numeric priority, 0 (lowest) to 100.
 	Priority int `json:"priority"`
+
+	// The typed results of the stages, for the stages after them. Each is
+	// kept inside event_data under its own key (see MarshalData) and is
+	// nil until its stage sets it.
+
+	// Asset is what the enricher found in the asset inventory for the
+	// event's host (event_data.asset); nil for an unknown host.
+	Asset *Asset `json:"-"`
+	// Scoring is how the severity scorer arrived at Priority and Severity
+	// (event_data.scoring).
+	Scoring *Scoring `json:"-"`
+}
+
+// Asset is the enricher's result: the inventory's entry for the event's
+// host, as kept in event_data.asset. Empty fields are left out of the JSON.
+// The asset's tags are added to the event's Tags, not kept here.
+//
+// The fields are declared in the alphabetical order of their JSON names,
+// the order in which encoding/json writes the keys of a map: event_data
+// was a map before these results were typed, and keeping the order keeps
+// the stored bytes. Keep it so in every type of this file that is stored.
+type Asset struct {
+	Criticality  string   `json:"criticality,omitempty"`
+	Dependencies []string `json:"dependencies,omitempty"`
+	Environment  string   `json:"environment,omitempty"`
+	Owner        string   `json:"owner,omitempty"`
+	Service      string   `json:"service,omitempty"`
+	Team         string   `json:"team,omitempty"`
+}
+
+// Scoring is the severity scorer's result, as kept in event_data.scoring:
+// the priority, the severity before (SourceSeverity, info for an unknown
+// one) and after scoring, and the factors whose weights add up to the
+// priority before it is clamped to 0..100.
+type Scoring struct {
+	Factors        []ScoringFactor `json:"factors"`
+	Priority       int             `json:"priority"`
+	Severity       Severity        `json:"severity"`
+	SourceSeverity Severity        `json:"source_severity"`
+}
+
+// ScoringFactor is one term of a priority: its name, the reason in words and
+// the weight it adds.
+type ScoringFactor struct {
+	Factor string `json:"factor"`
+	Reason string `json:"reason"`
+	Weight int    `json:"weight"`
 }
 
 // Tag adds t to the event's tags unless it is already there.
@@ -83,7 +130,9 @@ func (e *Event) Tag(t string) {
 	e.Tags = append(e.Tags, t)
 }
 
-// SetData sets event_data[key], creating the map when needed.
+// SetData sets event_data[key], creating the map when needed. The keys of
+// the typed results (DataAsset, DataScoring, ...) belong to their fields:
+// a typed result that is set replaces a Data value under its key.
 func (e *Event) SetData(key string, v any) {
 	if e.Data == nil {
 		e.Data = make(map[string]any)

@@ -1,8 +1,8 @@
 // Package severity is the last processing stage of the pipeline: it gives
 // each event its final severity and a numeric priority (0-100) from the
 // source's severity, the criticality of its asset, how often it occurred
-// and whether it is correlated, and records the reasons in
-// event_data.scoring.
+// and whether it is correlated, and records the reasons in the event's
+// Scoring (kept in event_data.scoring).
 package severity
 
 import (
@@ -42,7 +42,7 @@ const (
 	correlationWeight   = 5
 )
 
-// Factor names, the "factor" values of event_data.scoring.factors.
+// Factor names, the Factor values of Scoring.Factors.
 const (
 	FactorSourceSeverity   = "source_severity"
 	FactorAssetCriticality = "asset_criticality"
@@ -84,9 +84,11 @@ type Options struct {
 // resolved), and never lowered (an operator must not miss a critical
 // because its asset is rated low). A raised event is tagged "escalated".
 //
-// The reasons are stored in event_data.scoring as {"priority",
-// "source_severity", "severity", "factors": [{"factor", "weight",
-// "reason"}]}. Scorer keeps no state and is safe for concurrent use.
+// The reasons are recorded in the event's Scoring, kept in
+// event_data.scoring as {"priority", "source_severity", "severity",
+// "factors": [{"factor", "weight", "reason"}]}. The asset's criticality is
+// read from the event's Asset, set by the enricher. Scorer keeps no state
+// and is safe for concurrent use.
 type Scorer struct {
 	escalated *prometheus.CounterVec
 }
@@ -142,15 +144,15 @@ func (s *Scorer) Process(_ context.Context, b *pipeline.Batch) error {
 	return nil
 }
 
-// Score sets e's Priority, Severity, event_data.scoring and, if raised, the
+// Score sets e's Priority, Severity, Scoring and, if raised, the
 // escalated tag. correlated is the reason the event counts as correlated,
 // empty if it does not. It returns the new severity if it raised it, else
 // "".
 func Score(e *event.Event, correlated string) event.Severity {
 	src := e.Severity
-	factors := make([]any, 0, 4)
+	factors := make([]event.ScoringFactor, 0, 4)
 	add := func(name string, w int, reason string) int {
-		factors = append(factors, map[string]any{"factor": name, "weight": w, "reason": reason})
+		factors = append(factors, event.ScoringFactor{Factor: name, Reason: reason, Weight: w})
 		return w
 	}
 
@@ -190,12 +192,7 @@ func Score(e *event.Event, correlated string) event.Severity {
 	}
 	e.Priority = p
 	e.Severity = final
-	e.SetData("scoring", map[string]any{
-		"priority":        p,
-		"source_severity": string(src),
-		"severity":        string(final),
-		"factors":         factors,
-	})
+	e.Scoring = &event.Scoring{Factors: factors, Priority: p, Severity: final, SourceSeverity: src}
 	if final != src {
 		e.Tag(EscalatedTag)
 		return final
@@ -203,12 +200,10 @@ func Score(e *event.Event, correlated string) event.Severity {
 	return ""
 }
 
-// assetCriticality reads event_data.asset.criticality, set by the enricher.
+// assetCriticality is the criticality of e's asset, set by the enricher.
 func assetCriticality(e *event.Event) string {
-	a, ok := e.Data["asset"].(map[string]any)
-	if !ok {
+	if e.Asset == nil {
 		return ""
 	}
-	c, _ := a["criticality"].(string)
-	return c
+	return e.Asset.Criticality
 }

@@ -98,7 +98,7 @@ func TestScore(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := &event.Event{ID: 1, Severity: tt.sev, SourceHost: "h", OccurrenceCount: tt.count}
 			if tt.criticality != "" {
-				e.SetData("asset", map[string]any{"criticality": tt.criticality})
+				e.Asset = &event.Asset{Criticality: tt.criticality}
 			}
 			why := ""
 			if tt.correlated {
@@ -107,9 +107,16 @@ func TestScore(t *testing.T) {
 			raised := Score(e, why)
 			require.Equal(t, tt.want, e.Priority)
 			require.Equal(t, tt.wantSev, e.Severity)
-			sc := e.Data["scoring"].(map[string]any)
-			require.Equal(t, tt.want, sc["priority"])
-			require.Equal(t, string(tt.wantSev), sc["severity"])
+			sc := e.Scoring
+			require.NotNil(t, sc)
+			require.Nil(t, e.Data, "the scoring is not in Data")
+			require.Equal(t, tt.want, sc.Priority)
+			require.Equal(t, tt.wantSev, sc.Severity)
+			wantSrc := tt.sev
+			if !wantSrc.Valid() {
+				wantSrc = event.Info
+			}
+			require.Equal(t, wantSrc, sc.SourceSeverity)
 			if tt.sev.Valid() && tt.wantSev != tt.sev {
 				require.Equal(t, tt.wantSev, raised)
 				require.Contains(t, e.Tags, EscalatedTag)
@@ -121,8 +128,8 @@ func TestScore(t *testing.T) {
 			// The weights of the factors add up to the priority, before
 			// clamping.
 			sum := 0
-			for _, f := range sc["factors"].([]any) {
-				sum += f.(map[string]any)["weight"].(int)
+			for _, f := range sc.Factors {
+				sum += f.Weight
 			}
 			require.Equal(t, tt.want, max(0, min(100, sum)))
 		})
@@ -165,7 +172,7 @@ func TestConcurrent(t *testing.T) {
 			defer wg.Done()
 			for i := range 100 {
 				e := &event.Event{ID: int64(i), Severity: event.High, SourceHost: "web-01", OccurrenceCount: 1}
-				e.SetData("asset", map[string]any{"criticality": "critical"})
+				e.Asset = &event.Asset{Criticality: "critical"}
 				require.NoError(t, s.Process(context.Background(), &pipeline.Batch{Events: []*event.Event{e}}))
 			}
 		}()

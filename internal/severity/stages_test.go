@@ -120,7 +120,7 @@ func TestStagesPartitionsAndLanes(t *testing.T) {
 					got += len(sb.Events) + len(sb.Outcomes)
 					for _, e := range sb.Events {
 						require.NotEmpty(t, e.CorrelationID)
-						require.Contains(t, e.Data, "scoring")
+						require.NotNil(t, e.Scoring)
 					}
 				}
 				require.Equal(t, total, got)
