@@ -325,3 +325,44 @@ func FuzzUnmarshalData(f *testing.F) {
 		require.Equal(t, len(e.Data), len(again.Data))
 	})
 }
+
+// BenchmarkMarshalData compares the encoding of an event's data with typed
+// results (typed) and with the same results as maps in Data (maps, as
+// before they were typed).
+func BenchmarkMarshalData(b *testing.B) {
+	t := &testing.T{}
+	typed := sampleEvent()
+	maps := asMaps(t, typed)
+	for name, e := range map[string]*Event{"typed": &typed, "maps": &maps} {
+		b.Run("marshal/"+name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := e.MarshalData(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	data, err := typed.MarshalData()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("unmarshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var e Event
+			if err := e.UnmarshalData(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("unmarshal/as-map", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var m map[string]any
+			if err := json.Unmarshal(data, &m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
