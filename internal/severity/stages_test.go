@@ -3,6 +3,7 @@ package severity_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/reflex-ops/reflex/internal/pipeline"
 	"github.com/reflex-ops/reflex/internal/severity"
 	"github.com/reflex-ops/reflex/internal/store"
+	"github.com/reflex-ops/reflex/internal/store/sqlite"
 )
 
 var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
@@ -137,14 +139,10 @@ func TestStagesPartitionsAndLanes(t *testing.T) {
 	wg.Wait()
 }
 
-// TestStagesGolden runs representative events through enrich, noise,
-// correlate and severity and compares, for each event passed on, the JSON
-// the API writes for it (encoding/json without HTML escaping, as
-// api.writeJSON does) and the event_data bytes the stores keep
-// (MarshalData) with testdata/stages. The golden files were written by the
-// code before the stage results became typed fields of the event, so they
-// prove that neither the API's answer nor the stored bytes changed.
-func TestStagesGolden(t *testing.T) {
+// goldenBatch runs representative events through enrich, noise, correlate
+// and severity and returns the batch they leave.
+func goldenBatch(t *testing.T) *pipeline.Batch {
+	t.Helper()
 	inv := enrich.NewInventory()
 	inv.Set(store.Asset{Host: "web-server-01", Environment: "production", Criticality: "critical", Owner: "alice@example.com",
 		Team: "web & ops", Service: "nginx", Dependencies: []string{"db-01", "Cache-01"}, Tags: []string{"frontend"}})
@@ -178,7 +176,18 @@ func TestStagesGolden(t *testing.T) {
 		normalized(6, "web-server-01", event.Severity("bogus"), "Odd one"),
 	}}
 	require.NoError(t, ms.Process(context.Background(), b))
+	return b
+}
 
+// TestStagesGolden runs representative events through enrich, noise,
+// correlate and severity and compares, for each event passed on, the JSON
+// the API writes for it (encoding/json without HTML escaping, as
+// api.writeJSON does) and the event_data bytes the stores keep
+// (MarshalData) with testdata/stages. The golden files were written by the
+// code before the stage results became typed fields of the event, so they
+// prove that neither the API's answer nor the stored bytes changed.
+func TestStagesGolden(t *testing.T) {
+	b := goldenBatch(t)
 	var api, data bytes.Buffer
 	enc := json.NewEncoder(&api)
 	enc.SetEscapeHTML(false)
@@ -199,4 +208,68 @@ func TestStagesGolden(t *testing.T) {
 		require.NoError(t, err, "run go test -update to create the golden file")
 		require.Equal(t, string(want), string(got), name)
 	}
+}
+
+// TestStagesStoreRoundTrip stores what the stages produced in SQLite,
+// checks the event_data column holds the golden bytes, reads the events
+// back with their typed results, and warms a correlator from them.
+func TestStagesStoreRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	b := goldenBatch(t)
+	path := filepath.Join(t.TempDir(), "reflex.db")
+	st, err := sqlite.Open(ctx, sqlite.Options{Path: path, Now: func() time.Time { return t0 }})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	require.NoError(t, st.Migrate(ctx))
+	sb := &store.Batch{Correlations: b.Correlations}
+	for _, e := range b.Events {
+		sb.Raw = append(sb.Raw, event.Raw{ID: e.ID, SourceSystem: e.SourceSystem, SourceType: e.SourceType,
+			Data: json.RawMessage(`{}`), ReceivedAt: e.ReceivedAt, Processed: true, ProcessedEventID: e.ID})
+		sb.New = append(sb.New, *e)
+	}
+	require.NoError(t, st.WriteBatch(ctx, sb))
+
+	golden, err := os.ReadFile(filepath.Join("testdata", "stages", "event_data.golden.jsonl"))
+	require.NoError(t, err)
+	db, err := sql.Open("sqlite", path+"?_pragma=query_only(1)")
+	require.NoError(t, err)
+	defer db.Close()
+	var column bytes.Buffer
+	for _, e := range b.Events {
+		var data string
+		require.NoError(t, db.QueryRowContext(ctx, `SELECT event_data FROM processed_events WHERE id = ?`, e.ID).Scan(&data))
+		column.WriteString(data + "\n")
+	}
+	require.Equal(t, string(golden), column.String(), "the stored bytes")
+
+	var recent []event.Event
+	for _, want := range b.Events {
+		got, err := st.Event(ctx, want.ID)
+		require.NoError(t, err)
+		require.Equal(t, want.Asset, got.Asset, "event %d", want.ID)
+		require.Equal(t, want.Scoring, got.Scoring, "event %d", want.ID)
+		recent = append(recent, *got)
+	}
+
+	// A correlator warmed from the stored events (a restart) continues
+	// their groups: web-server-01's next event joins its group and gets
+	// db-01's critical event as parent.
+	co, err := correlate.New(correlate.Options{})
+	require.NoError(t, err)
+	co.Warm(recent)
+	next := normalized(7, "web-server-01", event.High, "CPU usage exceeded 99%")
+	next.Asset = recent[1].Asset
+	nb := &pipeline.Batch{Now: t0.Add(time.Minute), Events: []*event.Event{next}}
+	require.NoError(t, co.Process(ctx, nb))
+	require.Equal(t, b.Events[1].CorrelationID, next.CorrelationID)
+	require.Equal(t, int64(1), next.ParentEventID)
+	// Event 2 was stored as critical, raised by the scorer from high: the
+	// correlator saw it as high (it runs before the scorer), and so does
+	// Warm, which reads the source severity from the stored Scoring.
+	require.Equal(t, event.Critical, recent[1].Severity)
+	dep := normalized(8, "frontend-01", event.Low, "Slow pages")
+	dep.Asset = &event.Asset{Dependencies: []string{"web-server-01"}}
+	nb = &pipeline.Batch{Now: t0.Add(time.Minute), Events: []*event.Event{dep}}
+	require.NoError(t, co.Process(ctx, nb))
+	require.Zero(t, dep.ParentEventID, "web-server-01 has no open critical event")
 }
