@@ -460,9 +460,8 @@ func (c *Correlator) Len() (groups, criticals int) { return c.groups.Len(), c.cr
 // forgets an open critical event. Times are taken from each event's
 // received_at; severities are the source severities recorded by the scorer
 // (Scoring.SourceSeverity, kept in event_data.scoring), else the stored
-// severity. A group
-// or causal group that grows after Warm is emitted with its stored members
-// and the same correlation id.
+// severity. A group or causal group that grows after Warm is emitted with
+// its stored members and the same correlation id.
 func (c *Correlator) Warm(events []event.Event) {
 	opened := make(map[int64]*openCritical)
 	for i := range events {
