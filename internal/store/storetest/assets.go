@@ -83,4 +83,3 @@ func testAssets(t *testing.T, e *assetEnv) {
 		require.Error(t, e.s.PutAsset(e.ctx, store.Asset{}))
 	})
 }
-
