@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/reflex-ops/reflex/internal/promutil"
+	"github.com/reflex-ops/reflex/internal/store"
 )
 
 // Options configures New. The zero value is a safe default.
@@ -91,3 +92,8 @@ func (q *Queries) skipped(table string, id int64) {
 		q.log.Warn("skipped a row that cannot be decoded", "table", table, "id", id)
 	}
 }
+
+var (
+	_ store.AssetStore = (*Queries)(nil)
+	_ store.KeyStore   = (*Queries)(nil)
+)
