@@ -2,12 +2,14 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // The partitioned tables and their partition column.
@@ -240,7 +242,11 @@ func (s *Store) EnforceRetention(ctx context.Context, before time.Time) (int64, 
 
 // dropPartition drops the partition name of the events schema and returns
 // how many rows it held. The partition is locked before it is counted, so
-// that no row is written into it between the count and the drop.
+// that no row is written into it between the count and the drop. A batch
+// writing into that day meanwhile waits for the drop and then recreates
+// the partition; should it hold the parent's lock already, PostgreSQL
+// detects the deadlock and the batch retries (WriteBatch retries 40P01). A
+// partition that another instance dropped first counts 0.
 func (s *Store) dropPartition(ctx context.Context, name string) (int64, error) {
 	var n int64
 	ident := "events." + pgx.Identifier{name}.Sanitize()
@@ -254,5 +260,9 @@ func (s *Store) dropPartition(ctx context.Context, name string) (int64, error) {
 		_, err := tx.Exec(ctx, `DROP TABLE `+ident)
 		return err
 	})
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42P01" { // undefined_table
+		return 0, nil
+	}
 	return n, err
 }

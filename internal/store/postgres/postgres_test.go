@@ -237,6 +237,11 @@ func TestPartitions(t *testing.T) {
 			require.GreaterOrEqual(t, p, "processed_events_p20261128", "the 28th is not wholly before the cutoff")
 		}
 	})
+	t.Run("a partition dropped by another instance first counts 0", func(t *testing.T) {
+		n, err := s.dropPartition(ctx, "processed_events_p19990101")
+		require.NoError(t, err)
+		require.Zero(t, n)
+	})
 	t.Run("a partition dropped behind the cache is recreated", func(t *testing.T) {
 		old := time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)
 		w := storetest.Workload{Hosts: 10, Now: now}
