@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -34,6 +35,9 @@ type memStore struct {
 	assets map[string]store.Asset
 	keys   map[string]store.APIKey
 	keyIDs []string
+	// unreadable events are stored but cannot be decoded: Event answers
+	// store.ErrUnreadable, Events skips and reports them.
+	unreadable map[int64]bool
 
 	lastQuery     store.EventQuery
 	lastAnalytics store.AnalyticsQuery
@@ -50,6 +54,8 @@ func newMemStore() *memStore {
 		corrs:  make(map[int64][]event.Correlation),
 		assets: make(map[string]store.Asset),
 		keys:   make(map[string]store.APIKey),
+
+		unreadable: make(map[int64]bool),
 	}
 }
 
@@ -75,6 +81,9 @@ func (m *memStore) Event(_ context.Context, id int64) (*event.Event, error) {
 	e, ok := m.events[id]
 	if !ok {
 		return nil, store.ErrNotFound
+	}
+	if m.unreadable[id] {
+		return nil, fmt.Errorf("mem: event %d: %w", id, store.ErrUnreadable)
 	}
 	return &e, nil
 }
@@ -129,7 +138,16 @@ func (m *memStore) Events(_ context.Context, q store.EventQuery) (store.EventPag
 	if len(all) > limit {
 		all, page.More = all[:limit], true
 	}
-	page.Events = all
+	if len(all) > 0 {
+		page.NextTime, page.NextID = all[len(all)-1].OccurredAt, all[len(all)-1].ID
+	}
+	for _, e := range all {
+		if m.unreadable[e.ID] {
+			page.Unreadable = append(page.Unreadable, e.ID)
+			continue
+		}
+		page.Events = append(page.Events, e)
+	}
 	return page, nil
 }
 

@@ -39,6 +39,10 @@ type EventList struct {
 	// request with the same filters and cursor=NextCursor.
 	NextCursor string `json:"next_cursor,omitempty"`
 	Count      int    `json:"count"`
+	// Unreadable lists the ids of events of this page that are stored but
+	// cannot be read back (store.ErrUnreadable); they are left out of
+	// Events. Omitted when none.
+	Unreadable []int64 `json:"unreadable,omitempty"`
 }
 
 // EventDetail is the answer of GET /api/v1/events/{id}: the event, and with
@@ -110,13 +114,12 @@ func (s *eventsAPI) listEvents(w http.ResponseWriter, r *http.Request, _ auth.Pr
 		s.unavailable(w, r, err, "list events")
 		return
 	}
-	out := EventList{Events: page.Events, Count: len(page.Events)}
+	out := EventList{Events: page.Events, Count: len(page.Events), Unreadable: page.Unreadable}
 	if out.Events == nil {
 		out.Events = []event.Event{}
 	}
-	if page.More && len(page.Events) > 0 {
-		last := page.Events[len(page.Events)-1]
-		out.NextCursor = encodeCursor(last.OccurredAt, last.ID)
+	if page.More && page.NextID != 0 {
+		out.NextCursor = encodeCursor(page.NextTime, page.NextID)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -360,15 +363,25 @@ func (s *eventsAPI) getEvent(w http.ResponseWriter, r *http.Request, _ auth.Prin
 }
 
 // findEvent returns the processed event of id, or answers 404 (saying why
-// when it can) or 503 and returns false.
+// when it can), 422 (stored but unreadable) or 503 and returns false.
 func (s *eventsAPI) findEvent(w http.ResponseWriter, r *http.Request, id int64) (*event.Event, bool) {
 	e, err := s.store.Event(r.Context(), id)
 	if err == nil {
 		return e, true
 	}
+	s.eventError(w, r, id, err)
+	return nil, false
+}
+
+// eventError answers the error of reading event id.
+func (s *eventsAPI) eventError(w http.ResponseWriter, r *http.Request, id int64, err error) {
+	if errors.Is(err, store.ErrUnreadable) {
+		unreadable(w, id)
+		return
+	}
 	if !errors.Is(err, store.ErrNotFound) {
 		s.unavailable(w, r, err, "read event")
-		return nil, false
+		return
 	}
 	msg := fmt.Sprintf("event %d not found", id)
 	raw, rerr := s.store.RawEvent(r.Context(), id)
@@ -382,7 +395,6 @@ func (s *eventsAPI) findEvent(w http.ResponseWriter, r *http.Request, id int64) 
 		}
 	}
 	writeError(w, http.StatusNotFound, msg, "")
-	return nil, false
 }
 
 // correlations serves GET /api/v1/events/{id}/correlations.
@@ -396,19 +408,43 @@ func (s *eventsAPI) correlations(w http.ResponseWriter, r *http.Request, _ auth.
 		writeFieldError(w, fe)
 		return
 	}
-	e, ok := s.findEvent(w, r, id)
-	if !ok {
+	eventID := id
+	e, err := s.store.Event(r.Context(), id)
+	switch {
+	case err == nil:
+		eventID = e.ID
+	case errors.Is(err, store.ErrUnreadable):
+		// Its correlations do not need its data: answer them when id is
+		// the unreadable event itself.
+	default:
+		s.eventError(w, r, id, err)
 		return
 	}
-	rows, err := s.store.Correlations(r.Context(), e.ID)
+	rows, err := s.store.Correlations(r.Context(), eventID)
+	if errors.Is(err, store.ErrNotFound) {
+		unreadable(w, id) // a raw id folded into an unreadable event
+		return
+	}
 	if err != nil {
 		s.unavailable(w, r, err, "list correlations")
 		return
 	}
+	writeJSON(w, http.StatusOK, CorrelationList{EventID: eventID, Correlations: nonNil(rows)})
+}
+
+func nonNil(rows []event.Correlation) []event.Correlation {
 	if rows == nil {
-		rows = []event.Correlation{}
+		return []event.Correlation{}
 	}
-	writeJSON(w, http.StatusOK, CorrelationList{EventID: e.ID, Correlations: rows})
+	return rows
+}
+
+// unreadable answers 422 for an event that is stored but cannot be read
+// back (store.ErrUnreadable): retrying will not help, and the rest of the
+// service works, so neither 503 nor 500.
+func unreadable(w http.ResponseWriter, id int64) {
+	writeError(w, http.StatusUnprocessableEntity,
+		fmt.Sprintf("event %d is stored but cannot be read back (its data does not decode); lists skip it and report it under \"unreadable\"", id), "id")
 }
 
 var groupBys = []store.GroupBy{store.BySeverity, store.ByHost, store.ByService, store.ByEventType, store.BySource, store.ByHour}

@@ -401,3 +401,69 @@ func FuzzParseTimerange(f *testing.F) {
 		require.LessOrEqual(t, d, maxWindow)
 	})
 }
+
+// An event that is stored but cannot be read back (issue 5, defect 1.1)
+// breaks no answer: lists report it under "unreadable" and page past it,
+// its own lookup answers 422 naming it, its correlations still answer.
+func TestUnreadableEvent(t *testing.T) {
+	e := newEventEnv(t)
+	base := testNow.Add(-time.Hour)
+	for i, id := range []int64{100, 101, 102} {
+		e.store.events[id] = event.Event{ID: id, RawEventID: id, Severity: event.High, SourceHost: "web-01",
+			Title: fmt.Sprint("event ", id), OccurredAt: base.Add(time.Duration(i) * time.Minute), OccurrenceCount: 1}
+	}
+	e.store.unreadable[101] = true
+	e.store.alias[103] = 101
+	e.store.corrs[101] = []event.Correlation{{ID: 2, CorrelationID: "c-2", Type: event.CorrelationTimeBased, PrimaryEventID: 101}}
+
+	t.Run("list", func(t *testing.T) {
+		w := e.do(req{method: http.MethodGet, path: "/api/v1/events?host=web-01", key: "reader"})
+		require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+		var page EventList
+		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &page))
+		require.Equal(t, []int64{101}, page.Unreadable)
+		require.Len(t, page.Events, 2)
+		require.Equal(t, 2, page.Count)
+	})
+	t.Run("omitted when none", func(t *testing.T) {
+		w := e.do(req{method: http.MethodGet, path: "/api/v1/events?host=db-01", key: "reader"})
+		require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+		require.NotContains(t, w.Body.String(), "unreadable")
+	})
+	t.Run("a page of only unreadable events leads on", func(t *testing.T) {
+		var got, bad []int64
+		path := "/api/v1/events?host=web-01&limit=1"
+		for range 5 {
+			w := e.do(req{method: http.MethodGet, path: path, key: "reader"})
+			require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+			var page EventList
+			require.NoError(t, json.Unmarshal(w.Body.Bytes(), &page))
+			for _, ev := range page.Events {
+				got = append(got, ev.ID)
+			}
+			bad = append(bad, page.Unreadable...)
+			if page.NextCursor == "" {
+				break
+			}
+			path = "/api/v1/events?host=web-01&limit=1&cursor=" + url.QueryEscape(page.NextCursor)
+		}
+		require.Equal(t, []int64{102, 100}, got)
+		require.Equal(t, []int64{101}, bad)
+	})
+	t.Run("get", func(t *testing.T) {
+		for _, path := range []string{"/api/v1/events/101", "/api/v1/events/103"} {
+			w := e.do(req{method: http.MethodGet, path: path, key: "reader"})
+			requireError(t, w, http.StatusUnprocessableEntity, "id", "cannot be read back")
+			require.Contains(t, w.Body.String(), strings.TrimPrefix(path, "/api/v1/events/"))
+			require.Empty(t, w.Header().Get("Retry-After"))
+		}
+	})
+	t.Run("correlations", func(t *testing.T) {
+		w := e.do(req{method: http.MethodGet, path: "/api/v1/events/101/correlations", key: "reader"})
+		require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+		var got CorrelationList
+		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &got))
+		require.Equal(t, int64(101), got.EventID)
+		require.Len(t, got.Correlations, 1)
+	})
+}

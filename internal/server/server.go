@@ -103,17 +103,22 @@ func New(opts Options) (*Server, error) {
 // OpenStore opens the configured store (PostgreSQL when DatabaseURL is
 // set, else SQLite in the data dir) and applies the migrations.
 func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) (store.Store, error) {
+	return openStore(ctx, cfg, log, now, nil)
+}
+
+// openStore is OpenStore registering the store's metrics with reg.
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time, reg prometheus.Registerer) (store.Store, error) {
 	var (
 		st  store.Store
 		err error
 	)
 	if cfg.DatabaseURL != "" {
-		st, err = postgres.Open(ctx, postgres.Options{URL: cfg.DatabaseURL, Logger: log, Now: now})
+		st, err = postgres.Open(ctx, postgres.Options{URL: cfg.DatabaseURL, Logger: log, Now: now, Registerer: reg})
 	} else {
 		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 			return nil, fmt.Errorf("server: data dir: %w", err)
 		}
-		st, err = sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(cfg.DataDir, "reflex.db"), Logger: log, Now: now})
+		st, err = sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(cfg.DataDir, "reflex.db"), Logger: log, Now: now, Registerer: reg})
 	}
 	if err != nil {
 		return nil, err
@@ -145,7 +150,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		"store", storeKind(s.cfg), "bus", busKind(s.cfg))
 	log.Debug("configuration", "config", s.cfg.Redacted())
 
-	s.store, err = OpenStore(ctx, s.cfg, log, s.now)
+	s.store, err = openStore(ctx, s.cfg, log, s.now, s.reg)
 	if err != nil {
 		return err
 	}

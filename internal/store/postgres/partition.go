@@ -2,12 +2,14 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // The partitioned tables and their partition column.
@@ -205,14 +207,17 @@ func (s *Store) ensureAhead(ctx context.Context) error {
 
 // EnforceRetention drops the daily partitions of raw and processed events
 // whose whole day is before before, and deletes the correlation rows
-// created before it. It returns -1: dropped partitions are not counted.
+// created before it. It returns how many raw and processed events it
+// removed: each partition is locked, counted and dropped in one
+// transaction, so the count is exact.
 func (s *Store) EnforceRetention(ctx context.Context, before time.Time) (int64, error) {
 	s.parts.ddl.Lock()
 	defer s.parts.ddl.Unlock()
+	var total int64
 	for _, table := range []string{rawTable, processedTable} {
 		have, err := listPartitions(ctx, s.pool, table)
 		if err != nil {
-			return 0, fmt.Errorf("postgres: retention: list partitions: %w", err)
+			return total, fmt.Errorf("postgres: retention: list partitions: %w", err)
 		}
 		for d, name := range have {
 			if dayStart(d + 1).After(before) {
@@ -221,14 +226,43 @@ func (s *Store) EnforceRetention(ctx context.Context, before time.Time) (int64, 
 			// Forget it first: a batch that still wants this day will
 			// recreate it rather than fail.
 			s.parts.set(table, d, false)
-			if _, err := s.pool.Exec(ctx, `DROP TABLE IF EXISTS events.`+pgx.Identifier{name}.Sanitize()); err != nil {
-				return 0, fmt.Errorf("postgres: retention: drop %s: %w", name, err)
+			n, err := s.dropPartition(ctx, name)
+			if err != nil {
+				return total, fmt.Errorf("postgres: retention: drop %s: %w", name, err)
 			}
-			s.log.Info("dropped partition", "table", table, "partition", name)
+			total += n
+			s.log.Info("dropped partition", "table", table, "partition", name, "rows", n)
 		}
 	}
 	if _, err := s.pool.Exec(ctx, `DELETE FROM events.event_correlations WHERE created_at < $1`, before); err != nil {
-		return 0, fmt.Errorf("postgres: retention: delete correlations: %w", err)
+		return total, fmt.Errorf("postgres: retention: delete correlations: %w", err)
 	}
-	return -1, nil
+	return total, nil
+}
+
+// dropPartition drops the partition name of the events schema and returns
+// how many rows it held. The partition is locked before it is counted, so
+// that no row is written into it between the count and the drop. A batch
+// writing into that day meanwhile waits for the drop and then recreates
+// the partition; should it hold the parent's lock already, PostgreSQL
+// detects the deadlock and the batch retries (WriteBatch retries 40P01). A
+// partition that another instance dropped first counts 0.
+func (s *Store) dropPartition(ctx context.Context, name string) (int64, error) {
+	var n int64
+	ident := "events." + pgx.Identifier{name}.Sanitize()
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `LOCK TABLE `+ident+` IN ACCESS EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+ident).Scan(&n); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DROP TABLE `+ident)
+		return err
+	})
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42P01" { // undefined_table
+		return 0, nil
+	}
+	return n, err
 }

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/reflex-ops/reflex/internal/store"
+	"github.com/reflex-ops/reflex/internal/store/sqlstore"
 )
 
 var _ store.Store = (*Store)(nil)
@@ -35,10 +37,17 @@ type Options struct {
 	// created ahead of need (default 3). Partitions for any other day are
 	// created when a batch first writes into it.
 	PartitionDaysAhead int
+	// Registerer receives the store's metrics
+	// (reflex_store_unreadable_rows_total); nil means do not register.
+	Registerer prometheus.Registerer
 }
 
-// Store is the PostgreSQL store. It is safe for concurrent use.
+// Store is the PostgreSQL store. It is safe for concurrent use. Its queries
+// are the shared ones of sqlstore; what is its own is COPY, the daily
+// partitions, retention and migrations.
 type Store struct {
+	*sqlstore.Queries
+
 	pool   *pgxpool.Pool
 	log    *slog.Logger
 	now    func() time.Time
@@ -76,12 +85,20 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
+	log := o.Logger.With("component", "store", "store", "postgres")
+	q, err := sqlstore.New(sqlstore.Postgres, pgxDB{pool}, pgxDB{pool},
+		sqlstore.Options{Logger: log, Registerer: o.Registerer, Now: o.Now})
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
 	s := &Store{
-		pool:  pool,
-		log:   o.Logger.With("component", "store", "store", "postgres"),
-		now:   o.Now,
-		ahead: o.PartitionDaysAhead,
-		parts: newPartitions(),
+		Queries: q,
+		pool:    pool,
+		log:     log,
+		now:     o.Now,
+		ahead:   o.PartitionDaysAhead,
+		parts:   newPartitions(),
 	}
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/reflex-ops/reflex/internal/store"
@@ -27,6 +28,23 @@ func TestConformance(t *testing.T) {
 	testutil.PostgresURL(t) // skip the whole suite early without a server
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return openTest(t, testutil.PostgresURL(t), nil)
+	})
+}
+
+func TestUnreadableRows(t *testing.T) {
+	storetest.RunUnreadable(t, storetest.Unreadable{
+		Open: func(t *testing.T, reg prometheus.Registerer) storetest.Events {
+			s, err := Open(t.Context(), Options{URL: testutil.PostgresURL(t), Registerer: reg})
+			require.NoError(t, err)
+			return s
+		},
+		Corrupt: func(t *testing.T, s storetest.Events, id int64) {
+			// jsonb keeps 1e309 as a numeric; Go's float64 cannot hold it.
+			tag, err := s.(*Store).pool.Exec(t.Context(), `UPDATE events.processed_events SET event_data = $1::jsonb WHERE id = $2`,
+				storetest.PoisonData, id)
+			require.NoError(t, err)
+			require.Equal(t, int64(1), tag.RowsAffected())
+		},
 	})
 }
 
@@ -212,10 +230,17 @@ func TestPartitions(t *testing.T) {
 	t.Run("retention drops whole days before the cutoff", func(t *testing.T) {
 		n, err := s.EnforceRetention(ctx, time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
 		require.NoError(t, err)
-		require.Equal(t, int64(-1), n)
+		// The first batch: 5 raw events received on the 27th, 5 processed
+		// events that occurred on May 1 and the 27th; counted, not -1.
+		require.Equal(t, int64(10), n)
 		for _, p := range names(processedTable) {
 			require.GreaterOrEqual(t, p, "processed_events_p20261128", "the 28th is not wholly before the cutoff")
 		}
+	})
+	t.Run("a partition dropped by another instance first counts 0", func(t *testing.T) {
+		n, err := s.dropPartition(ctx, "processed_events_p19990101")
+		require.NoError(t, err)
+		require.Zero(t, n)
 	})
 	t.Run("a partition dropped behind the cache is recreated", func(t *testing.T) {
 		old := time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)

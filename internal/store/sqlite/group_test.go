@@ -4,18 +4,20 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/reflex-ops/reflex/internal/store/sqlstore"
 )
 
 func req(name string, urgent bool, n int) *writeReq {
-	r := &writeReq{rows: &rows{raw: make([][]any, n-1)}, urgent: urgent, done: make(chan error, 1)}
-	r.rows.processed = [][]any{{name}}
+	r := &writeReq{rows: &sqlstore.Encoded{Raw: make([][]any, n-1)}, urgent: urgent, done: make(chan error, 1)}
+	r.rows.Processed = [][]any{{name}}
 	return r
 }
 
 func names(g []*writeReq) []string {
 	var out []string
 	for _, r := range g {
-		out = append(out, r.rows.processed[0][0].(string))
+		out = append(out, r.rows.Processed[0][0].(string))
 	}
 	return out
 }

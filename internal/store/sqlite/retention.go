@@ -18,7 +18,7 @@ const retentionChunk = 5000
 // transactions of at most 5,000 rows. It returns how many raw and processed
 // events it deleted.
 func (s *Store) EnforceRetention(ctx context.Context, before time.Time) (int64, error) {
-	b := micros(before)
+	b := store.CleanTime(before).UnixMicro()
 	var total int64
 
 	// Raw events: ids follow receipt time, so walk the rowid range up to a

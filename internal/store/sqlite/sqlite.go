@@ -18,9 +18,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"modernc.org/sqlite"
 
 	"github.com/reflex-ops/reflex/internal/store"
+	"github.com/reflex-ops/reflex/internal/store/sqlstore"
 )
 
 var _ store.Store = (*Store)(nil)
@@ -36,10 +38,17 @@ type Options struct {
 	// Now is the clock; nil means time.Now. It stamps rows whose time is
 	// unset.
 	Now func() time.Time
+	// Registerer receives the store's metrics
+	// (reflex_store_unreadable_rows_total); nil means do not register.
+	Registerer prometheus.Registerer
 }
 
-// Store is the SQLite store. It is safe for concurrent use.
+// Store is the SQLite store. It is safe for concurrent use. Its queries
+// are the shared ones of sqlstore; what is its own is the single writer
+// (group commit, the urgent lane), retention and migrations.
 type Store struct {
+	*sqlstore.Queries
+
 	w   *sql.DB // the single writer connection
 	r   *sql.DB // read-only connections
 	c   *sql.DB // the checkpointer's connection
@@ -128,12 +137,22 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 	c.SetMaxOpenConns(1)
+	log := o.Logger.With("component", "store", "store", "sqlite")
+	q, err := sqlstore.New(sqlstore.SQLite, sqlstore.SQLDB{DB: r}, sqlstore.SQLDB{DB: w},
+		sqlstore.Options{Logger: log, Registerer: o.Registerer, Now: o.Now})
+	if err != nil {
+		w.Close()
+		r.Close()
+		c.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
 	s := &Store{
+		Queries: q,
 		w:       w,
 		r:       r,
 		c:       c,
 		ckptd:   make(chan struct{}),
-		log:     o.Logger.With("component", "store", "store", "sqlite"),
+		log:     log,
 		now:     o.Now,
 		queue:   make(chan *writeReq, 64),
 		urgent:  make(chan *writeReq, 64),

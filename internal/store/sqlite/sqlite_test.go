@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/reflex-ops/reflex/internal/store"
@@ -23,6 +24,24 @@ func openTest(t testing.TB, path string) *Store {
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return openTest(t, filepath.Join(t.TempDir(), "reflex.db"))
+	})
+}
+
+func TestUnreadableRows(t *testing.T) {
+	storetest.RunUnreadable(t, storetest.Unreadable{
+		Open: func(t *testing.T, reg prometheus.Registerer) storetest.Events {
+			s, err := Open(t.Context(), Options{Path: filepath.Join(t.TempDir(), "reflex.db"), Registerer: reg})
+			require.NoError(t, err)
+			return s
+		},
+		Corrupt: func(t *testing.T, s storetest.Events, id int64) {
+			n, err := s.(*Store).w.ExecContext(t.Context(), `UPDATE processed_events SET event_data = ? WHERE id = ?`,
+				storetest.PoisonData, id)
+			require.NoError(t, err)
+			rows, err := n.RowsAffected()
+			require.NoError(t, err)
+			require.Equal(t, int64(1), rows)
+		},
 	})
 }
 

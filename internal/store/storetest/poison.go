@@ -20,7 +20,7 @@ const PoisonTitle = "storetest: poison"
 // RunPoisoned checks that a batch failing halfway through its transaction
 // leaves nothing behind, and that it does not fail the batches written
 // beside it. s must be migrated and reject PoisonTitle events.
-func RunPoisoned(t *testing.T, s store.Store) {
+func RunPoisoned(t *testing.T, s Events) {
 	e := &env{s: s, ctx: t.Context(), base: time.Now().UTC().Truncate(time.Millisecond)}
 
 	mkBatch := func(poisoned bool) (*store.Batch, []pair) {

@@ -34,8 +34,8 @@ func testRetention(t *testing.T, e *env) {
 	n, err := e.s.EnforceRetention(e.ctx, T.Add(-90*24*time.Hour))
 	require.NoError(t, err)
 	// raw: old, oldFolded; processed: old, oldOccurred. PostgreSQL drops
-	// partitions and does not count.
-	require.Contains(t, []int64{-1, 4}, n)
+	// partitions and counts their rows first.
+	require.Equal(t, int64(4), n)
 
 	for _, id := range []int64{old.ev.ID, oldFolded.raw.ID, oldOccurred.ev.ID} {
 		_, err := e.s.Event(e.ctx, id)
@@ -61,7 +61,7 @@ func testRetention(t *testing.T, e *env) {
 	t.Run("again is a no-op", func(t *testing.T) {
 		n, err := e.s.EnforceRetention(e.ctx, T.Add(-90*24*time.Hour))
 		require.NoError(t, err)
-		require.Contains(t, []int64{-1, 0}, n)
+		require.Equal(t, int64(0), n)
 	})
 	t.Run("old days can be written again", func(t *testing.T) {
 		again := mk(T.Add(-200*24*time.Hour), "web-01", event.High, "old, replayed after retention")

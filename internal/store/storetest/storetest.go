@@ -1,9 +1,12 @@
-// Package storetest is the conformance suite of store.Store. Every
-// implementation runs it from its own tests:
+// Package storetest is the conformance suite of store.Store, one suite
+// per part (RunEvents, RunAssets, RunKeys; Run runs them all). Every
+// implementation runs them from its own tests:
 //
 //	func TestConformance(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) store.Store { return openForTest(t) })
 //	}
+//
+// A new part of store.Store adds its suite in a file of its own.
 //
 // It also holds the poisoned-batch test (RunPoisoned), which needs a
 // trigger only the implementation's own test can install, and the
@@ -23,9 +26,24 @@ import (
 	"github.com/reflex-ops/reflex/internal/store"
 )
 
-// Run runs the conformance suite. open must return a new, empty store for
-// each call; Run migrates it and closes it when the subtest ends.
+// Run runs the conformance suite of every part of store.Store: RunEvents,
+// RunAssets and RunKeys. open must return a new, empty store for each
+// call; each subtest migrates it and closes it when it ends.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	RunEvents(t, func(t *testing.T) Events { return open(t) })
+	RunAssets(t, func(t *testing.T) Assets { return open(t) })
+	RunKeys(t, func(t *testing.T) Keys { return open(t) })
+}
+
+// Events is the part of a store that RunEvents checks.
+type Events interface {
+	store.Lifecycle
+	store.EventStore
+}
+
+// RunEvents runs the conformance suite of store.EventStore (with the
+// lifecycle tests, which need events to check), as Run.
+func RunEvents(t *testing.T, open func(t *testing.T) Events) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, e *env)
@@ -44,6 +62,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"StoredRawIDs", testStoredRawIDs},
 		{"Event/deduplicated raw id", testEventOfFoldedRaw},
 		{"Event/not found", testNotFound},
+		{"RawEvents", testRawEvents},
+		{"EventsByID", testEventsByID},
 		{"Repeats", testRepeats},
 		{"Correlations/insert then replace", testCorrelationReplace},
 		{"Correlations/time based and causal", testCorrelationGroups},
@@ -52,30 +72,32 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Events/limit", testLimit},
 		{"Analytics", testAnalytics},
 		{"RecentEvents", testRecentEvents},
-		{"Assets", testAssets},
-		{"Keys", testKeys},
 		{"EnforceRetention", testRetention},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tt.fn(t, newEnv(t, open(t)))
+		t.Run("Events/"+tt.name, func(t *testing.T) {
+			s := open(t)
+			ctx, base := setUp(t, s)
+			tt.fn(t, &env{s: s, ctx: ctx, base: base})
 		})
 	}
 }
 
 // env is one subtest's store and event factory.
 type env struct {
-	s    store.Store
+	s    Events
 	ctx  context.Context
 	base time.Time // "now" of the test data, whole milliseconds, UTC
 }
 
-func newEnv(t *testing.T, s store.Store) *env {
+// setUp migrates s, closes it when the test ends and returns the test's
+// context and base time ("now" of the test data, whole milliseconds, UTC).
+func setUp(t *testing.T, s store.Lifecycle) (context.Context, time.Time) {
 	t.Helper()
 	ctx := t.Context()
 	require.NoError(t, s.Migrate(ctx))
 	t.Cleanup(func() { require.NoError(t, s.Close()) })
-	return &env{s: s, ctx: ctx, base: time.Now().UTC().Truncate(time.Millisecond)}
+	return ctx, time.Now().UTC().Truncate(time.Millisecond)
 }
 
 var idCounter atomic.Int64

@@ -140,7 +140,7 @@ func (w *Workload) Next(size int) *store.Batch {
 // over 1,000 hosts, from lanes goroutines at once, and reports events/s
 // (raw events written per second). The batches are made before the clock
 // starts.
-func BenchWriteBatch(b *testing.B, s store.Store, lanes int) {
+func BenchWriteBatch(b *testing.B, s store.EventStore, lanes int) {
 	const size = 1000
 	ctx := context.Background()
 	start := time.Now().UTC()

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"crypto/sha256"
 	"testing"
 	"time"
@@ -10,58 +11,28 @@ import (
 	"github.com/reflex-ops/reflex/internal/store"
 )
 
-func testAssets(t *testing.T, e *env) {
-	at := e.base.Truncate(time.Microsecond)
-	web := store.Asset{Host: "web-01", Environment: "production", Criticality: "high", Owner: "alice",
-		Team: "web", Service: "nginx", Dependencies: []string{"db-01", "cache-01"}, Tags: []string{"dmz"}, UpdatedAt: at}
-	db := store.Asset{Host: "db-01", Environment: "production", Criticality: "critical", UpdatedAt: at}
+// Keys is the part of a store that RunKeys checks.
+type Keys interface {
+	store.Lifecycle
+	store.KeyStore
+}
 
-	_, err := e.s.Asset(e.ctx, "web-01")
-	require.ErrorIs(t, err, store.ErrNotFound)
-	all, err := e.s.Assets(e.ctx)
-	require.NoError(t, err)
-	require.Empty(t, all)
-
-	require.NoError(t, e.s.PutAsset(e.ctx, web))
-	require.NoError(t, e.s.PutAsset(e.ctx, db))
-	got, err := e.s.Asset(e.ctx, "web-01")
-	require.NoError(t, err)
-	require.Equal(t, web, got)
-
-	t.Run("replace", func(t *testing.T) {
-		web2 := web
-		web2.Criticality, web2.Dependencies, web2.Tags = "medium", nil, nil
-		web2.UpdatedAt = at.Add(time.Minute)
-		require.NoError(t, e.s.PutAsset(e.ctx, web2))
-		got, err := e.s.Asset(e.ctx, "web-01")
-		require.NoError(t, err)
-		require.Equal(t, web2, got)
-		web = web2
-	})
-	t.Run("list by host", func(t *testing.T) {
-		all, err := e.s.Assets(e.ctx)
-		require.NoError(t, err)
-		require.Equal(t, []store.Asset{db, web}, all)
-	})
-	t.Run("zero UpdatedAt is stamped", func(t *testing.T) {
-		require.NoError(t, e.s.PutAsset(e.ctx, store.Asset{Host: "cache-01"}))
-		got, err := e.s.Asset(e.ctx, "cache-01")
-		require.NoError(t, err)
-		require.False(t, got.UpdatedAt.IsZero())
-	})
-	t.Run("delete", func(t *testing.T) {
-		require.NoError(t, e.s.DeleteAsset(e.ctx, "web-01"))
-		_, err := e.s.Asset(e.ctx, "web-01")
-		require.ErrorIs(t, err, store.ErrNotFound)
-		require.ErrorIs(t, e.s.DeleteAsset(e.ctx, "web-01"), store.ErrNotFound)
-		require.ErrorIs(t, e.s.DeleteAsset(e.ctx, "never"), store.ErrNotFound)
-	})
-	t.Run("empty host", func(t *testing.T) {
-		require.Error(t, e.s.PutAsset(e.ctx, store.Asset{}))
+// RunKeys runs the conformance suite of store.KeyStore, as RunAssets.
+func RunKeys(t *testing.T, open func(t *testing.T) Keys) {
+	t.Run("Keys", func(t *testing.T) {
+		s := open(t)
+		ctx, base := setUp(t, s)
+		testKeys(t, &keyEnv{s: s, ctx: ctx, base: base})
 	})
 }
 
-func testKeys(t *testing.T, e *env) {
+type keyEnv struct {
+	s    Keys
+	ctx  context.Context
+	base time.Time
+}
+
+func testKeys(t *testing.T, e *keyEnv) {
 	at := e.base.Truncate(time.Microsecond)
 	h1, h2 := sha256.Sum256([]byte("rfx_k1.secret")), sha256.Sum256([]byte("rfx_k2.secret"))
 	k1 := store.APIKey{ID: "k1", Name: "admin", Hash: h1[:], Scopes: []string{"admin"}, CreatedAt: at}
