@@ -36,6 +36,7 @@ type Log struct {
 	ready  []*record
 	wake   chan struct{}
 	msgs   map[string]*record
+	order  []*record
 	naks   []time.Duration
 	inProg int
 	acked  int
@@ -46,6 +47,8 @@ type record struct {
 	data      []byte
 	delivered uint64
 	done      bool
+	queued    bool
+	naked     bool // a Nak's timer is pending
 }
 
 // NewLog returns an empty Log of lane.
@@ -76,8 +79,9 @@ func (l *Log) Publish(items ...intake.Item) []int64 {
 // PublishRaw appends a message.
 func (l *Log) PublishRaw(msgID string, data []byte) {
 	l.mu.Lock()
-	r := &record{id: msgID, data: data}
+	r := &record{id: msgID, data: data, queued: true}
 	l.msgs[msgID] = r
+	l.order = append(l.order, r)
 	l.ready = append(l.ready, r)
 	l.mu.Unlock()
 	l.signal()
@@ -99,6 +103,7 @@ func (l *Log) Next(ctx context.Context) ([]bus.Msg, error) {
 			out := make([]bus.Msg, n)
 			for i, r := range l.ready[:n] {
 				r.delivered++
+				r.queued = false
 				out[i] = bus.MsgOf(l.lane, &delivery{l: l, r: r, n: r.delivered})
 			}
 			l.ready = append(l.ready[:0], l.ready[n:]...)
@@ -216,14 +221,34 @@ func (d *delivery) NakWithDelay(delay time.Duration) error {
 		return errSettled
 	}
 	d.l.naks = append(d.l.naks, delay)
+	d.r.naked = true
 	d.l.mu.Unlock()
 	time.AfterFunc(delay, func() {
 		d.l.mu.Lock()
-		d.l.ready = append(d.l.ready, d.r)
+		d.r.naked = false
+		if !d.r.done && !d.r.queued {
+			d.r.queued = true
+			d.l.ready = append(d.l.ready, d.r)
+		}
 		d.l.mu.Unlock()
 		d.l.signal()
 	})
 	return nil
+}
+
+// Expire makes every message that was delivered and neither acknowledged,
+// terminated nor Nak'ed ready again, as the end of its AckWait (or a
+// restart) would.
+func (l *Log) Expire() {
+	l.mu.Lock()
+	for _, r := range l.order {
+		if !r.done && !r.queued && !r.naked {
+			r.queued = true
+			l.ready = append(l.ready, r)
+		}
+	}
+	l.mu.Unlock()
+	l.signal()
 }
 
 func (d *delivery) InProgress() error {
