@@ -51,7 +51,7 @@ func newRunnerMetrics(reg prometheus.Registerer, lane string) (*runnerMetrics, e
 	})
 	failures := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "reflex_pipeline_batch_failures_total",
-		Help: "Failed attempts at a batch, by lane and step (stored_ids, normalize, stages, store).",
+		Help: "Failed attempts at a batch, by lane and step (stored_ids, store, downstream, or the stage that failed: normalize, enrich, dedup ...).",
 	}, []string{"lane", "step"})
 	corrupt := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "reflex_pipeline_corrupt_messages_total",
