@@ -202,6 +202,46 @@ func TestPoisonRetryableBoundedByDeliveries(t *testing.T) {
 	})
 }
 
+func TestPoisonOnlyAtTheMessagesLastDelivery(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFlaky(errors.New("lookup failed"), -1, "bad")
+		r := startS(t, MultiStage{f}, func(o *RunnerOptions) { o.RetryMin, o.RetryMax, o.MaxDeliveries = time.Second, time.Minute, 3 })
+		defer func() { require.NoError(t, r.stop()) }()
+		first := r.publish(titled("a", "bad"))
+		synctest.Wait()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		require.Equal(t, []time.Duration{time.Second, 2 * time.Second}, r.log.Naks())
+
+		// A fresh message joins the first one's last delivery.
+		r.log.Hold()
+		second := r.publish(titled("c", "bad"))
+		time.Sleep(2 * time.Second)
+		r.log.Release()
+		synctest.Wait()
+		r.store.Lock()
+		require.Len(t, r.store.Raw, 2, "the first message's events are stored")
+		require.False(t, r.store.Raw[first[1]].Processed)
+		require.NotContains(t, r.store.Raw, second[0])
+		r.store.Unlock()
+		require.Equal(t, time.Second, r.log.Naks()[2], "the second goes back, as at its first delivery")
+		require.Equal(t, 1, r.log.Pending())
+
+		time.Sleep(time.Second)
+		synctest.Wait()
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		require.Zero(t, r.log.Pending())
+		require.Equal(t, uint64(3), r.log.Deliveries(strconv.FormatInt(second[0], 10)))
+		r.store.Lock()
+		defer r.store.Unlock()
+		require.Len(t, r.store.Raw, 4)
+		require.True(t, r.store.Raw[second[0]].Processed)
+		require.False(t, r.store.Raw[second[1]].Processed)
+		require.Empty(t, r.store.Dups)
+	})
+}
+
 func TestRetryableStageErrorRecovers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFlaky(errors.New("asset inventory unreachable"), 2, "x")

@@ -316,7 +316,7 @@ func (r *Runner) handle(ctx context.Context, msgs []bus.Msg) {
 		return
 	}
 
-	b, ok := r.processAll(ctx, live, raws)
+	b, live, ok := r.processAll(ctx, live, raws)
 	if !ok {
 		return
 	}
@@ -458,7 +458,18 @@ func (r *Runner) runStages(ctx context.Context, b *Batch) error {
 		wg.Wait()
 	}
 	for _, p := range parts {
-		b.aborts = append(b.aborts, p.b.aborts...)
+		// Undo under the partition's lock, like Process: the other lane
+		// may hold events of the same hosts.
+		if undo := p.b.aborts; len(undo) > 0 {
+			mu := &r.locks.mu[p.partition]
+			b.OnAbort(func() {
+				mu.Lock()
+				defer mu.Unlock()
+				for i := len(undo) - 1; i >= 0; i-- {
+					undo[i]()
+				}
+			})
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
@@ -467,19 +478,22 @@ func (r *Runner) runStages(ctx context.Context, b *Batch) error {
 	return nil
 }
 
-// processAll runs the stages over raws. If they fail, it undoes what they
-// applied, and either returns the messages to the intake log for a later
-// delivery (a retryable error, fewer than MaxDeliveries deliveries) and
-// reports false, or isolates the events that fail. It reports false too if
-// ctx ends first: the batch is then left for redelivery.
-func (r *Runner) processAll(ctx context.Context, msgs []bus.Msg, raws []event.Raw) (*Batch, bool) {
+// processAll runs the stages over raws, the events of msgs. If they fail,
+// it undoes what they applied, and either returns the messages to the
+// intake log for a later delivery (a retryable error, fewer than
+// MaxDeliveries deliveries) and reports false, or isolates the events that
+// fail. After a retryable error, only the messages at their last delivery
+// are isolated; the others are returned to the intake log. It returns the
+// messages to acknowledge once the batch is stored. It reports false too
+// if ctx ends first: the batch is then left for redelivery.
+func (r *Runner) processAll(ctx context.Context, msgs []bus.Msg, raws []event.Raw) (*Batch, []bus.Msg, bool) {
 	now := r.opts.Now()
 	if len(raws) == 0 {
-		return &Batch{Now: now}, true
+		return &Batch{Now: now}, msgs, true
 	}
 	b, err := r.attempt(ctx, now, raws)
 	if err == nil {
-		return b, true
+		return b, msgs, true
 	}
 	b.abort()
 	step := stageOf(err)
@@ -488,17 +502,31 @@ func (r *Runner) processAll(ctx context.Context, msgs []bus.Msg, raws []event.Ra
 	}
 	if ctx.Err() != nil {
 		r.log.Warn("batch abandoned at stop; it will be redelivered", "step", step, "err", err)
-		return nil, false
+		return nil, nil, false
 	}
 	r.met.failures.WithLabelValues(step).Inc()
+	last := uint64(r.opts.MaxDeliveries)
 	var deliveries uint64
 	for _, m := range msgs {
 		deliveries = max(deliveries, m.NumDelivered)
 	}
 	retryable := IsRetryable(err)
-	if retryable && deliveries < uint64(r.opts.MaxDeliveries) {
+	if retryable && deliveries < last {
 		r.redeliver(msgs, step, deliveries, err)
-		return nil, false
+		return nil, nil, false
+	}
+	if retryable {
+		// Messages with deliveries left go back; their events are not
+		// isolated on another message's last delivery.
+		var again []bus.Msg
+		msgs, again, raws = splitExhausted(msgs, raws, last)
+		if len(again) > 0 {
+			var n uint64
+			for _, m := range again {
+				n = max(n, m.NumDelivered)
+			}
+			r.redeliver(again, step, n, err)
+		}
 	}
 	r.log.Warn("stage failed for good; isolating the events that fail",
 		"step", step, "events", len(raws), "deliveries", deliveries, "retryable", retryable, "err", err)
@@ -507,9 +535,40 @@ func (r *Runner) processAll(ctx context.Context, msgs []bus.Msg, raws []event.Ra
 	if ctx.Err() != nil {
 		acc.abort()
 		r.log.Warn("batch abandoned at stop; it will be redelivered", "step", step)
-		return nil, false
+		return nil, nil, false
 	}
-	return acc, true
+	return acc, msgs, true
+}
+
+// splitExhausted divides msgs into those at their last delivery (or
+// holding no event of raws) and the others, again, and keeps in raws the
+// events of the former. It decodes the messages again: it runs only when a
+// batch fails for good.
+func splitExhausted(msgs []bus.Msg, raws []event.Raw, last uint64) (keep, again []bus.Msg, kept []event.Raw) {
+	type span struct{ lo, hi int64 }
+	var back []span
+	for _, m := range msgs {
+		var env struct {
+			BaseID int64             `json:"base_id"`
+			Events []json.RawMessage `json:"events"`
+		}
+		if m.NumDelivered >= last || json.Unmarshal(m.Data, &env) != nil || len(env.Events) == 0 {
+			keep = append(keep, m)
+			continue
+		}
+		again = append(again, m)
+		back = append(back, span{env.BaseID, env.BaseID + int64(len(env.Events))})
+	}
+	if len(again) == 0 {
+		return msgs, nil, raws
+	}
+	kept = make([]event.Raw, 0, len(raws))
+	for _, rw := range raws {
+		if !slices.ContainsFunc(back, func(s span) bool { return rw.ID >= s.lo && rw.ID < s.hi }) {
+			kept = append(kept, rw)
+		}
+	}
+	return keep, again, kept
 }
 
 // attempt runs Normalize and the stages over raws, in a new batch at now.
@@ -533,6 +592,9 @@ func (r *Runner) attempt(ctx context.Context, now time.Time, raws []event.Raw) (
 // poison event, added to acc as unprocessed with its error. It returns
 // early if ctx ends.
 func (r *Runner) isolate(ctx context.Context, acc *Batch, raws []event.Raw) {
+	if len(raws) == 0 {
+		return
+	}
 	b, err := r.attempt(ctx, acc.Now, raws)
 	if err == nil {
 		acc.add(b)

@@ -40,6 +40,7 @@ type Log struct {
 	naks   []time.Duration
 	inProg int
 	acked  int
+	held   bool
 }
 
 type record struct {
@@ -98,7 +99,7 @@ func (l *Log) signal() {
 func (l *Log) Next(ctx context.Context) ([]bus.Msg, error) {
 	for {
 		l.mu.Lock()
-		if len(l.ready) > 0 {
+		if len(l.ready) > 0 && !l.held {
 			n := min(len(l.ready), l.maxBatch())
 			out := make([]bus.Msg, n)
 			for i, r := range l.ready[:n] {
@@ -128,6 +129,21 @@ func (l *Log) maxBatch() int {
 		return 64
 	}
 	return l.MaxBatch
+}
+
+// Hold makes Next wait, letting ready messages gather, until Release.
+func (l *Log) Hold() {
+	l.mu.Lock()
+	l.held = true
+	l.mu.Unlock()
+}
+
+// Release ends a Hold.
+func (l *Log) Release() {
+	l.mu.Lock()
+	l.held = false
+	l.mu.Unlock()
+	l.signal()
 }
 
 // Pending is the number of messages neither acknowledged nor terminated.
