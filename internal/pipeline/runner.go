@@ -342,7 +342,7 @@ func (r *Runner) handle(ctx context.Context, msgs []bus.Msg) {
 		}
 		return err
 	}) {
-		b.abort()
+		b.Abort()
 		return
 	}
 	b.aborts = nil // stored: the state is what the store holds
@@ -495,7 +495,7 @@ func (r *Runner) processAll(ctx context.Context, msgs []bus.Msg, raws []event.Ra
 	if err == nil {
 		return b, msgs, true
 	}
-	b.abort()
+	b.Abort()
 	step := stageOf(err)
 	if step == "" {
 		step = "stages"
@@ -533,7 +533,7 @@ func (r *Runner) processAll(ctx context.Context, msgs []bus.Msg, raws []event.Ra
 	acc := &Batch{Now: now}
 	r.isolate(ctx, acc, raws)
 	if ctx.Err() != nil {
-		acc.abort()
+		acc.Abort()
 		r.log.Warn("batch abandoned at stop; it will be redelivered", "step", step)
 		return nil, nil, false
 	}
@@ -600,7 +600,7 @@ func (r *Runner) isolate(ctx context.Context, acc *Batch, raws []event.Raw) {
 		acc.add(b)
 		return
 	}
-	b.abort()
+	b.Abort()
 	if ctx.Err() != nil {
 		return
 	}

@@ -95,9 +95,9 @@ func (b *Batch) OnAbort(undo func()) {
 	b.aborts = append(b.aborts, undo)
 }
 
-// abort runs the registered undo functions, the last first, and forgets
+// Abort runs the registered undo functions, the last first, and forgets
 // them.
-func (b *Batch) abort() {
+func (b *Batch) Abort() {
 	for i := len(b.aborts) - 1; i >= 0; i-- {
 		b.aborts[i]()
 	}
