@@ -60,14 +60,13 @@ func NewDedup(opts Options) (*Dedup, error) {
 }
 
 // dedupUndo reverts one change of Process: a fold into kept event id
-// (fold), or the kept event id put for fp, replacing prev if hadPrev.
+// (fold), or the kept event id put for fp, in place of prev if not nil.
 type dedupUndo struct {
 	fp                     string
 	id                     int64
 	fold                   bool
 	lastSeen, prevLastSeen time.Time // of a fold
-	prev                   kept
-	hadPrev                bool
+	prev                   *kept
 }
 
 // Name is the stage's name in processing_errors and metrics.
@@ -81,7 +80,7 @@ func (d *Dedup) Process(_ context.Context, b *pipeline.Batch) error {
 	if d.sweep.Due(now) {
 		d.Sweep(now)
 	}
-	var undo []dedupUndo
+	undo := make([]dedupUndo, 0, len(b.Events))
 	b.OnAbort(func() { d.undo(undo) })
 	inBatch := make(map[int64]*event.Event, len(b.Events))
 	var repeatAt map[int64]int // kept event id -> index in b.Repeats
@@ -137,7 +136,8 @@ func (d *Dedup) Process(_ context.Context, b *pipeline.Batch) error {
 		u := dedupUndo{fp: fp, id: e.ID}
 		if en != nil {
 			k.firstSeen = en.Val.firstSeen
-			u.prev, u.hadPrev = en.Val, true
+			prev := en.Val
+			u.prev = &prev
 		}
 		undo = append(undo, u)
 		d.t.Put(s, fp, k)
@@ -165,8 +165,8 @@ func (d *Dedup) undo(changes []dedupUndo) {
 			if en.Val.lastSeen.Equal(u.lastSeen) {
 				en.Val.lastSeen = u.prevLastSeen
 			}
-		case u.hadPrev:
-			en.Val = u.prev
+		case u.prev != nil:
+			en.Val = *u.prev
 		default:
 			d.t.Remove(s, en)
 		}

@@ -38,7 +38,7 @@ var _ Retryable = (*permanentError)(nil)
 // error without one is retryable. For joined errors (the partitions of one
 // batch) it is retryable if any of them is.
 func IsRetryable(err error) bool {
-	switch x := err.(type) {
+	switch x := err.(type) { //nolint:errorlint // walks the chain itself, to see every error of a join
 	case nil:
 		return false
 	case Retryable:
@@ -65,7 +65,10 @@ type PanicError struct {
 	Stack []byte
 }
 
-func (e *PanicError) Error() string   { return fmt.Sprintf("panic: %v", e.Value) }
+// Error says what the stage panicked with.
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// Retryable is false: a panic is a bug, not a passing failure.
 func (e *PanicError) Retryable() bool { return false }
 
 var _ Retryable = (*PanicError)(nil)
@@ -73,11 +76,16 @@ var _ Retryable = (*PanicError)(nil)
 // StageError is the error of a named stage; the runner records it in a
 // poison event's processing_errors as "stage: error".
 type StageError struct {
+	// Stage is the stage's name (see StageName).
 	Stage string
-	Err   error
+	// Err is what it returned.
+	Err error
 }
 
+// Error is "stage: error".
 func (e *StageError) Error() string { return e.Stage + ": " + e.Err.Error() }
+
+// Unwrap returns the stage's error.
 func (e *StageError) Unwrap() error { return e.Err }
 
 // stageOf is the name of the stage err came from ("" if unknown).

@@ -355,6 +355,8 @@ func (s *Store) RawLen() int {
 	return len(s.Raw)
 }
 
-// Lock locks the Store for reading its fields; Unlock unlocks it.
-func (s *Store) Lock()   { s.mu.Lock() }
+// Lock locks the Store for reading its fields.
+func (s *Store) Lock() { s.mu.Lock() }
+
+// Unlock unlocks the Store.
 func (s *Store) Unlock() { s.mu.Unlock() }
