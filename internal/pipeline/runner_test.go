@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -20,47 +19,24 @@ import (
 	"github.com/reflex-ops/reflex/internal/store"
 )
 
-// memStore is an in-memory Store. It fails the test's expectations loudly:
-// a raw event written twice is recorded in dups.
+// memStore is an in-memory Store for the tests over a real bus. It fails
+// the test's expectations loudly: a raw event written twice is recorded in
+// dups. (The synctest tests use pipelinetest.Store.)
 type memStore struct {
 	mu        sync.Mutex
 	raw       map[int64]event.Raw
 	processed map[int64]event.Event
 	batches   int
 	dups      []int64
-	// failWrites fails that many WriteBatch calls before succeeding.
-	failWrites int
-	writeCalls int
-	// block, if set, makes WriteBatch wait for it (or ctx).
-	block   chan struct{}
-	entered chan struct{}
 }
 
 func newMemStore() *memStore {
 	return &memStore{raw: map[int64]event.Raw{}, processed: map[int64]event.Event{}}
 }
 
-func (s *memStore) WriteBatch(ctx context.Context, b *store.Batch) error {
-	if s.entered != nil {
-		select {
-		case s.entered <- struct{}{}:
-		default:
-		}
-	}
-	if s.block != nil {
-		select {
-		case <-s.block:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+func (s *memStore) WriteBatch(_ context.Context, b *store.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.writeCalls++
-	if s.failWrites > 0 {
-		s.failWrites--
-		return errors.New("database is down")
-	}
 	for _, r := range b.Raw {
 		if _, ok := s.raw[r.ID]; ok {
 			s.dups = append(s.dups, r.ID)
@@ -84,12 +60,6 @@ func (s *memStore) StoredRawIDs(_ context.Context, ids []int64) (map[int64]bool,
 		}
 	}
 	return out, nil
-}
-
-func (s *memStore) rawCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.raw)
 }
 
 func (s *memStore) has(ids []int64) bool {
