@@ -117,6 +117,10 @@ func NewMsg(lane Lane, msgID string, data []byte) Msg {
 	return Msg{Data: data, MsgID: msgID, Lane: lane, NumDelivered: 1}
 }
 
+// MsgOf wraps m as a Msg of lane, as Consumer.Next does; for tests of code
+// that consumes Msgs with a fake jetstream.Msg that records Ack and Nak.
+func MsgOf(lane Lane, m jetstream.Msg) Msg { return toMsg(lane, m) }
+
 // Consumer reads one lane in batches. Next must not be called
 // concurrently; Close may be called from any goroutine.
 type Consumer struct {

@@ -71,6 +71,10 @@ type Options struct {
 // several dependencies have one, the earliest opened is the parent: the
 // first failure is the likeliest cause.
 //
+// What Process applied for a batch that is not stored is undone
+// (pipeline.Batch.OnAbort): the batch's events leave the groups they
+// joined, and the groups and critical windows they opened close.
+//
 // Correlator is safe for concurrent use. Time-based state is per host; the
 // open-critical registry is shared by all partitions and lanes. Within one
 // Process call events are handled in order, so a critical event earlier in
@@ -205,16 +209,18 @@ func (c *Correlator) Process(_ context.Context, b *pipeline.Batch) error {
 	var (
 		groups []*group
 		crits  []*openCritical
+		undo   []change
 	)
+	b.OnAbort(func() { c.undo(undo) })
 	for _, e := range b.Events {
-		if g := c.join(e, now); g != nil && !slices.Contains(groups, g) {
+		if g := c.join(e, now, &undo); g != nil && !slices.Contains(groups, g) {
 			groups = append(groups, g)
 		}
-		if oc := c.link(e, now); oc != nil && !slices.Contains(crits, oc) {
+		if oc := c.link(e, now, &undo); oc != nil && !slices.Contains(crits, oc) {
 			crits = append(crits, oc)
 		}
 		if e.Severity == event.Critical {
-			c.open(e, now)
+			c.open(e, now, &undo)
 		}
 	}
 	for _, g := range groups {
@@ -235,7 +241,7 @@ func (c *Correlator) Process(_ context.Context, b *pipeline.Batch) error {
 // join puts e in its host's time-based group, opening one if none is open,
 // and sets e.CorrelationID. It returns the group (nil for an event without
 // a host).
-func (c *Correlator) join(e *event.Event, now time.Time) *group {
+func (c *Correlator) join(e *event.Event, now time.Time, undo *[]change) *group {
 	host := e.SourceHost
 	if host == "" {
 		return nil
@@ -250,12 +256,14 @@ func (c *Correlator) join(e *event.Event, now time.Time) *group {
 	if en == nil {
 		g := &group{id: GroupID(e.ID), host: host, primary: e.ID, start: now, createdAt: e.OccurredAt, count: 1}
 		g.sev[rank(e.Severity)]++
+		*undo = append(*undo, change{host: host, g: g})
 		c.groups.Put(s, host, g)
 		e.CorrelationID = g.id
 		return g
 	}
 	g := en.Val
 	if g.add(e.ID, rank(e.Severity), c.maxRelated) {
+		*undo = append(*undo, change{host: host, g: g, id: e.ID, rank: rank(e.Severity)})
 		c.m.events.WithLabelValues(string(event.CorrelationTimeBased)).Inc()
 	} else {
 		g.emitted = 0 // a retried batch: its rows may not have been stored
@@ -279,7 +287,7 @@ func (g *group) add(id int64, r, maxRelated int) bool {
 
 // link gives e a parent if a host e's asset depends on has an open
 // critical event, and returns that event's causal group.
-func (c *Correlator) link(e *event.Event, now time.Time) *openCritical {
+func (c *Correlator) link(e *event.Event, now time.Time, undo *[]change) *openCritical {
 	if e.SourceHost == "" {
 		return nil
 	}
@@ -320,6 +328,7 @@ func (c *Correlator) link(e *event.Event, now time.Time) *openCritical {
 		oc = en.Val
 	}
 	if oc.addChild(e.ID, e.SourceHost, c.maxRelated) {
+		*undo = append(*undo, change{host: oc.host, oc: oc, id: e.ID})
 		c.m.events.WithLabelValues(string(event.CorrelationCausal)).Inc()
 	} else {
 		oc.emitted = 0 // a retried batch: its rows may not have been stored
@@ -349,13 +358,14 @@ func (oc *openCritical) addChild(id int64, host string, maxRelated int) bool {
 }
 
 // open records critical event e as its host's open critical event.
-func (c *Correlator) open(e *event.Event, now time.Time) {
+func (c *Correlator) open(e *event.Event, now time.Time, undo *[]change) {
 	host := e.SourceHost
 	if host == "" {
 		return
 	}
 	s := c.crits.Lock(host)
 	defer s.Unlock()
+	var prev *openCritical
 	if en := c.crits.Get(s, host); en != nil {
 		if en.Val.id == e.ID {
 			return // a retried batch
@@ -363,8 +373,74 @@ func (c *Correlator) open(e *event.Event, now time.Time) {
 		if now.Before(en.Val.at) {
 			return // another lane already opened a later one
 		}
+		prev = en.Val
 	}
-	c.crits.Put(s, host, &openCritical{id: e.ID, host: host, title: e.Title, at: now, occurredAt: e.OccurredAt, corrID: CausalID(e.ID)})
+	oc := &openCritical{id: e.ID, host: host, title: e.Title, at: now, occurredAt: e.OccurredAt, corrID: CausalID(e.ID)}
+	*undo = append(*undo, change{host: host, oc: oc, prev: prev, opened: true})
+	c.crits.Put(s, host, oc)
+}
+
+// change is one state change of Process, for its undo: a group opened
+// (g, id 0) or grown by event id (g), an open critical event grown by
+// dependent event id (oc), or opened (oc, opened) in place of prev.
+type change struct {
+	host   string
+	g      *group
+	oc     *openCritical
+	prev   *openCritical
+	id     int64
+	rank   int
+	opened bool
+}
+
+// undo reverts what Process applied for a batch that was not stored, the
+// last change first, so that its events neither stay members of a group
+// nor open a causal window (pipeline.Batch.OnAbort). Rows are emitted
+// again when the groups next grow.
+func (c *Correlator) undo(changes []change) {
+	for i := len(changes) - 1; i >= 0; i-- {
+		ch := &changes[i]
+		switch {
+		case ch.g != nil:
+			s := c.groups.Lock(ch.host)
+			if ch.id == 0 {
+				if en := c.groups.Get(s, ch.host); en != nil && en.Val == ch.g {
+					c.groups.Remove(s, en)
+				}
+			} else {
+				ch.g.remove(ch.id, ch.rank)
+			}
+			s.Unlock()
+		case ch.opened:
+			s := c.crits.Lock(ch.host)
+			if en := c.crits.Get(s, ch.host); en != nil && en.Val == ch.oc {
+				if ch.prev != nil {
+					en.Val = ch.prev
+				} else {
+					c.crits.Remove(s, en)
+				}
+			}
+			s.Unlock()
+		case ch.oc != nil:
+			s := c.crits.Lock(ch.host)
+			if j := slices.Index(ch.oc.children, ch.id); j >= 0 {
+				ch.oc.children = slices.Delete(ch.oc.children, j, j+1)
+			}
+			ch.oc.count = max(0, ch.oc.count-1)
+			ch.oc.emitted = 0
+			s.Unlock()
+		}
+	}
+}
+
+// remove takes event id (of severity rank r) out of g, undoing add.
+func (g *group) remove(id int64, r int) {
+	if j := slices.Index(g.related, id); j >= 0 {
+		g.related = slices.Delete(g.related, j, j+1)
+	}
+	g.count = max(1, g.count-1)
+	g.sev[r] = max(0, g.sev[r]-1)
+	g.emitted = 0
 }
 
 // groupRow is g's current row, if g has two events or more and the row

@@ -20,7 +20,9 @@ import (
 // store.Repeat. The first event after the window is kept as a new event.
 //
 // Dedup is safe for concurrent use; its state is bounded by
-// Options.MaxKeys and expires after the window.
+// Options.MaxKeys and expires after the window. What it applies for a
+// batch is undone if the batch is not stored (pipeline.Batch.OnAbort), so
+// that a redelivered repeat is counted once.
 type Dedup struct {
 	window time.Duration
 	t      *keyed.Table[kept]
@@ -57,13 +59,29 @@ func NewDedup(opts Options) (*Dedup, error) {
 	return d, nil
 }
 
+// dedupUndo reverts one change of Process: a fold into kept event id
+// (fold), or the kept event id put for fp, in place of prev if not nil.
+type dedupUndo struct {
+	fp                     string
+	id                     int64
+	fold                   bool
+	lastSeen, prevLastSeen time.Time // of a fold
+	prev                   *kept
+}
+
+// Name is the stage's name in processing_errors and metrics.
+func (d *Dedup) Name() string { return stageDedup }
+
 // Process deduplicates b.Events in order. Each removed repeat gets the
-// outcome {ProcessedEventID: kept event id}.
+// outcome {ProcessedEventID: kept event id}. It registers the undo of its
+// changes with b.OnAbort.
 func (d *Dedup) Process(_ context.Context, b *pipeline.Batch) error {
 	now := b.Now
 	if d.sweep.Due(now) {
 		d.Sweep(now)
 	}
+	undo := make([]dedupUndo, 0, len(b.Events))
+	b.OnAbort(func() { d.undo(undo) })
 	inBatch := make(map[int64]*event.Event, len(b.Events))
 	var repeatAt map[int64]int // kept event id -> index in b.Repeats
 	out := b.Events[:0]
@@ -79,10 +97,12 @@ func (d *Dedup) Process(_ context.Context, b *pipeline.Batch) error {
 		if en != nil && en.Val.id != e.ID {
 			// A repeat: fold it into the kept event.
 			k := &en.Val
+			undo = append(undo, dedupUndo{fp: fp, id: k.id, fold: true, prevLastSeen: k.lastSeen})
 			k.count++
 			if seen.After(k.lastSeen) {
 				k.lastSeen = seen
 			}
+			undo[len(undo)-1].lastSeen = k.lastSeen
 			st := *k
 			s.Unlock()
 			if ke := inBatch[st.id]; ke != nil {
@@ -113,9 +133,13 @@ func (d *Dedup) Process(_ context.Context, b *pipeline.Batch) error {
 			e.LastSeenAt = seen
 		}
 		k := kept{id: e.ID, occurredAt: e.OccurredAt, count: e.OccurrenceCount, firstSeen: now, lastSeen: e.LastSeenAt}
+		u := dedupUndo{fp: fp, id: e.ID}
 		if en != nil {
 			k.firstSeen = en.Val.firstSeen
+			prev := en.Val
+			u.prev = &prev
 		}
+		undo = append(undo, u)
 		d.t.Put(s, fp, k)
 		s.Unlock()
 		inBatch[e.ID] = e
@@ -124,6 +148,30 @@ func (d *Dedup) Process(_ context.Context, b *pipeline.Batch) error {
 	clear(b.Events[len(out):])
 	b.Events = out
 	return nil
+}
+
+// undo reverts changes of Process, the last first. A change that a later
+// batch has overtaken (the fingerprint's kept event is another one now) is
+// left alone.
+func (d *Dedup) undo(changes []dedupUndo) {
+	for i := len(changes) - 1; i >= 0; i-- {
+		u := &changes[i]
+		s := d.t.Lock(u.fp)
+		en := d.t.Get(s, u.fp)
+		switch {
+		case en == nil || en.Val.id != u.id:
+		case u.fold:
+			en.Val.count = max(1, en.Val.count-1)
+			if en.Val.lastSeen.Equal(u.lastSeen) {
+				en.Val.lastSeen = u.prevLastSeen
+			}
+		case u.prev != nil:
+			en.Val = *u.prev
+		default:
+			d.t.Remove(s, en)
+		}
+		s.Unlock()
+	}
 }
 
 // Seen reports whether e would be folded into an earlier event if it were

@@ -25,7 +25,9 @@ const RateLimitedError = "rate_limited"
 //
 // RateLimiter is safe for concurrent use; its state is bounded by
 // Options.MaxKeys, and a source's bucket is forgotten once it has been idle
-// long enough to be full again.
+// long enough to be full again. The tokens a batch took are given back if
+// the batch is not stored (pipeline.Batch.OnAbort), so that a redelivered
+// event costs one token.
 type RateLimiter struct {
 	rate   float64
 	burst  float64
@@ -66,7 +68,11 @@ func NewRateLimiter(opts Options, dedup *Dedup) (*RateLimiter, error) {
 	return r, nil
 }
 
-// Process removes the events of b over their source's limit.
+// Name is the stage's name in processing_errors and metrics.
+func (r *RateLimiter) Name() string { return stageRateLimit }
+
+// Process removes the events of b over their source's limit. It registers
+// the return of the tokens it took with b.OnAbort.
 func (r *RateLimiter) Process(_ context.Context, b *pipeline.Batch) error {
 	if r.rate <= 0 {
 		return nil
@@ -75,6 +81,8 @@ func (r *RateLimiter) Process(_ context.Context, b *pipeline.Batch) error {
 	if r.sweep.Due(now) {
 		r.Sweep(now)
 	}
+	var took []string // a source per token taken
+	b.OnAbort(func() { r.giveBack(took) })
 	var passed map[string]bool // fingerprints that passed in this call: Dedup folds the rest
 	out := b.Events[:0]
 	for _, e := range b.Events {
@@ -94,6 +102,7 @@ func (r *RateLimiter) Process(_ context.Context, b *pipeline.Batch) error {
 			r.m.events.WithLabelValues(string(e.SourceType)).Inc()
 			continue
 		}
+		took = append(took, e.SourceSystem)
 		if r.dedup != nil {
 			if passed == nil {
 				passed = make(map[string]bool)
@@ -129,6 +138,17 @@ func (r *RateLimiter) allow(source string, now time.Time) bool {
 	}
 	bk.tokens--
 	return true
+}
+
+// giveBack returns a token to the bucket of each source (one per entry).
+func (r *RateLimiter) giveBack(sources []string) {
+	for _, source := range sources {
+		s := r.t.Lock(source)
+		if en := r.t.Get(s, source); en != nil {
+			en.Val.tokens = min(r.burst, en.Val.tokens+1)
+		}
+		s.Unlock()
+	}
 }
 
 // Sweep forgets the buckets that have been idle long enough at now to be

@@ -19,6 +19,7 @@ type runnerMetrics struct {
 	failures       *prometheus.CounterVec
 	corrupt        *prometheus.CounterVec
 	replayed       prometheus.Counter
+	poison         *prometheus.CounterVec
 }
 
 func newRunnerMetrics(reg prometheus.Registerer, lane string) (*runnerMetrics, error) {
@@ -50,7 +51,7 @@ func newRunnerMetrics(reg prometheus.Registerer, lane string) (*runnerMetrics, e
 	})
 	failures := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "reflex_pipeline_batch_failures_total",
-		Help: "Failed attempts at a batch, by lane and step (stored_ids, normalize, stages, store).",
+		Help: "Failed attempts at a batch, by lane and step (stored_ids, store, downstream, or the stage that failed: normalize, enrich, dedup ...).",
 	}, []string{"lane", "step"})
 	corrupt := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "reflex_pipeline_corrupt_messages_total",
@@ -60,6 +61,11 @@ func newRunnerMetrics(reg prometheus.Registerer, lane string) (*runnerMetrics, e
 		Name: "reflex_pipeline_replayed_events_total",
 		Help: "Raw events delivered again after they had been stored, skipped, by lane.",
 	}, []string{"lane"})
+
+	poison := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "reflex_pipeline_poison_events_total",
+		Help: "Raw events a stage failed on for good (a permanent error or a panic, or a retryable error past the delivery bound), stored unprocessed with the error, by lane and stage.",
+	}, []string{"lane", "stage"})
 
 	if reg != nil {
 		var err error
@@ -87,6 +93,9 @@ func newRunnerMetrics(reg prometheus.Registerer, lane string) (*runnerMetrics, e
 		if err = promutil.Register(reg, &replayed); err != nil {
 			return nil, err
 		}
+		if err = promutil.Register(reg, &poison); err != nil {
+			return nil, err
+		}
 	}
 	l := prometheus.Labels{"lane": lane}
 	return &runnerMetrics{
@@ -98,6 +107,7 @@ func newRunnerMetrics(reg prometheus.Registerer, lane string) (*runnerMetrics, e
 		failures:       failures.MustCurryWith(l),
 		corrupt:        corrupt.MustCurryWith(l),
 		replayed:       replayed.With(l),
+		poison:         poison.MustCurryWith(l),
 	}, nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -42,6 +41,10 @@ const (
 	DefaultRetryFirst   = time.Second
 	DefaultRetryMax     = 30 * time.Second
 	DefaultDrainTimeout = 30 * time.Second
+	// DefaultMaxDeliveries is how many deliveries a batch that keeps
+	// failing a stage with a retryable error gets before the runner
+	// isolates the events that fail.
+	DefaultMaxDeliveries = 5
 )
 
 // SourceUnknown is the source type of the raw event the runner stores for
@@ -94,6 +97,11 @@ type RunnerOptions struct {
 	// once Run's context ends (default 30s); a batch cut short is not
 	// acknowledged and is redelivered later.
 	DrainTimeout time.Duration
+	// MaxDeliveries bounds the deliveries of a batch whose stages fail with
+	// a retryable error (counted by the messages' NumDelivered; default
+	// DefaultMaxDeliveries). At that delivery, or at once on a permanent
+	// error, the runner isolates the events that fail (see Runner).
+	MaxDeliveries int
 }
 
 // Downstream is what comes after the store: the processed-event stream that
@@ -111,6 +119,21 @@ type Downstream interface {
 
 // Runner takes batches from one lane of the intake log, runs the stages
 // over them and stores them.
+//
+// A batch whose stages fail with a retryable error is returned to the
+// intake log and redelivered after a backoff that grows with its delivery
+// count. At the MaxDeliveries-th delivery, or at once when the error is
+// permanent (Permanent, a panic), the runner bisects the batch down to
+// single events: the parts that pass are processed as usual, and each
+// event that still fails on its own is a poison event, stored as its raw
+// event with processed = false and processing_errors ["<stage>: <error>"],
+// logged once and counted in reflex_pipeline_poison_events_total. Every
+// raw event of a batch is stored before its messages are acknowledged. A
+// failing store is never poison: the same batch is retried until it is
+// stored or the runner stops.
+//
+// The stages' state changes for a batch that is not stored are undone
+// (Batch.OnAbort), so a redelivered or bisected event is applied once.
 type Runner struct {
 	opts    RunnerOptions
 	log     *slog.Logger
@@ -160,6 +183,9 @@ func NewRunner(opts RunnerOptions) (*Runner, error) {
 	}
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = DefaultDrainTimeout
+	}
+	if opts.MaxDeliveries <= 0 {
+		opts.MaxDeliveries = DefaultMaxDeliveries
 	}
 	met, err := newRunnerMetrics(opts.Registerer, opts.Lane)
 	if err != nil {
@@ -290,24 +316,9 @@ func (r *Runner) handle(ctx context.Context, msgs []bus.Msg) {
 		return
 	}
 
-	b := &Batch{Now: r.opts.Now(), Raw: raws}
-	if len(raws) > 0 {
-		start := time.Now()
-		err := r.process(ctx, r.opts.Normalize, b)
-		r.met.stage.WithLabelValues("normalize").Observe(time.Since(start).Seconds())
-		if err != nil {
-			r.stageFailed(ctx, live, "normalize", err)
-			return
-		}
-		if r.opts.Stages != nil && len(b.Events) > 0 {
-			start := time.Now()
-			err := r.runStages(ctx, b)
-			r.met.stage.WithLabelValues("stages").Observe(time.Since(start).Seconds())
-			if err != nil {
-				r.stageFailed(ctx, live, "stages", err)
-				return
-			}
-		}
+	b, live, ok := r.processAll(ctx, live, raws)
+	if !ok {
+		return
 	}
 	for _, rw := range corrupt {
 		// ToStore turns the outcome into the raw event's processing error.
@@ -320,7 +331,8 @@ func (r *Runner) handle(ctx context.Context, msgs []bus.Msg) {
 	sb.Urgent = r.opts.Urgent
 
 	// Store, retrying the same batch: the stages' state has advanced, so
-	// they must not run over these events again.
+	// they must not run over these events again. A batch given up at stop
+	// is redelivered: what the stages applied for it is undone.
 	start := time.Now()
 	if !r.retry(ctx, "store", live, func() error {
 		t := time.Now()
@@ -330,8 +342,10 @@ func (r *Runner) handle(ctx context.Context, msgs []bus.Msg) {
 		}
 		return err
 	}) {
+		b.Abort()
 		return
 	}
+	b.aborts = nil // stored: the state is what the store holds
 	r.met.stage.WithLabelValues("store").Observe(time.Since(start).Seconds())
 	r.met.storeSize.Observe(float64(len(sb.Raw)))
 
@@ -428,7 +442,7 @@ func (r *Runner) runStages(ctx context.Context, b *Batch) error {
 		p := parts[i]
 		r.locks.mu[p.partition].Lock()
 		defer r.locks.mu[p.partition].Unlock()
-		errs[i] = r.process(ctx, r.opts.Stages, p.b)
+		errs[i] = runStage(ctx, StageName(r.opts.Stages), r.opts.Stages, p.b)
 	}
 	if len(parts) == 1 {
 		run(0)
@@ -443,6 +457,20 @@ func (r *Runner) runStages(ctx context.Context, b *Batch) error {
 		}
 		wg.Wait()
 	}
+	for _, p := range parts {
+		// Undo under the partition's lock, like Process: the other lane
+		// may hold events of the same hosts.
+		if undo := p.b.aborts; len(undo) > 0 {
+			mu := &r.locks.mu[p.partition]
+			b.OnAbort(func() {
+				mu.Lock()
+				defer mu.Unlock()
+				for i := len(undo) - 1; i >= 0; i-- {
+					undo[i]()
+				}
+			})
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -450,17 +478,176 @@ func (r *Runner) runStages(ctx context.Context, b *Batch) error {
 	return nil
 }
 
-// process runs a stage, turning a panic into an error so that one bad
-// batch does not stop the process; the batch is then redelivered like one
-// that failed.
-func (r *Runner) process(ctx context.Context, s Stage, b *Batch) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			r.log.Error("stage panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			err = fmt.Errorf("pipeline: stage panicked: %v", p)
+// processAll runs the stages over raws, the events of msgs. If they fail,
+// it undoes what they applied, and either returns the messages to the
+// intake log for a later delivery (a retryable error, fewer than
+// MaxDeliveries deliveries) and reports false, or isolates the events that
+// fail. After a retryable error, only the messages at their last delivery
+// are isolated; the others are returned to the intake log. It returns the
+// messages to acknowledge once the batch is stored. It reports false too
+// if ctx ends first: the batch is then left for redelivery.
+func (r *Runner) processAll(ctx context.Context, msgs []bus.Msg, raws []event.Raw) (*Batch, []bus.Msg, bool) {
+	now := r.opts.Now()
+	if len(raws) == 0 {
+		return &Batch{Now: now}, msgs, true
+	}
+	b, err := r.attempt(ctx, now, raws)
+	if err == nil {
+		return b, msgs, true
+	}
+	b.Abort()
+	step := stageOf(err)
+	if step == "" {
+		step = "stages"
+	}
+	if ctx.Err() != nil {
+		r.log.Warn("batch abandoned at stop; it will be redelivered", "step", step, "err", err)
+		return nil, nil, false
+	}
+	r.met.failures.WithLabelValues(step).Inc()
+	last := uint64(r.opts.MaxDeliveries)
+	var deliveries uint64
+	for _, m := range msgs {
+		deliveries = max(deliveries, m.NumDelivered)
+	}
+	retryable := IsRetryable(err)
+	if retryable && deliveries < last {
+		r.redeliver(msgs, step, deliveries, err)
+		return nil, nil, false
+	}
+	if retryable {
+		// Messages with deliveries left go back; their events are not
+		// isolated on another message's last delivery.
+		var again []bus.Msg
+		msgs, again, raws = splitExhausted(msgs, raws, last)
+		if len(again) > 0 {
+			var n uint64
+			for _, m := range again {
+				n = max(n, m.NumDelivered)
+			}
+			r.redeliver(again, step, n, err)
 		}
-	}()
-	return s.Process(ctx, b)
+	}
+	r.log.Warn("stage failed for good; isolating the events that fail",
+		"step", step, "events", len(raws), "deliveries", deliveries, "retryable", retryable, "err", err)
+	acc := &Batch{Now: now}
+	r.isolate(ctx, acc, raws)
+	if ctx.Err() != nil {
+		acc.Abort()
+		r.log.Warn("batch abandoned at stop; it will be redelivered", "step", step)
+		return nil, nil, false
+	}
+	return acc, msgs, true
+}
+
+// splitExhausted divides msgs into those at their last delivery (or
+// holding no event of raws) and the others, again, and keeps in raws the
+// events of the former. It decodes the messages again: it runs only when a
+// batch fails for good.
+func splitExhausted(msgs []bus.Msg, raws []event.Raw, last uint64) (keep, again []bus.Msg, kept []event.Raw) {
+	type span struct{ lo, hi int64 }
+	var back []span
+	for _, m := range msgs {
+		var env struct {
+			BaseID int64             `json:"base_id"`
+			Events []json.RawMessage `json:"events"`
+		}
+		if m.NumDelivered >= last || json.Unmarshal(m.Data, &env) != nil || len(env.Events) == 0 {
+			keep = append(keep, m)
+			continue
+		}
+		again = append(again, m)
+		back = append(back, span{env.BaseID, env.BaseID + int64(len(env.Events))})
+	}
+	if len(again) == 0 {
+		return msgs, nil, raws
+	}
+	kept = make([]event.Raw, 0, len(raws))
+	for _, rw := range raws {
+		if !slices.ContainsFunc(back, func(s span) bool { return rw.ID >= s.lo && rw.ID < s.hi }) {
+			kept = append(kept, rw)
+		}
+	}
+	return keep, again, kept
+}
+
+// attempt runs Normalize and the stages over raws, in a new batch at now.
+// On error the batch is returned too, for its undo functions.
+func (r *Runner) attempt(ctx context.Context, now time.Time, raws []event.Raw) (*Batch, error) {
+	b := &Batch{Now: now, Raw: raws[:len(raws):len(raws)]}
+	start := time.Now()
+	err := runStage(ctx, "normalize", r.opts.Normalize, b)
+	r.met.stage.WithLabelValues("normalize").Observe(time.Since(start).Seconds())
+	if err != nil || r.opts.Stages == nil || len(b.Events) == 0 {
+		return b, err
+	}
+	start = time.Now()
+	err = r.runStages(ctx, b)
+	r.met.stage.WithLabelValues("stages").Observe(time.Since(start).Seconds())
+	return b, err
+}
+
+// isolate bisects raws until the parts pass the stages, adding what they
+// produce to acc, in intake order; a single event that still fails is a
+// poison event, added to acc as unprocessed with its error. It returns
+// early if ctx ends.
+func (r *Runner) isolate(ctx context.Context, acc *Batch, raws []event.Raw) {
+	if len(raws) == 0 {
+		return
+	}
+	b, err := r.attempt(ctx, acc.Now, raws)
+	if err == nil {
+		acc.add(b)
+		return
+	}
+	b.Abort()
+	if ctx.Err() != nil {
+		return
+	}
+	if len(raws) > 1 {
+		mid := len(raws) / 2
+		r.isolate(ctx, acc, raws[:mid:mid])
+		r.isolate(ctx, acc, raws[mid:])
+		return
+	}
+	rw := raws[0]
+	stage := stageOf(err)
+	if stage == "" {
+		stage = "stages"
+	}
+	attrs := []any{"event_id", rw.ID, "source_system", rw.SourceSystem, "stage", stage, "err", err}
+	if pe := (*PanicError)(nil); errors.As(err, &pe) {
+		attrs = append(attrs, "stack", string(pe.Stack))
+	}
+	r.log.Error("poison event stored unprocessed", attrs...)
+	r.met.poison.WithLabelValues(stage).Inc()
+	r.status.update(func(s *RunnerStatus) { s.PoisonEvents++ })
+	acc.Raw = append(acc.Raw, rw)
+	acc.SetOutcome(rw.ID, Outcome{Error: err.Error(), Failed: true})
+}
+
+// add appends what part produced to b. A repeat of an event that b holds
+// updates that event; rows of the same key are reduced by ToStore, the
+// latest (most grown) winning.
+func (b *Batch) add(part *Batch) {
+	b.Raw = append(b.Raw, part.Raw...)
+	at := make(map[int64]*event.Event, len(b.Events))
+	for _, e := range b.Events {
+		at[e.ID] = e
+	}
+	b.Events = append(b.Events, part.Events...)
+	for id, o := range part.Outcomes {
+		b.SetOutcome(id, o)
+	}
+	for _, rep := range part.Repeats {
+		if e := at[rep.EventID]; e != nil {
+			e.OccurrenceCount, e.LastSeenAt = rep.OccurrenceCount, rep.LastSeenAt
+			continue
+		}
+		b.Repeats = append(b.Repeats, rep)
+	}
+	b.Correlations = append(b.Correlations, part.Correlations...)
+	b.aborts = append(b.aborts, part.aborts...)
 }
 
 type part struct {
@@ -581,29 +768,30 @@ func (r *Runner) retry(ctx context.Context, what string, msgs []bus.Msg, f func(
 	}
 }
 
-// stageFailed gives the messages back for redelivery after a backoff that
-// grows with their delivery count.
-func (r *Runner) stageFailed(ctx context.Context, msgs []bus.Msg, stage string, err error) {
-	if ctx.Err() != nil {
-		r.log.Warn("batch abandoned at stop; it will be redelivered", "step", stage, "err", err)
-		return
-	}
-	r.met.failures.WithLabelValues(stage).Inc()
-	var n uint64
-	for _, m := range msgs {
-		n = max(n, m.NumDelivered)
-	}
-	delay := r.opts.RetryMin
-	for i := uint64(1); i < n && delay < r.opts.RetryMax; i++ {
-		delay *= 2
-	}
-	delay = min(delay, r.opts.RetryMax)
-	r.log.Error("stage failed; batch returned to the intake log", "step", stage, "messages", len(msgs), "redeliver_in", delay, "err", err)
+// redeliver gives the messages back for redelivery after a backoff that
+// grows with their delivery count n: RetryMin, doubling per delivery, at
+// most RetryMax.
+func (r *Runner) redeliver(msgs []bus.Msg, stage string, n uint64, err error) {
+	delay := RedeliveryDelay(n, r.opts.RetryMin, r.opts.RetryMax)
+	r.status.update(func(s *RunnerStatus) { s.Failing, s.Err = true, err.Error() })
+	r.log.Error("stage failed; batch returned to the intake log", "step", stage, "messages", len(msgs),
+		"deliveries", n, "redeliver_in", delay, "err", err)
 	for i := range msgs {
 		if err := msgs[i].Nak(delay); err != nil {
 			r.log.Warn("nak intake message", "msg_id", msgs[i].MsgID, "err", err)
 		}
 	}
+}
+
+// RedeliveryDelay is the delay before the next delivery of a batch that
+// failed at its n-th delivery: lo, doubled for each delivery after the
+// first, at most hi.
+func RedeliveryDelay(n uint64, lo, hi time.Duration) time.Duration {
+	delay := lo
+	for i := uint64(1); i < n && delay < hi; i++ {
+		delay *= 2
+	}
+	return min(delay, hi)
 }
 
 func (r *Runner) ack(msgs []bus.Msg) {

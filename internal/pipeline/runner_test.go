@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -20,47 +19,24 @@ import (
 	"github.com/reflex-ops/reflex/internal/store"
 )
 
-// memStore is an in-memory Store. It fails the test's expectations loudly:
-// a raw event written twice is recorded in dups.
+// memStore is an in-memory Store for the tests over a real bus. It fails
+// the test's expectations loudly: a raw event written twice is recorded in
+// dups. (The synctest tests use pipelinetest.Store.)
 type memStore struct {
 	mu        sync.Mutex
 	raw       map[int64]event.Raw
 	processed map[int64]event.Event
 	batches   int
 	dups      []int64
-	// failWrites fails that many WriteBatch calls before succeeding.
-	failWrites int
-	writeCalls int
-	// block, if set, makes WriteBatch wait for it (or ctx).
-	block   chan struct{}
-	entered chan struct{}
 }
 
 func newMemStore() *memStore {
 	return &memStore{raw: map[int64]event.Raw{}, processed: map[int64]event.Event{}}
 }
 
-func (s *memStore) WriteBatch(ctx context.Context, b *store.Batch) error {
-	if s.entered != nil {
-		select {
-		case s.entered <- struct{}{}:
-		default:
-		}
-	}
-	if s.block != nil {
-		select {
-		case <-s.block:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+func (s *memStore) WriteBatch(_ context.Context, b *store.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.writeCalls++
-	if s.failWrites > 0 {
-		s.failWrites--
-		return errors.New("database is down")
-	}
 	for _, r := range b.Raw {
 		if _, ok := s.raw[r.ID]; ok {
 			s.dups = append(s.dups, r.ID)
@@ -84,12 +60,6 @@ func (s *memStore) StoredRawIDs(_ context.Context, ids []int64) (map[int64]bool,
 		}
 	}
 	return out, nil
-}
-
-func (s *memStore) rawCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.raw)
 }
 
 func (s *memStore) has(ids []int64) bool {
@@ -432,99 +402,8 @@ func TestRunnerSkipsReplays(t *testing.T) {
 	require.Zero(t, r.norm.count(raws[0].ID), "stored before: skipped")
 }
 
-func TestRunnerRetriesStore(t *testing.T) {
-	r := newRig(t, 50)
-	r.store.failWrites = 3
-	r.start(t, bus.LaneHi, bus.ConsumeOptions{}, nil)
-	ids := submit(t, r, items([]string{"a", "b"}, 20, event.High, nil))
-	waitStored(t, r, ids)
-	waitDrained(t, r.bus, bus.LaneHi)
-
-	r.store.mu.Lock()
-	require.Equal(t, 4, r.store.writeCalls, "three failures, then success")
-	require.Empty(t, r.store.dups)
-	r.store.mu.Unlock()
-	r.rec.mu.Lock()
-	seen := 0
-	for _, hostIDs := range r.rec.byHost {
-		seen += len(hostIDs)
-	}
-	require.Equal(t, len(ids), seen, "the stages saw each event once: a store failure does not re-run them")
-	r.rec.mu.Unlock()
-	for _, id := range ids {
-		require.Equal(t, 1, r.norm.count(id))
-	}
-	m, err := newRunnerMetrics(r.reg, "hi")
-	require.NoError(t, err)
-	require.InDelta(t, 3, metricValue(t, m.failures.WithLabelValues("store")), 0)
-}
-
-func TestRunnerRedeliversAfterStageFailure(t *testing.T) {
-	r := newRig(t, 50)
-	r.rec.err = errors.New("asset inventory unreachable")
-	r.start(t, bus.LaneLo, bus.ConsumeOptions{}, nil)
-	ids := submit(t, r, items([]string{"a"}, 10, event.Info, nil))
-	waitStored(t, r, ids)
-	waitDrained(t, r.bus, bus.LaneLo)
-	r.store.mu.Lock()
-	defer r.store.mu.Unlock()
-	require.Empty(t, r.store.dups)
-	require.Len(t, r.store.raw, 10)
-	require.Len(t, r.store.processed, 10)
-}
-
-func TestRunnerSurvivesStagePanic(t *testing.T) {
-	r := newRig(t, 50)
-	var once sync.Once
-	r.start(t, bus.LaneLo, bus.ConsumeOptions{}, func(o *RunnerOptions) {
-		o.Stages = MultiStage{StageFunc(func(context.Context, *Batch) error {
-			once.Do(func() { panic("bug") })
-			return nil
-		}), r.rec}
-	})
-	ids := submit(t, r, items([]string{"a"}, 10, event.Info, nil))
-	waitStored(t, r, ids)
-	waitDrained(t, r.bus, bus.LaneLo)
-	m, err := newRunnerMetrics(r.reg, "lo")
-	require.NoError(t, err)
-	require.InDelta(t, 1, metricValue(t, m.failures.WithLabelValues("stages")), 0)
-}
-
-func TestRunnerDrainsOnStop(t *testing.T) {
-	t.Run("the batch in hand is finished", func(t *testing.T) {
-		r := newRig(t, 50)
-		r.store.block = make(chan struct{})
-		r.store.entered = make(chan struct{}, 1)
-		stop := r.start(t, bus.LaneLo, bus.ConsumeOptions{}, nil)
-		ids := submit(t, r, items([]string{"a", "b"}, 30, event.Low, nil))
-		<-r.store.entered // the batch is being stored
-
-		stopped := make(chan error, 1)
-		go func() { stopped <- stop() }()
-		select {
-		case <-stopped:
-			t.Fatal("Run returned with a batch in hand")
-		case <-time.After(50 * time.Millisecond):
-		}
-		close(r.store.block)
-		require.NoError(t, <-stopped)
-		require.True(t, r.store.has(ids))
-		waitDrained(t, r.bus, bus.LaneLo)
-	})
-	t.Run("a batch that cannot finish is left for redelivery", func(t *testing.T) {
-		r := newRig(t, 50)
-		r.store.block = make(chan struct{}) // never released
-		r.store.entered = make(chan struct{}, 1)
-		stop := r.start(t, bus.LaneLo, bus.ConsumeOptions{}, func(o *RunnerOptions) { o.DrainTimeout = 20 * time.Millisecond })
-		submit(t, r, items([]string{"a"}, 5, event.Low, nil))
-		<-r.store.entered
-		require.NoError(t, stop())
-		require.Zero(t, r.store.rawCount())
-		n, err := r.bus.Pending(context.Background(), bus.LaneLo)
-		require.NoError(t, err)
-		require.EqualValues(t, 1, n, "not acknowledged: it will be delivered again")
-	})
-}
+// The runner's tests of retries, redelivery, poison and drain run in a
+// synctest bubble over a fake intake log: see poison_test.go.
 
 func TestRunnerCorruptMessages(t *testing.T) {
 	r := newRig(t, 50)

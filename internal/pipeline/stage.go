@@ -17,9 +17,20 @@ import (
 // The runner calls Process concurrently on sub-batches with disjoint sets
 // of hosts (see Partition): per-host state needs no ordering beyond that,
 // but state shared across hosts must be safe for concurrent use. Within a
-// sub-batch, events of one host are in intake order. An error fails the
-// whole batch, which the runner then retries from the intake log; stages
-// should reserve it for failures of their own dependencies.
+// sub-batch, events of one host are in intake order.
+//
+// An error fails the batch. A retryable one (the default: a dependency of
+// the stage is down) is retried through the intake log, with backoff, up
+// to RunnerOptions.MaxDeliveries deliveries; a permanent one (Permanent, or
+// a panic) and a retryable one past that bound make the runner isolate the
+// events that fail and store them unprocessed with the error (see Runner).
+//
+// Processing is idempotent under redelivery: a stage whose state changes
+// with the events it sees registers, with Batch.OnAbort, how to undo what
+// it applied; the runner undoes it when the batch (or the part of it being
+// isolated) is not stored, so that the state only ever reflects what the
+// store committed and a redelivered event is applied once. A stage may
+// have a Name() string method (see StageName).
 type Stage interface {
 	Process(ctx context.Context, b *Batch) error
 }
@@ -30,13 +41,14 @@ type StageFunc func(ctx context.Context, b *Batch) error
 // Process calls f.
 func (f StageFunc) Process(ctx context.Context, b *Batch) error { return f(ctx, b) }
 
-// MultiStage runs stages in order, stopping at the first error.
+// MultiStage runs stages in order, stopping at the first error, which it
+// returns as a *StageError naming the stage (a panic as a *PanicError).
 type MultiStage []Stage
 
 // Process runs each stage in turn.
 func (ms MultiStage) Process(ctx context.Context, b *Batch) error {
 	for _, s := range ms {
-		if err := s.Process(ctx, b); err != nil {
+		if err := runStage(ctx, StageName(s), s, b); err != nil {
 			return err
 		}
 		if len(b.Events) == 0 {
@@ -68,6 +80,28 @@ type Batch struct {
 	// Correlations are correlation rows created or grown by this batch, at
 	// most one per CorrelationID (the latest state wins).
 	Correlations []event.Correlation
+
+	aborts []func()
+}
+
+// OnAbort registers undo, which reverts state changes a stage applied for
+// this batch. The runner calls the registered functions, the last first,
+// if the batch is not stored (a stage failed, or the runner stopped before
+// the store commit); once it is stored they are dropped. undo may run
+// while other batches are being processed: it takes the stage's locks like
+// Process does. Register before applying, so that a panic midway leaves
+// what was applied undoable.
+func (b *Batch) OnAbort(undo func()) {
+	b.aborts = append(b.aborts, undo)
+}
+
+// Abort runs the registered undo functions, the last first, and forgets
+// them.
+func (b *Batch) Abort() {
+	for i := len(b.aborts) - 1; i >= 0; i-- {
+		b.aborts[i]()
+	}
+	b.aborts = nil
 }
 
 // Outcome is the fate of a raw event that did not become a new processed
@@ -79,6 +113,9 @@ type Outcome struct {
 	// "rate_limited" or a normalization error. Empty for a deduplicated
 	// repeat.
 	Error string
+	// Failed marks a poison event: a stage failed on it for good. It is
+	// stored with processed = false and Error in processing_errors.
+	Failed bool
 }
 
 // SetOutcome records the outcome of raw event id.
@@ -106,6 +143,7 @@ func (b *Batch) ToStore() *store.Batch {
 	for i, r := range b.Raw {
 		r.Processed = true
 		if o, ok := b.Outcomes[r.ID]; ok {
+			r.Processed = !o.Failed
 			r.ProcessedEventID = o.ProcessedEventID
 			if o.Error != "" {
 				r.ProcessingErrors = append(r.ProcessingErrors, o.Error)

@@ -18,10 +18,15 @@ type RunnerStatus struct {
 	// LastProgress is when a batch was last stored (or skipped as
 	// already stored) and acknowledged.
 	LastProgress time.Time
-	// Failing is set while the batch in hand keeps failing a step; Err is
+	// Failing is set while the batch in hand keeps failing a step (a store
+	// or downstream that is down), and from a batch returned to the intake
+	// log after a stage failure until a batch is next acknowledged; Err is
 	// that step's last error.
 	Failing bool
 	Err     string
+	// PoisonEvents counts the events stored unprocessed because a stage
+	// failed on them for good.
+	PoisonEvents int64
 }
 
 // status holds a runner's RunnerStatus.
