@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
@@ -182,6 +184,46 @@ func TestSecondProcessingInstanceOnTheStreamFails(t *testing.T) {
 	require.NoError(t, first.srv.Shutdown(context.Background()))
 	ts2 := start(t, cfg2)
 	ts2.waitEvent(ts2.post(seedPayload)[0])
+}
+
+func TestLosingTheLeaseStopsProcessing(t *testing.T) {
+	url := testutil.NATSURL(t)
+	stream := fmt.Sprintf("REFLEX_TEST_LEASE_%d", time.Now().UnixNano())
+	t.Cleanup(func() {
+		deleteStream(t, url, stream)
+		deleteStream(t, url, "KV_"+bus.LeaseBucket(stream))
+	})
+	cfg := leaseConfig(t, url, stream)
+	srv, err := New(Options{Config: cfg, Stderr: io.Discard, LeaseTTL: time.Second})
+	require.NoError(t, err)
+	require.NoError(t, srv.Start(context.Background()))
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	require.NoError(t, srv.Ready())
+
+	// Another instance holds the key now (as after this one's renewals
+	// failed for longer than the TTL).
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, bus.LeaseBucket(stream))
+	require.NoError(t, err)
+	_, err = kv.Put(ctx, "processing", []byte(`{"holder":"host-b:/data","pid":42}`))
+	require.NoError(t, err)
+
+	// Its next renewal (every TTL/3) notices: the runners stop.
+	select {
+	case <-srv.proc.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("processing did not stop after the lease was lost")
+	}
+	err = srv.Ready()
+	require.ErrorContains(t, err, "lane hi stopped: bus: processing lease lost to host-b:/data")
+	require.Equal(t, 0.0, gauge(t, srv.Registry(), "reflex_processing_lease_held"))
+	require.NoError(t, srv.Shutdown(context.Background()), "a lost lease is not a shutdown error")
 }
 
 func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
