@@ -102,3 +102,21 @@ func TestDrainTimeoutFollowsShutdownTimeout(t *testing.T) {
 		require.Equal(t, c.drain, drainTimeout(c.grace), c.grace)
 	}
 }
+
+func TestServerStopsInOrder(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.PprofAddr = "127.0.0.1:0"
+	ts := start(t, cfg)
+	st := ts.srv.stops
+	st.mu.Lock()
+	var order []string // the order Shutdown runs them in
+	for i := len(st.items) - 1; i >= 0; i-- {
+		order = append(order, st.items[i].name)
+	}
+	st.mu.Unlock()
+	require.Equal(t, []string{
+		"autonomous service", "pprof service", "events service",
+		"retention", "pipeline", "intake log", "store",
+		"pprof listener", "autonomous listener", "events listener", "data dir lock",
+	}, order)
+}
