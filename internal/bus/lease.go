@@ -120,12 +120,17 @@ func (b *Bus) AcquireLease(ctx context.Context, opts LeaseOptions) (*Lease, erro
 	ctx, cancel := context.WithTimeout(ctx, b.opts.ConnectTimeout)
 	defer cancel()
 	bucket := LeaseBucket(b.opts.Stream)
+	replicas := 1 // as many as the intake stream: the lease is as available as it
+	if info := b.stream.CachedInfo(); info != nil {
+		replicas = max(1, info.Config.Replicas)
+	}
 	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      bucket,
 		Description: "reflex processing lease of stream " + b.opts.Stream,
 		History:     1,
 		TTL:         opts.TTL,
 		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bus: lease bucket %s: %w", bucket, classify(err))

@@ -242,9 +242,11 @@ func (s *Server) startEvents(ctx context.Context) error {
 		return err
 	}
 	s.stops.pushClose("intake log", s.bus.Close)
-	// One instance processes the intake stream: on a shared (external)
-	// NATS, a second one fails here instead of splitting hosts' state.
-	if !s.bus.Embedded() {
+	// One instance processes the intake stream: where another instance
+	// can reach it (an external NATS, or the embedded one with a client
+	// listener), a second one fails here instead of splitting hosts' state.
+	// Without a listener the data dir lock is enough.
+	if !s.bus.Embedded() || s.cfg.NATSListen != "" {
 		s.lease, err = s.bus.AcquireLease(ctx, bus.LeaseOptions{
 			Holder:     leaseHolder(s.cfg),
 			TTL:        s.opts.LeaseTTL,

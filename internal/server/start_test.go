@@ -238,3 +238,22 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("metric %s not found", name)
 	return 0
 }
+
+func TestSecondInstanceOnTheEmbeddedListenerFails(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.NATSListen, cfg.NATSToken = "127.0.0.1:0", "nats-token-0123456789abcdef"
+	first := start(t, cfg)
+	url := first.srv.bus.ClientURL()
+	require.NotEmpty(t, url)
+
+	cfg2 := testConfig(t)
+	cfg2.Services = "events"
+	cfg2.NATSURL = strings.Replace(url, "nats://", "nats://"+cfg.NATSToken+"@", 1)
+	second, err := New(Options{Config: cfg2, Stderr: io.Discard})
+	require.NoError(t, err)
+	err = second.Start(context.Background())
+	require.ErrorIs(t, err, bus.ErrLeaseHeld)
+	require.ErrorContains(t, err, cfg.DataDir)
+	require.NoError(t, second.Shutdown(context.Background()))
+	first.waitEvent(first.post(seedPayload)[0])
+}
