@@ -50,8 +50,8 @@ func (s *stack) push(name string, stop stopFunc) {
 }
 
 // pushClose registers a stop that takes no context.
-func (s *stack) pushClose(name string, close func() error) {
-	s.push(name, func(context.Context) error { return close() })
+func (s *stack) pushClose(name string, closeFn func() error) {
+	s.push(name, func(context.Context) error { return closeFn() })
 }
 
 // stop pops every stop function and runs it, the last pushed first, one at
