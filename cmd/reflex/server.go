@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/reflex-ops/reflex/internal/config"
+	"github.com/reflex-ops/reflex/internal/datadir"
 	"github.com/reflex-ops/reflex/internal/server"
 )
 
@@ -60,6 +61,14 @@ func runMigrate(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	if cfg.DatabaseURL == "" {
+		// SQLite lives in the data dir: not while a server runs there.
+		lock, err := datadir.Acquire(cfg.DataDir, time.Now)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = lock.Unlock() }()
+	}
 	st, err := server.OpenStore(ctx, cfg, log, time.Now)
 	if err != nil {
 		return err

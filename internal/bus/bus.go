@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -221,7 +222,11 @@ func (b *Bus) connect(ctx context.Context) error {
 	}
 	nc, err := nats.Connect(url, nopts...)
 	if err != nil {
-		return fmt.Errorf("bus: connect to NATS: %w: %w", ErrUnavailable, err)
+		where := "the embedded server"
+		if url != "" {
+			where = RedactURL(url)
+		}
+		return fmt.Errorf("bus: connect to NATS at %s: %w: %w", where, ErrUnavailable, err)
 	}
 	b.nc = nc
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxAsyncPending))
@@ -230,6 +235,26 @@ func (b *Bus) connect(ctx context.Context) error {
 	}
 	b.js = js
 	return nil
+}
+
+// RedactURL returns a NATS server URL (or a comma-separated list of them)
+// with any credentials replaced by "<redacted>", for logs and errors.
+func RedactURL(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, u := range parts {
+		u = strings.TrimSpace(u)
+		at := strings.LastIndex(u, "@")
+		scheme := strings.Index(u, "://")
+		switch {
+		case at >= 0 && scheme >= 0 && at > scheme:
+			parts[i] = u[:scheme+3] + "<redacted>" + u[at:]
+		case at >= 0 && scheme < 0:
+			parts[i] = "<redacted>" + u[at:]
+		default:
+			parts[i] = u
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // subject returns the subject of a lane.

@@ -36,14 +36,16 @@ type processing struct {
 	corr      *correlate.Correlator
 	runners   []*pipeline.Runner
 
-	cancel context.CancelFunc
-	done   chan struct{}
-	mu     sync.Mutex
-	errs   []error
+	cancel  context.CancelFunc
+	done    chan struct{}
+	mu      sync.Mutex
+	started time.Time
+	exited  map[*pipeline.Runner]error // runners whose Run returned, and its error
+	errs    []error
 }
 
 func newProcessing(ctx context.Context, s *Server) (*processing, error) {
-	p := &processing{inventory: enrich.NewInventory(), done: make(chan struct{})}
+	p := &processing{inventory: enrich.NewInventory(), done: make(chan struct{}), exited: map[*pipeline.Runner]error{}}
 	if s.cfg.AssetsFile != "" {
 		assets, err := enrich.LoadFile(s.cfg.AssetsFile)
 		if err != nil {
@@ -117,6 +119,9 @@ func newProcessing(ctx context.Context, s *Server) (*processing, error) {
 			Now:        s.now,
 			Logger:     s.log.With("component", "pipeline", "lane", string(l.lane)),
 			Registerer: s.reg,
+			// The drain follows --shutdown-timeout, leaving a reserve
+			// for closing the intake log and storage after it.
+			DrainTimeout: drainTimeout(time.Duration(s.cfg.ShutdownGrace)),
 		})
 		if err != nil {
 			return nil, err
@@ -126,24 +131,58 @@ func newProcessing(ctx context.Context, s *Server) (*processing, error) {
 	return p, nil
 }
 
-// start runs every runner until stop.
-func (p *processing) start(ctx context.Context, wg *sync.WaitGroup) {
+// drainTimeout is the part of the shutdown timeout the pipeline may spend
+// finishing its batches: all of it but a reserve of a quarter (at most 5s)
+// for what stops after it.
+func drainTimeout(grace time.Duration) time.Duration {
+	return grace - min(grace/4, 5*time.Second)
+}
+
+// start runs every runner until stop or until ctx ends (the processing
+// lease is lost).
+func (p *processing) start(ctx context.Context, now time.Time) {
 	ctx, p.cancel = context.WithCancel(ctx)
+	p.mu.Lock()
+	p.started = now
+	p.mu.Unlock()
 	var runners sync.WaitGroup
 	for _, r := range p.runners {
 		runners.Add(1)
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
 			defer runners.Done()
-			if err := r.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				p.mu.Lock()
-				p.errs = append(p.errs, err)
-				p.mu.Unlock()
+			err := r.Run(ctx)
+			if err != nil && errors.Is(err, context.Canceled) {
+				err = nil
 			}
+			if err == nil && context.Cause(ctx) != nil && !errors.Is(context.Cause(ctx), context.Canceled) {
+				err = context.Cause(ctx) // why processing stopped, for readiness
+			}
+			p.mu.Lock()
+			p.exited[r] = err
+			if err != nil && !errors.Is(err, context.Cause(ctx)) {
+				p.errs = append(p.errs, err)
+			}
+			p.mu.Unlock()
 		}()
 	}
 	go func() { runners.Wait(); close(p.done) }()
+}
+
+// lanes reports the state of each lane's runner, and when processing
+// started.
+func (p *processing) lanes() ([]laneState, time.Time) {
+	out := make([]laneState, 0, len(p.runners))
+	for _, r := range p.runners {
+		out = append(out, laneState{RunnerStatus: r.Status()})
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, r := range p.runners {
+		if err, ok := p.exited[r]; ok {
+			out[i].Exited, out[i].ExitErr = true, err
+		}
+	}
+	return out, p.started
 }
 
 // stop asks the runners to finish their current batch and waits for them.

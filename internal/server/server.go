@@ -23,6 +23,7 @@ import (
 	"github.com/reflex-ops/reflex/internal/auth"
 	"github.com/reflex-ops/reflex/internal/bus"
 	"github.com/reflex-ops/reflex/internal/config"
+	"github.com/reflex-ops/reflex/internal/datadir"
 	"github.com/reflex-ops/reflex/internal/event"
 	"github.com/reflex-ops/reflex/internal/intake"
 	"github.com/reflex-ops/reflex/internal/store"
@@ -41,6 +42,15 @@ type Options struct {
 	Stderr io.Writer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// StopGrace is how long each component still gets to stop once the
+	// shutdown deadline has passed (default DefaultStopGrace).
+	StopGrace time.Duration
+	// Lanes bounds what /readyz tolerates of the pipeline's lanes (zero
+	// fields: the defaults of LaneLimits).
+	Lanes LaneLimits
+	// LeaseTTL is how long the processing lease outlives its holder on an
+	// external NATS (default bus.DefaultLeaseTTL).
+	LeaseTTL time.Duration
 }
 
 // Server is a running reflex. Its methods are safe for concurrent use.
@@ -50,7 +60,11 @@ type Server struct {
 	stderr io.Writer
 	now    func() time.Time
 	reg    *prometheus.Registry
+	opts   Options
 
+	stops   *stack // what has started, stopped in reverse by Shutdown
+	lock    *datadir.Lock
+	lease   *bus.Lease
 	store   store.Store
 	bus     *bus.Bus
 	intake  *intake.Intake
@@ -60,9 +74,6 @@ type Server struct {
 
 	events, autonomous, pprof *listener
 
-	bg       sync.WaitGroup
-	cancelBG context.CancelFunc
-
 	mu       sync.Mutex
 	started  bool
 	shutdown bool
@@ -70,8 +81,9 @@ type Server struct {
 }
 
 type listener struct {
-	srv *http.Server
-	ln  net.Listener
+	name string
+	srv  *http.Server
+	ln   net.Listener
 }
 
 // New checks the configuration and returns a Server that has not started.
@@ -85,6 +97,7 @@ func New(opts Options) (*Server, error) {
 		stderr: opts.Stderr,
 		now:    opts.Now,
 		reg:    prometheus.NewRegistry(),
+		opts:   opts,
 		done:   make(chan struct{}),
 	}
 	if s.log == nil {
@@ -96,6 +109,7 @@ func New(opts Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.stops = newStack(s.log, opts.StopGrace)
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return s, nil
 }
@@ -129,10 +143,12 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, now fun
 	return st, nil
 }
 
-// Start opens storage and the intake log, starts the pipeline and begins
-// listening. It returns once the listeners are bound; the services are
-// Ready when Start returns without error. On error everything already
-// started is stopped.
+// Start locks the data dir, binds the listeners, opens storage and the
+// intake log, starts the pipeline and begins serving, in that order: a data
+// dir in use or a busy port fails before anything is migrated or a key is
+// generated. Each component pushes its stop as it starts; on error what
+// already started is stopped, in reverse. The services are Ready when Start
+// returns without error.
 func (s *Server) Start(ctx context.Context) (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -142,7 +158,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.started = true
 	defer func() {
 		if err != nil {
-			_ = s.closeAll(context.Background()) // the start error is the one to report
+			uctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.ShutdownGrace))
+			defer cancel()
+			_ = s.stops.stop(uctx) // the start error is the one to report
 		}
 	}()
 	log := s.log
@@ -150,38 +168,69 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		"store", storeKind(s.cfg), "bus", busKind(s.cfg))
 	log.Debug("configuration", "config", s.cfg.Redacted())
 
+	// 1. The data dir, before anything opens a file in it.
+	if usesDataDir(s.cfg) {
+		s.lock, err = datadir.Acquire(s.cfg.DataDir, s.now)
+		if err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+		s.stops.pushClose("data dir lock", s.lock.Unlock)
+	}
+	// 2. Every listener, so that a busy port fails at once.
+	if err := s.bindAll(); err != nil {
+		return err
+	}
+	// 3. Storage (migrations), then the services.
 	s.store, err = openStore(ctx, s.cfg, log, s.now, s.reg)
 	if err != nil {
 		return err
 	}
-
-	bgctx, cancel := context.WithCancel(context.Background())
-	s.cancelBG = cancel
+	s.stops.pushClose("store", s.store.Close)
 
 	if s.cfg.RunsEvents() {
-		if err := s.startEvents(ctx, bgctx); err != nil {
+		if err := s.startEvents(ctx); err != nil {
 			return err
 		}
 	}
-	if s.cfg.PprofAddr != "" {
-		s.pprof, err = listen(s.cfg.PprofAddr, pprofHandler())
-		if err != nil {
-			return fmt.Errorf("server: pprof: %w", err)
-		}
-		s.serve(s.pprof, "pprof")
+	// 4. Serve: the listeners start last, so they stop first.
+	if s.pprof != nil {
+		s.serve(s.pprof, pprofHandler())
 	}
-	if s.cfg.RunsAutonomous() {
-		h := api.NewOps(api.OpsOptions{Ready: s.Ready, Gatherer: s.reg, Service: "autonomous", Logger: log, Registerer: s.reg})
-		s.autonomous, err = listen(s.cfg.AutonomousAddr, h)
-		if err != nil {
-			return fmt.Errorf("server: autonomous service: %w", err)
-		}
-		s.serve(s.autonomous, "autonomous")
+	if s.autonomous != nil {
+		s.serve(s.autonomous, api.NewOps(api.OpsOptions{Ready: s.Ready, Gatherer: s.reg, Service: "autonomous", Logger: log, Registerer: s.reg}))
 	}
 	return nil
 }
 
-func (s *Server) startEvents(ctx, bgctx context.Context) error {
+// bindAll binds the listeners of the services that run (they are served
+// at the end of Start) and checks that the embedded NATS server's client
+// port is free.
+func (s *Server) bindAll() error {
+	var err error
+	if s.cfg.RunsEvents() {
+		if s.events, err = s.bind("events", s.cfg.EventsAddr); err != nil {
+			return err
+		}
+		if s.cfg.NATSURL == "" && s.cfg.NATSListen != "" {
+			if err := probePort(s.cfg.NATSListen); err != nil {
+				return fmt.Errorf("server: nats-listen: %w", err)
+			}
+		}
+	}
+	if s.cfg.RunsAutonomous() {
+		if s.autonomous, err = s.bind("autonomous", s.cfg.AutonomousAddr); err != nil {
+			return err
+		}
+	}
+	if s.cfg.PprofAddr != "" {
+		if s.pprof, err = s.bind("pprof", s.cfg.PprofAddr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) startEvents(ctx context.Context) error {
 	var err error
 	s.bus, err = bus.Open(ctx, bus.Options{
 		URL:           s.cfg.NATSURL,
@@ -196,6 +245,23 @@ func (s *Server) startEvents(ctx, bgctx context.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	s.stops.pushClose("intake log", s.bus.Close)
+	// One instance processes the intake stream: where another instance
+	// can reach it (an external NATS, or the embedded one with a client
+	// listener), a second one fails here instead of splitting hosts' state.
+	// Without a listener the data dir lock is enough.
+	if !s.bus.Embedded() || s.cfg.NATSListen != "" {
+		s.lease, err = s.bus.AcquireLease(ctx, bus.LeaseOptions{
+			Holder:     leaseHolder(s.cfg),
+			TTL:        s.opts.LeaseTTL,
+			Logger:     s.log,
+			Registerer: s.reg,
+		})
+		if err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+		s.stops.push("processing lease", s.lease.Release)
 	}
 	s.intake, err = intake.New(intake.Options{
 		Bus:         s.bus,
@@ -223,13 +289,17 @@ func (s *Server) startEvents(ctx, bgctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.proc.start(bgctx, &s.bg)
-	s.bg.Add(1)
-	go func() {
-		defer s.bg.Done()
-		s.retentionLoop(bgctx)
-	}()
+	procCtx := context.Background()
+	if s.lease != nil {
+		procCtx = s.lease.Context() // losing the lease stops processing
+	}
+	s.proc.start(procCtx, s.now())
+	s.stops.push("pipeline", s.proc.stop)
+	s.startRetention()
 
+	// Adapters start here, after the pipeline, so that their listeners
+	// stop before it drains. Each pushes its own stop: the webhook is the
+	// events service below; syslog, SNMP and SMTP listeners go beside it.
 	h, err := api.NewEvents(api.EventsOptions{
 		Store:        s.store,
 		Auth:         s.auth,
@@ -244,37 +314,85 @@ func (s *Server) startEvents(ctx, bgctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.events, err = listen(s.cfg.EventsAddr, h)
-	if err != nil {
-		return fmt.Errorf("server: events service: %w", err)
-	}
-	s.serve(s.events, "events")
+	s.serve(s.events, h)
 	return nil
 }
 
-func listen(addr string, h http.Handler) (*listener, error) {
+// bind binds a service's listener. Its stop (closing the socket, for a
+// start that fails before it is served) runs last; serve pushes the HTTP
+// server's graceful stop, which runs first.
+func (s *Server) bind(name, addr string) (*listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("server: %s service: listen on %s: %w", name, addr, err)
 	}
-	return &listener{ln: ln, srv: &http.Server{
-		Handler:           h,
+	l := &listener{name: name, ln: ln, srv: &http.Server{
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
-	}}, nil
+	}}
+	s.stops.push(name+" listener", func(context.Context) error {
+		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return nil
+	})
+	return l, nil
 }
 
-func (s *Server) serve(l *listener, name string) {
-	s.log.Info("listening", "service", name, "addr", l.ln.Addr().String())
-	s.bg.Add(1)
+// probePort checks that a host:port can be bound (port 0 always can).
+func probePort(addr string) error {
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "0" {
+		return nil // the bus reports a malformed address
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln.Close()
+}
+
+// serve starts serving a bound listener and pushes its graceful stop: no
+// new requests, in-flight ones get their answers, connections are closed
+// when ctx ends first.
+func (s *Server) serve(l *listener, h http.Handler) {
+	s.log.Info("listening", "service", l.name, "addr", l.ln.Addr().String())
+	l.srv.Handler = h
+	done := make(chan struct{})
 	go func() {
-		defer s.bg.Done()
+		defer close(done)
 		if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("http server stopped", "service", name, "err", err)
+			s.log.Error("http server stopped", "service", l.name, "err", err)
 		}
 	}()
+	s.stops.push(l.name+" service", func(ctx context.Context) error {
+		err := l.srv.Shutdown(ctx)
+		if err != nil {
+			_ = l.srv.Close()
+		}
+		<-done
+		return err
+	})
+}
+
+// startRetention runs the retention loop until the shutdown stops it.
+func (s *Server) startRetention() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.retentionLoop(ctx)
+	}()
+	s.stops.push("retention", func(ctx context.Context) error {
+		cancel()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
 }
 
 // retentionLoop enforces the retention at start and then hourly.
@@ -300,13 +418,14 @@ func (s *Server) retentionLoop(ctx context.Context) {
 	}
 }
 
-// Ready returns nil once storage and the intake log answer, else the
-// reason.
+// Ready returns nil once storage and the intake log answer and every lane
+// of the pipeline works (it runs, has not stalled with messages waiting,
+// and does not keep failing its batch; see LaneLimits), else the reason.
 func (s *Server) Ready() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	s.mu.Lock()
-	st, b, down := s.store, s.bus, s.shutdown
+	st, b, proc, down := s.store, s.bus, s.proc, s.shutdown
 	s.mu.Unlock()
 	switch {
 	case down:
@@ -319,6 +438,13 @@ func (s *Server) Ready() error {
 	}
 	if s.cfg.RunsEvents() && (b == nil || !b.Ready()) {
 		return errors.New("intake log not ready")
+	}
+	if proc != nil {
+		lanes, started := proc.lanes()
+		pending := func(ctx context.Context, lane string) (uint64, error) { return b.Pending(ctx, bus.Lane(lane)) }
+		if err := checkLanes(ctx, s.now(), started, lanes, pending, s.opts.Lanes); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -347,9 +473,12 @@ func (s *Server) AdminKey() string { return s.adminKY }
 // Registry is the server's metrics registry.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
-// Shutdown stops intake, drains the pipeline, closes the intake log and
-// storage, in that order, within ctx's deadline. It is idempotent; later
-// calls wait for the first to finish.
+// Shutdown stops what Start started, in reverse: the listeners (no new
+// requests; in-flight ones get their answers), the retention loop, the
+// pipeline (runners store and acknowledge the batch they hold), the
+// processing lease, the intake log, storage, and the data dir lock, within
+// ctx's deadline (see stack.stop for a component that hangs). It is
+// idempotent; later calls wait for the first to finish.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.shutdown {
@@ -364,49 +493,28 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdown = true
 	s.mu.Unlock()
 	defer close(s.done)
-	return s.closeAll(ctx)
+	err := s.stops.stop(ctx)
+	s.log.Info("reflex stopped")
+	return err
 }
 
-func (s *Server) closeAll(ctx context.Context) error {
-	var errs []error
-	// 1. Stop intake: no new requests; in-flight ones get their answers.
-	for _, l := range []*listener{s.events, s.autonomous, s.pprof} {
-		if l != nil {
-			if err := l.srv.Shutdown(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("server: http shutdown: %w", err))
-			}
-		}
+// usesDataDir reports whether the configuration keeps anything in the data
+// dir (SQLite, or the embedded NATS server's store) or processes events:
+// the processing lease names its holder by the data dir, which the lock
+// makes unique on a host.
+func usesDataDir(c config.Config) bool {
+	return c.DatabaseURL == "" || c.RunsEvents()
+}
+
+// leaseHolder names this instance in the processing lease: its host and
+// data dir, which the data dir lock makes unique on a host.
+func leaseHolder(c config.Config) string {
+	host, _ := os.Hostname()
+	dir, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		dir = c.DataDir
 	}
-	// 2. Drain the pipeline: runners store and acknowledge the batch they
-	// hold, then stop.
-	if s.proc != nil {
-		if err := s.proc.stop(ctx); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if s.cancelBG != nil {
-		s.cancelBG()
-	}
-	waited := make(chan struct{})
-	go func() { s.bg.Wait(); close(waited) }()
-	select {
-	case <-waited:
-	case <-ctx.Done():
-		errs = append(errs, fmt.Errorf("server: background tasks did not stop: %w", ctx.Err()))
-	}
-	// 3. Close the intake log, then 4. storage.
-	if s.bus != nil {
-		if err := s.bus.Close(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if s.store != nil {
-		if err := s.store.Close(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	s.log.Info("reflex stopped")
-	return errors.Join(errs...)
+	return host + ":" + dir
 }
 
 func storeKind(c config.Config) string {

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/reflex-ops/reflex/internal/bus"
 	"github.com/reflex-ops/reflex/internal/config"
 	"github.com/reflex-ops/reflex/internal/testutil"
 )
@@ -137,7 +138,10 @@ func TestPostgresAndExternalNATSEndToEnd(t *testing.T) {
 	suffix := fmt.Sprintf("%d", time.Now().UnixNano())
 	cfg.NATSStream = "REFLEX_TEST_" + suffix
 	cfg.NATSSubject = "reflex.test." + suffix
-	t.Cleanup(func() { deleteStream(t, cfg.NATSURL, cfg.NATSStream) })
+	t.Cleanup(func() {
+		deleteStream(t, cfg.NATSURL, cfg.NATSStream)
+		deleteStream(t, cfg.NATSURL, "KV_"+bus.LeaseBucket(cfg.NATSStream))
+	})
 	ts := start(t, cfg)
 	runEndToEnd(t, ts)
 
