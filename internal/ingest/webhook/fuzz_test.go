@@ -11,13 +11,15 @@ import (
 
 // FuzzDecode checks that Decode never panics and keeps its contract on any
 // input: every event is either accepted or rejected, accepted data is valid,
-// storable JSON that Parse reads back the same way, and whole-body failures
+// storable JSON that Parse reads back the same way and whose event data
+// round-trips through MarshalData and UnmarshalData, and whole-body failures
 // wrap one of the two sentinels.
 func FuzzDecode(f *testing.F) {
 	f.Add("application/json", []byte(`{"source":"monitoring_system_name","event_type":"threshold_breach","severity":"critical","host":"web-server-01","service":"nginx","message":"CPU usage exceeded 95%","timestamp":"2024-12-20T10:30:00Z","metadata":{"cpu_usage":97.5,"threshold":95.0,"duration":"5m"}}`))
 	f.Add("application/x-ndjson", []byte("{\"message\":\"a\"}\n\n{\"message\":\"b\",\"severity\":3}\n"))
 	f.Add("", []byte(`[{"message":"a"},1,{"message":""}]`))
 	f.Add("application/json", []byte(`[`))
+	f.Add("application/json", []byte(`[{"message":"a","metadata":{"v":1e308}},{"message":"b","metadata":{"v":[1e309]}}]`))
 	const maxEvents = 50
 	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
 		items, rejects, err := Decode(contentType, body, Options{MaxEvents: maxEvents})
@@ -50,6 +52,8 @@ func FuzzDecode(f *testing.F) {
 			require.NoError(t, err)
 			require.Equal(t, it.Severity, p.Severity)
 			require.Equal(t, it.SourceSystem, p.Source)
+			// The store can keep it and read it back (issue 5 §1.1).
+			requireDataRoundTrip(t, it.Data)
 			require.NotEmpty(t, p.Message)
 			require.LessOrEqual(t, utf8.RuneCountInString(p.Host), MaxHostLen)
 			require.LessOrEqual(t, utf8.RuneCountInString(p.Title), MaxTitleLen)

@@ -7,7 +7,8 @@
 //
 // Decode never panics, whatever the input. Every event it accepts can be
 // stored by both stores: its bytes are valid UTF-8, hold no \u0000 escape or
-// unpaired surrogate and no number PostgreSQL's jsonb cannot represent.
+// unpaired surrogate and no number that PostgreSQL's jsonb cannot represent
+// or that the event data decoder (float64) cannot read back.
 package webhook
 
 import (
@@ -38,7 +39,8 @@ type Reject struct {
 	// among the non-blank lines of NDJSON. It is the position the event
 	// would have had in the response's ids.
 	Index int `json:"index"`
-	// Field is the top-level field at fault, or empty when the problem is
+	// Field is the top-level field at fault, or, for a value that cannot
+	// be stored, its path (metadata.v, tags[2]); empty when the problem is
 	// the event as a whole (not an object).
 	Field string `json:"field"`
 	// Reason says what is wrong, for a human.
