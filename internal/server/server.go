@@ -24,6 +24,7 @@ import (
 	"github.com/reflex-ops/reflex/internal/bus"
 	"github.com/reflex-ops/reflex/internal/config"
 	"github.com/reflex-ops/reflex/internal/event"
+	"github.com/reflex-ops/reflex/internal/ingest/webhook"
 	"github.com/reflex-ops/reflex/internal/intake"
 	"github.com/reflex-ops/reflex/internal/store"
 	"github.com/reflex-ops/reflex/internal/store/postgres"
@@ -184,6 +185,7 @@ func (s *Server) startEvents(ctx, bgctx context.Context) error {
 		ListenAddr:    s.cfg.NATSListen,
 		Token:         s.cfg.NATSToken,
 		MaxBytes:      int64(s.cfg.NATSMaxBytes),
+		MaxPayload:    api.EmbeddedMaxPayload(int64(s.cfg.MaxBodyBytes)),
 		Stream:        s.cfg.NATSStream,
 		SubjectPrefix: s.cfg.NATSSubject,
 		Logger:        s.log,
@@ -231,6 +233,7 @@ func (s *Server) startEvents(ctx, bgctx context.Context) error {
 		Submit:       s.intake,
 		Assets:       s.proc.inventory,
 		MaxBodyBytes: int64(s.cfg.MaxBodyBytes),
+		Webhook:      webhook.Options{MaxEventBytes: api.MaxEventBytes(s.bus.MaxPayload())},
 		Logger:       s.log.With("component", "api"),
 		Registerer:   s.reg,
 		Now:          s.now,

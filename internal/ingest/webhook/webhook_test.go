@@ -405,3 +405,28 @@ func TestCheckStorable(t *testing.T) {
 		})
 	}
 }
+
+func TestDecodeMaxEventBytes(t *testing.T) {
+	small := `{"message":"a"}`
+	big := `{"message":"` + strings.Repeat("x", 100) + `"}`
+	opts := Options{MaxEventBytes: len(big)}
+	// At the limit: accepted, with what else the body holds.
+	items, rejects, err := Decode("application/json", []byte("["+small+","+big+`,{"x":1}]`), opts)
+	require.NoError(t, err)
+	require.Len(t, items, 2)
+	require.Len(t, rejects, 1)
+	// One byte more anywhere in the body: nothing of it is accepted, and
+	// the error names the event.
+	for _, ct := range []string{"application/json", "application/x-ndjson"} {
+		opts.MaxEventBytes = len(big) - 1
+		body := "[" + small + "," + big + "," + small + "]"
+		if ct != "application/json" {
+			body = small + "\n" + big + "\n" + small + "\n"
+		}
+		items, rejects, err = Decode(ct, []byte(body), opts)
+		require.ErrorIs(t, err, ErrEventTooLarge)
+		require.ErrorContains(t, err, fmt.Sprintf("event 1 is %d bytes, more than the %d bytes", len(big), len(big)-1))
+		require.Nil(t, items)
+		require.Nil(t, rejects)
+	}
+}
