@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,4 +60,44 @@ func TestCommands(t *testing.T) {
 	code, _, errOut = runCmd(t, "loadgen")
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "token")
+}
+
+// TestClientHelpPrintsNoSecret is the regression test of issue 5 §1.5:
+// `reflex send --help` (and any usage error) printed REFLEX_TOKEN as the
+// default of --token.
+func TestClientHelpPrintsNoSecret(t *testing.T) {
+	const token, urlSecret = "rfx_secret_token_0123456789", "url-password-42"
+	t.Setenv("REFLEX_TOKEN", token)
+	t.Setenv("REFLEX_URL", "http://user:"+urlSecret+"@127.0.0.1:1")
+	for _, args := range [][]string{
+		{"send", "--help"}, {"send", "--no-such-flag"}, {"send", "--meta", "novalue"},
+		{"loadgen", "--help"}, {"loadgen", "--batch", "x"},
+	} {
+		_, out, errOut := runCmd(t, args...)
+		require.Contains(t, errOut, "Usage: reflex "+args[0], args)
+		for _, s := range []string{token, urlSecret} {
+			require.NotContains(t, out+errOut, s, args)
+		}
+	}
+}
+
+// TestClientReadsTokenFromEnv: the environment still supplies the token and
+// the URL when the flags are not given.
+func TestClientReadsTokenFromEnv(t *testing.T) {
+	var got string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Get("Authorization")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte(`{"accepted":1,"ids":[1]}`))
+	}))
+	defer srv.Close()
+	t.Setenv("REFLEX_TOKEN", "from-env")
+	t.Setenv("REFLEX_URL", srv.URL)
+	code, _, errOut := runCmd(t, "send", "--message", "m")
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, "Bearer from-env", got)
+
+	code, _, errOut = runCmd(t, "send", "--message", "m", "--token", "from-flag")
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, "Bearer from-flag", got)
 }

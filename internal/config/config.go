@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -297,13 +298,32 @@ func (c Config) Redacted() Config {
 	return c
 }
 
+// redactURL hides the credentials of a URL: its user info (user:password,
+// or a NATS token) and any password or token query parameter (libpq reads
+// ?password=). What cannot be parsed is hidden whole.
 func redactURL(u string) string {
-	at := strings.LastIndex(u, "@")
-	scheme := strings.Index(u, "://")
-	if at < 0 || scheme < 0 || at < scheme {
-		return u
+	if u == "" {
+		return ""
 	}
-	return u[:scheme+3] + "<redacted>" + u[at:]
+	pu, err := url.Parse(u)
+	if err != nil {
+		return "<redacted>"
+	}
+	if pu.User != nil {
+		pu.User = url.User("<redacted>")
+	}
+	if pu.RawQuery != "" {
+		q := pu.Query()
+		for k := range q {
+			switch strings.ToLower(k) {
+			case "password", "sslpassword", "token", "pass", "auth_token":
+				q.Set(k, "<redacted>")
+			}
+		}
+		pu.RawQuery = q.Encode()
+	}
+	// Keep the placeholder readable rather than percent-encoded.
+	return strings.NewReplacer("%3Credacted%3E", "<redacted>").Replace(pu.String())
 }
 
 type stringValue string
