@@ -32,7 +32,7 @@ type AssetList struct {
 
 // listAssets serves GET /api/v1/assets.
 func (s *eventsAPI) listAssets(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
-	if fe := checkParams(r.URL.Query(), nil); fe != nil {
+	if fe := noParams(r); fe != nil {
 		writeFieldError(w, fe)
 		return
 	}

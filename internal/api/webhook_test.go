@@ -210,7 +210,7 @@ func TestWebhookSubmitErrors(t *testing.T) {
 		{"log full", fmt.Errorf("intake: 1 of 1 envelopes not stored: %w", bus.ErrFull), http.StatusServiceUnavailable, "5", true},
 		{"log unavailable", fmt.Errorf("intake: 2 of 2 envelopes not stored: %w", errors.Join(bus.ErrUnavailable, bus.ErrUnavailable)), http.StatusServiceUnavailable, "5", true},
 		{"unknown failure", errors.New("something else"), http.StatusServiceUnavailable, "5", true},
-		{"event larger than a log message", fmt.Errorf("intake: publish: %w", bus.ErrTooLarge), http.StatusRequestEntityTooLarge, "", false},
+		{"event larger than a log message", fmt.Errorf("intake: publish: %w", bus.ErrTooLarge), http.StatusRequestEntityTooLarge, "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
