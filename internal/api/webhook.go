@@ -69,6 +69,8 @@ func (s *eventsAPI) postWebhook(w http.ResponseWriter, r *http.Request, _ auth.P
 			s.intake.rejected.WithLabelValues(string(sourceWebhook), rejectTooLarge).Inc()
 			writeError(w, http.StatusRequestEntityTooLarge,
 				fmt.Sprintf("request body larger than %d bytes: send smaller batches", s.maxBody), "")
+		case isReadTimeout(err):
+			writeError(w, http.StatusRequestTimeout, readTimeoutMsg+"; nothing of this request was accepted", "")
 		case canceled(r, err):
 			clientGone(w)
 		default:
