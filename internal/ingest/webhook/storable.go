@@ -137,7 +137,7 @@ func numberProblem(n []byte) string {
 	}
 	// Without an exponent, a number of at most maxNumberLen characters is
 	// within float64's range (about 1.8e308): only parse the others.
-	if bytes.IndexAny(n, "eE") < 0 {
+	if !bytes.ContainsAny(n, "eE") {
 		return ""
 	}
 	if _, err := strconv.ParseFloat(string(n), 64); err != nil {
