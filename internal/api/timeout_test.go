@@ -19,7 +19,7 @@ func TestReadTimeoutAnswers408(t *testing.T) {
 	e := newEnv(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	srv := &http.Server{Handler: e.h, ReadTimeout: 100 * time.Millisecond, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: e.h, ReadTimeout: 500 * time.Millisecond, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 
