@@ -15,14 +15,32 @@ import (
 	"github.com/reflex-ops/reflex/internal/loadgen"
 )
 
-// clientFlags are the flags every client command shares.
+// defaultURL is the client's server when neither --url nor REFLEX_URL is
+// set.
+const defaultURL = "http://127.0.0.1:3009"
+
+// clientFlags are the flags every client command shares. Their environment
+// twins are read after parsing, not used as the flags' defaults: a default
+// is printed by --help and by every usage error, and the token (or a URL
+// with credentials) must never be.
 type clientFlags struct {
 	url, token string
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.url, "url", envOr("REFLEX_URL", "http://127.0.0.1:3009"), "Event Processing Service URL (env REFLEX_URL)")
-	fs.StringVar(&c.token, "token", os.Getenv("REFLEX_TOKEN"), "API key (env REFLEX_TOKEN)")
+	fs.StringVar(&c.url, "url", "", "Event Processing Service URL (env REFLEX_URL; default "+defaultURL+")")
+	fs.StringVar(&c.token, "token", "", "API key (env REFLEX_TOKEN)")
+}
+
+// resolve fills what the flags left empty from the environment, then the
+// defaults. Call it after parsing.
+func (c *clientFlags) resolve() {
+	if c.url == "" {
+		c.url = envOr("REFLEX_URL", defaultURL)
+	}
+	if c.token == "" {
+		c.token = os.Getenv("REFLEX_TOKEN")
+	}
 }
 
 func envOr(k, def string) string {
@@ -73,6 +91,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	cf.resolve()
 	var body []byte
 	contentType := "application/json"
 	switch {
@@ -155,6 +174,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	cf.resolve()
 	o.URL, o.Token = cf.url, cf.token
 	if !*quiet {
 		o.Progress = stderr

@@ -9,11 +9,70 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strings"
 	"syscall"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with -ldflags "-X main.version=..." (make
+// build does). Without it, versionString reads the module's build info.
 var version = "dev"
+
+// versionString describes this binary: the version set at build time, else
+// the main module's version and the VCS revision, time and modified flag
+// that the go command recorded (go build in a git checkout, go install of
+// a tagged version); go run records none of them.
+func versionString() string {
+	bi, _ := debug.ReadBuildInfo()
+	return describeBuild(version, bi)
+}
+
+// describeBuild is versionString for a given ldflags version and build
+// info (nil when the binary has none).
+func describeBuild(ldVersion string, bi *debug.BuildInfo) string {
+	if ldVersion != "dev" && ldVersion != "" {
+		return ldVersion
+	}
+	if bi == nil {
+		return "dev"
+	}
+	var rev, at string
+	modified := false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	v := bi.Main.Version
+	if v == "" || v == "(devel)" {
+		v = "dev"
+	}
+	var details []string
+	if rev != "" {
+		details = append(details, "revision "+rev)
+	}
+	if at != "" {
+		details = append(details, at)
+	}
+	if modified {
+		details = append(details, "modified")
+	}
+	if rev == "" && v == "dev" {
+		details = append(details, "no VCS stamp: go run and -buildvcs=false record none, make build does")
+	}
+	if bi.GoVersion != "" {
+		details = append(details, bi.GoVersion)
+	}
+	if len(details) == 0 {
+		return v
+	}
+	return v + " (" + strings.Join(details, ", ") + ")"
+}
 
 const usage = `reflex: event-driven operations
 
@@ -50,7 +109,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "loadgen":
 		err = runLoadgen(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "reflex %s\n", version)
+		fmt.Fprintf(stdout, "reflex %s\n", versionString())
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:

@@ -16,13 +16,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 )
 
-// statusClientClosed is recorded (nginx's convention) when the client went
-// away before the answer was ready; nothing useful can be sent then.
+// statusClientClosed is recorded in the metrics and the request log
+// (nginx's convention) when the client went away before the answer was
+// ready. It is never sent: the connection is closed without an answer.
 const statusClientClosed = 499
 
 // Retry-After values, in seconds.
@@ -60,6 +63,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
+	if status == http.StatusRequestTimeout {
+		// The rest of the body may still arrive: the connection cannot
+		// carry another request.
+		h.Set("Connection", "close")
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }
@@ -149,7 +157,10 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.serve(sw, r, h, pattern)
 
 	status := sw.status
-	if status == 0 {
+	switch {
+	case sw.gone:
+		status = statusClientClosed
+	case status == 0:
 		status = http.StatusOK
 	}
 	elapsed := rt.now().Sub(start)
@@ -162,6 +173,11 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.Duration("duration", elapsed),
 			slog.String("key_id", info.keyID),
 		)
+	}
+	if sw.gone {
+		// Close the connection without an answer; net/http recovers
+		// this panic silently.
+		panic(http.ErrAbortHandler)
 	}
 }
 
@@ -223,6 +239,7 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	wrote  bool
+	gone   bool // the client left: nothing is to be written (clientGone)
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -284,10 +301,30 @@ func canceled(r *http.Request, err error) bool {
 	return r.Context().Err() != nil || errors.Is(err, context.Canceled)
 }
 
-// clientGone records that the client left before the answer.
+// clientGone records that the client left before the answer: the router
+// counts and logs the request as statusClientClosed and then closes the
+// connection without writing anything (a 499 is not an HTTP status).
 func clientGone(w http.ResponseWriter) {
-	w.WriteHeader(statusClientClosed)
+	if sw, ok := w.(*statusWriter); ok && !sw.wrote {
+		sw.gone = true
+		return
+	}
+	panic(http.ErrAbortHandler)
 }
+
+// isReadTimeout reports whether err is the server's read deadline expiring
+// while the body was read (http.Server.ReadTimeout): the client is still
+// there and gets a 408.
+func isReadTimeout(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// readTimeoutMsg answers a read timeout.
+const readTimeoutMsg = "the request body did not arrive within the server's read timeout"
 
 // trimPrefixes removes a leading "pkg: " error prefix for client messages.
 func trimPrefixes(msg string, prefixes ...string) string {

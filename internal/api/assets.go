@@ -32,7 +32,7 @@ type AssetList struct {
 
 // listAssets serves GET /api/v1/assets.
 func (s *eventsAPI) listAssets(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
-	if fe := checkParams(r.URL.Query(), nil); fe != nil {
+	if fe := noParams(r); fe != nil {
 		writeFieldError(w, fe)
 		return
 	}
@@ -80,7 +80,7 @@ func (s *eventsAPI) putAsset(w http.ResponseWriter, r *http.Request, _ auth.Prin
 		writeFieldError(w, fe)
 		return
 	}
-	if a.Host != "" && a.Host != host {
+	if a.Host != "" && strings.ToLower(a.Host) != host {
 		writeFieldError(w, badField("host", "%s differs from the host in the path, %s", quote(a.Host), quote(host)))
 		return
 	}
@@ -135,12 +135,24 @@ func (s *eventsAPI) deleteAsset(w http.ResponseWriter, r *http.Request, _ auth.P
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// pathHost returns the {host} of the path, lowercased: event hosts are
+// lowercased by the normalizer, so asset hosts are too, at every entry
+// (CaseHost and casehost are one asset).
 func pathHost(r *http.Request) (string, *fieldError) {
 	host := r.PathValue("host")
 	if fe := checkHost("host", host); fe != nil {
 		return "", fe
 	}
-	return host, nil
+	return strings.ToLower(host), nil
+}
+
+// checkText rejects control characters (NUL among them: PostgreSQL text
+// cannot hold it) in an asset's free-text field.
+func checkText(field, s string) *fieldError {
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return badField(field, "must not contain control characters (such as NUL)")
+	}
+	return nil
 }
 
 // checkHost validates a host name: 1 to 255 bytes of printable UTF-8
@@ -183,6 +195,9 @@ func normalizeAsset(a *store.Asset) *fieldError {
 		if len(*f.v) > maxAssetText || !utf8.ValidString(*f.v) {
 			return badField(f.name, "must be valid UTF-8 of at most %d bytes", maxAssetText)
 		}
+		if fe := checkText(f.name, *f.v); fe != nil {
+			return fe
+		}
 	}
 	if len(a.Dependencies) > maxAssetList {
 		return badField("dependencies", "at most %d hosts", maxAssetList)
@@ -192,6 +207,7 @@ func normalizeAsset(a *store.Asset) *fieldError {
 		if fe := checkHost("dependencies", d); fe != nil {
 			return fe
 		}
+		d = strings.ToLower(d)
 		if d == a.Host {
 			return badField("dependencies", "a host cannot depend on itself")
 		}
@@ -208,6 +224,9 @@ func normalizeAsset(a *store.Asset) *fieldError {
 		t = strings.TrimSpace(t)
 		if t == "" || len(t) > maxAssetTagLen || !utf8.ValidString(t) {
 			return badField("tags", "each tag must be 1 to %d bytes of UTF-8", maxAssetTagLen)
+		}
+		if fe := checkText("tags", t); fe != nil {
+			return fe
 		}
 		if !slices.Contains(tags, t) {
 			tags = append(tags, t)

@@ -115,3 +115,42 @@ func TestPutAssetInvalid(t *testing.T) {
 		})
 	}
 }
+
+// TestAssetHostsAreLowercased is the regression test of issue 5 §1.7: event
+// hosts are lowercased, asset hosts were not, so CaseHost and casehost
+// became two assets and neither enriched CaseHost's events.
+func TestAssetHostsAreLowercased(t *testing.T) {
+	e := newEnv(t)
+	w := e.do(req{method: http.MethodPut, path: "/api/v1/assets/CaseHost", key: "admin", body: `{"host":"CASEHOST","dependencies":["DB-01","db-01"]}`})
+	require.Equal(t, http.StatusCreated, w.Code, w.Body.String())
+	w = e.do(req{method: http.MethodPut, path: "/api/v1/assets/casehost", key: "admin", body: `{"criticality":"high","dependencies":["DB-01"]}`})
+	require.Equal(t, http.StatusOK, w.Code, "the same asset: %s", w.Body.String())
+	require.Len(t, e.store.assets, 1)
+	want := store.Asset{Host: "casehost", Criticality: "high", Dependencies: []string{"db-01"}, UpdatedAt: testNow}
+	require.Equal(t, want, e.store.assets["casehost"])
+	require.Equal(t, want, e.cache.assets["casehost"])
+
+	w = e.do(req{method: http.MethodGet, path: "/api/v1/assets/CASEHOST", key: "reader"})
+	require.Equal(t, http.StatusOK, w.Code)
+	w = e.do(req{method: http.MethodDelete, path: "/api/v1/assets/CaseHost", key: "admin"})
+	require.Equal(t, http.StatusNoContent, w.Code)
+	require.Empty(t, e.cache.assets)
+}
+
+// TestAssetFieldsRejectControlCharacters is the regression test of issue 5
+// §1.7: asset fields accepted NUL, which PostgreSQL cannot store.
+func TestAssetFieldsRejectControlCharacters(t *testing.T) {
+	e := newEnv(t)
+	for field, body := range map[string]string{
+		"owner":        `{"owner":"al\u0000ice"}`,
+		"team":         `{"team":"a\u0007b"}`,
+		"environment":  `{"environment":"prod\u001b[31m"}`,
+		"service":      `{"service":"x\u007f"}`,
+		"tags":         `{"tags":["ok","t\u0000"]}`,
+		"dependencies": `{"dependencies":["db\u0000"]}`,
+	} {
+		w := e.do(req{method: http.MethodPut, path: "/api/v1/assets/web-01", key: "admin", body: body})
+		requireError(t, w, http.StatusBadRequest, field, "control characters")
+	}
+	require.Empty(t, e.store.assets)
+}

@@ -48,6 +48,8 @@ func jsonError(err error, maxBytes int64) *fieldError {
 	switch {
 	case errors.As(err, &tooLarge):
 		return &fieldError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("request body larger than %d bytes", maxBytes)}
+	case isReadTimeout(err):
+		return &fieldError{status: http.StatusRequestTimeout, msg: readTimeoutMsg}
 	case errors.Is(err, io.EOF):
 		return &fieldError{msg: "empty body: want a JSON object"}
 	case errors.Is(err, io.ErrUnexpectedEOF):

@@ -218,7 +218,8 @@ func (s *eventsAPI) with(scope string, h handlerFunc) http.Handler {
 }
 
 // unavailable answers a failure of a dependency (store, intake log): 503
-// with Retry-After, logged; or nothing but a 499 when the client left.
+// with Retry-After, logged; or, when the client left, no answer (counted as
+// 499).
 func (s *eventsAPI) unavailable(w http.ResponseWriter, r *http.Request, err error, what string) {
 	if canceled(r, err) {
 		clientGone(w)

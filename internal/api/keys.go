@@ -70,7 +70,7 @@ func (s *eventsAPI) createKey(w http.ResponseWriter, r *http.Request, _ auth.Pri
 
 // listKeys serves GET /api/v1/keys.
 func (s *eventsAPI) listKeys(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
-	if fe := checkParams(r.URL.Query(), nil); fe != nil {
+	if fe := noParams(r); fe != nil {
 		writeFieldError(w, fe)
 		return
 	}

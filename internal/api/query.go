@@ -104,7 +104,12 @@ type Analytics struct {
 
 // listEvents serves GET /api/v1/events.
 func (s *eventsAPI) listEvents(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
-	q, fe := parseEventQuery(r.URL.Query(), s.now())
+	v, fe := queryValues(r)
+	if fe != nil {
+		writeFieldError(w, fe)
+		return
+	}
+	q, fe := parseEventQuery(v, s.now())
 	if fe != nil {
 		writeFieldError(w, fe)
 		return
@@ -265,7 +270,52 @@ func parseTime(field, s string) (time.Time, *fieldError) {
 	if err != nil {
 		return time.Time{}, badField(field, "must be an RFC 3339 time such as 2026-11-27T10:00:00Z")
 	}
+	// The zero time means "not given" to the store: a time before the
+	// epoch (0001-01-01T00:00:00Z included) is refused, not dropped.
+	if t.Before(minQueryTime) {
+		return time.Time{}, badField(field, "%s is before %s", clip(strings.TrimSpace(s), 40), minQueryTime.Format(time.RFC3339))
+	}
 	return t.UTC(), nil
+}
+
+// noParams rejects any query parameter, and an undecodable query string.
+func noParams(r *http.Request) *fieldError {
+	v, fe := queryValues(r)
+	if fe != nil {
+		return fe
+	}
+	return checkParams(v, nil)
+}
+
+// minQueryTime is the earliest since or until a query may give.
+var minQueryTime = time.Unix(0, 0).UTC()
+
+// queryValues parses the request's query string strictly: where
+// r.URL.Query() silently drops a pair it cannot decode (q=%ZZ), and with it
+// a filter, this is a 400 naming the parameter.
+func queryValues(r *http.Request) (url.Values, *fieldError) {
+	v := make(url.Values)
+	for rest := r.URL.RawQuery; rest != ""; {
+		var pair string
+		pair, rest, _ = strings.Cut(rest, "&")
+		if pair == "" {
+			continue
+		}
+		if strings.Contains(pair, ";") {
+			return nil, &fieldError{msg: "the query string holds a ';': separate parameters with '&'"}
+		}
+		rawKey, rawVal, _ := strings.Cut(pair, "=")
+		key, err := url.QueryUnescape(rawKey)
+		if err != nil {
+			return nil, &fieldError{msg: fmt.Sprintf("query parameter name %q is not valid URL encoding", clip(rawKey, 40))}
+		}
+		val, err := url.QueryUnescape(rawVal)
+		if err != nil {
+			return nil, badField(clip(key, 40), "%q is not valid URL encoding (escape %% as %%25)", clip(rawVal, 40))
+		}
+		v[key] = append(v[key], val)
+	}
+	return v, nil
 }
 
 // The cursor is opaque to clients: base64url (no padding) of a version
@@ -324,8 +374,11 @@ func (s *eventsAPI) getEvent(w http.ResponseWriter, r *http.Request, _ auth.Prin
 		writeFieldError(w, fe)
 		return
 	}
-	v := r.URL.Query()
-	if fe := checkParams(v, []string{"include"}); fe != nil {
+	v, fe := queryValues(r)
+	if fe == nil {
+		fe = checkParams(v, []string{"include"})
+	}
+	if fe != nil {
 		writeFieldError(w, fe)
 		return
 	}
@@ -404,7 +457,7 @@ func (s *eventsAPI) correlations(w http.ResponseWriter, r *http.Request, _ auth.
 		writeFieldError(w, fe)
 		return
 	}
-	if fe := checkParams(r.URL.Query(), nil); fe != nil {
+	if fe := noParams(r); fe != nil {
 		writeFieldError(w, fe)
 		return
 	}
@@ -451,8 +504,11 @@ var groupBys = []store.GroupBy{store.BySeverity, store.ByHost, store.ByService, 
 
 // analytics serves GET /api/v1/events/analytics.
 func (s *eventsAPI) analytics(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
-	v := r.URL.Query()
-	if fe := checkParams(v, []string{"timerange", "groupby"}); fe != nil {
+	v, fe := queryValues(r)
+	if fe == nil {
+		fe = checkParams(v, []string{"timerange", "groupby"})
+	}
+	if fe != nil {
 		writeFieldError(w, fe)
 		return
 	}

@@ -76,6 +76,12 @@ func TestListEventsParams(t *testing.T) {
 		{name: "truncated cursor", query: "cursor=" + cursor[:10], field: "cursor"},
 		{name: "unknown parameter", query: "sevrity=critical", field: "sevrity"},
 		{name: "repeated host", query: "host=a&host=b", field: "host"},
+		// Issue 5 §1.7: these were dropped, returning everything.
+		{name: "zero since", query: "since=0001-01-01T00:00:00Z", field: "since"},
+		{name: "zero until", query: "until=0001-01-01T00:00:00Z", field: "until"},
+		{name: "since before epoch", query: "since=1969-12-31T23:59:59Z", field: "since"},
+		{name: "undecodable q", query: "q=%ZZ", field: "q"},
+		{name: "undecodable host", query: "host=web%2", field: "host"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,6 +96,28 @@ func TestListEventsParams(t *testing.T) {
 			require.JSONEq(t, `{"events":[],"count":0}`, w.Body.String())
 		})
 	}
+}
+
+// TestUndecodableQueryStrings: every endpoint that reads a query string
+// refuses one it cannot decode instead of dropping the parameter.
+func TestUndecodableQueryStrings(t *testing.T) {
+	e := newEnv(t)
+	for _, rq := range []req{
+		{path: "/api/v1/events?%ZZ=1", key: "reader"},
+		{path: "/api/v1/events/analytics?groupby=%ZZ", key: "reader"},
+		{path: "/api/v1/events/1?include=%ZZ", key: "reader"},
+		{path: "/api/v1/events/1/correlations?x=%ZZ", key: "reader"},
+		{path: "/api/v1/assets?x=%ZZ", key: "reader"},
+		{path: "/api/v1/keys?x=%ZZ", key: "admin"},
+	} {
+		rq.method = http.MethodGet
+		w := e.do(rq)
+		require.Equal(t, http.StatusBadRequest, w.Code, "%s: %s", rq.path, w.Body.String())
+		require.Contains(t, w.Body.String(), "URL encoding", rq.path)
+	}
+	// r.URL.Query() drops a pair with a ';' too.
+	w := e.do(req{method: http.MethodGet, path: "/api/v1/events?host=a;b", key: "reader"})
+	requireError(t, w, http.StatusBadRequest, "", "';'")
 }
 
 func TestListEventsEmptyParamName(t *testing.T) {

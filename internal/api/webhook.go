@@ -29,6 +29,36 @@ type WebhookResponse struct {
 
 const sourceWebhook = event.SourceWebhook
 
+// IntakeHeadroom is the room an intake log message needs beside the data of
+// the one event it carries (the envelope: ids, time, source and severity,
+// escaped). A server whose log takes messages of up to M bytes sets
+// webhook.Options.MaxEventBytes to M - IntakeHeadroom, so that every event
+// the webhook accepts fits, and, to accept a body of --max-body-bytes
+// holding one event, runs the embedded log with a max payload of at least
+// that limit + IntakeHeadroom.
+const IntakeHeadroom = 4 << 10
+
+// Bounds of EmbeddedMaxPayload: NATS's default max payload, and the size
+// above which NATS warns that large messages hurt the server.
+const (
+	minEmbeddedPayload = 1 << 20
+	maxEmbeddedPayload = 8 << 20
+)
+
+// EmbeddedMaxPayload is the max payload of an embedded intake log that
+// takes every webhook body of up to maxBody bytes, even one that is a
+// single event: maxBody + IntakeHeadroom, from 1 MiB to 8 MiB (above that,
+// MaxEventBytes refuses the events that do not fit).
+func EmbeddedMaxPayload(maxBody int64) int32 {
+	return int32(min(max(maxBody+IntakeHeadroom, minEmbeddedPayload), maxEmbeddedPayload))
+}
+
+// MaxEventBytes is webhook.Options.MaxEventBytes for an intake log whose
+// messages take up to maxPayload bytes.
+func MaxEventBytes(maxPayload int64) int {
+	return int(max(maxPayload-IntakeHeadroom, 1))
+}
+
 // postWebhook serves POST /api/v1/events/webhook.
 func (s *eventsAPI) postWebhook(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
 	body, err := s.readBody(w, r)
@@ -39,6 +69,8 @@ func (s *eventsAPI) postWebhook(w http.ResponseWriter, r *http.Request, _ auth.P
 			s.intake.rejected.WithLabelValues(string(sourceWebhook), rejectTooLarge).Inc()
 			writeError(w, http.StatusRequestEntityTooLarge,
 				fmt.Sprintf("request body larger than %d bytes: send smaller batches", s.maxBody), "")
+		case isReadTimeout(err):
+			writeError(w, http.StatusRequestTimeout, readTimeoutMsg+"; nothing of this request was accepted", "")
 		case canceled(r, err):
 			clientGone(w)
 		default:
@@ -49,6 +81,11 @@ func (s *eventsAPI) postWebhook(w http.ResponseWriter, r *http.Request, _ auth.P
 
 	items, rejects, err := s.decode(r.Header.Get("Content-Type"), body, s.webhook)
 	if err != nil {
+		if errors.Is(err, webhook.ErrEventTooLarge) {
+			s.intake.rejected.WithLabelValues(string(sourceWebhook), rejectTooLarge).Inc()
+			writeError(w, http.StatusRequestEntityTooLarge, trimPrefixes(err.Error(), "webhook: event too large: "), "")
+			return
+		}
 		if errors.Is(err, webhook.ErrUnsupportedMediaType) {
 			s.intake.rejected.WithLabelValues(string(sourceWebhook), rejectUnsupportedMedia).Inc()
 			writeError(w, http.StatusUnsupportedMediaType, trimPrefixes(err.Error(), "webhook: "), "Content-Type")
@@ -127,7 +164,11 @@ func (s *eventsAPI) submitFailed(w http.ResponseWriter, r *http.Request, err err
 		w.Header().Set("Retry-After", retryBusy)
 		writeError(w, http.StatusTooManyRequests, "intake is busy: retry after 1 second; nothing of this request was accepted", "")
 	case errors.Is(err, bus.ErrTooLarge):
-		writeError(w, http.StatusRequestEntityTooLarge, "an event is larger than the intake log's message limit; nothing of this request was acknowledged", "")
+		// Decode checks each event against Options.MaxEventBytes before
+		// anything is published, so this means that limit is not set (or
+		// not below the log's): say what may have happened.
+		s.logger.LogAttrs(r.Context(), slog.LevelError, "api: intake log refused a message as too large; set the webhook's MaxEventBytes below its limit", slog.Any("err", err))
+		writeError(w, http.StatusRequestEntityTooLarge, "an event is larger than the intake log's message limit; the request was not acknowledged, but events of it published before that one may have been stored", "")
 	case errors.Is(err, bus.ErrFull), errors.Is(err, bus.ErrUnavailable):
 		s.logger.LogAttrs(r.Context(), slog.LevelWarn, "api: intake refused a batch", slog.Any("err", err))
 		w.Header().Set("Retry-After", retryUnavailable)

@@ -293,12 +293,16 @@ func (a *Authenticator) lookup(ctx context.Context, id string) (store.APIKey, er
 			return k, nil
 		}
 	}
+	var gen uint64
+	if a.cache != nil {
+		gen = a.cache.begin()
+	}
 	k, err := a.store.Key(ctx, id)
 	if err != nil {
 		return store.APIKey{}, err
 	}
 	if a.cache != nil {
-		a.cache.put(k, now)
+		a.cache.put(k, now, gen)
 	}
 	return k, nil
 }

@@ -369,6 +369,59 @@ func TestCache(t *testing.T) {
 	require.ErrorIs(t, err, ErrRevokedKey)
 }
 
+// pausingKeys is a KeyStore whose next Key call, once armed, reads the
+// record and then waits for release before returning it: a check that read
+// a key just before it was revoked.
+type pausingKeys struct {
+	*memKeys
+	mu      sync.Mutex
+	armed   bool
+	read    chan struct{} // closed once the paused call has read the record
+	release chan struct{}
+}
+
+func (p *pausingKeys) Key(ctx context.Context, id string) (store.APIKey, error) {
+	k, err := p.memKeys.Key(ctx, id)
+	p.mu.Lock()
+	pause := p.armed
+	p.armed = false
+	p.mu.Unlock()
+	if pause {
+		close(p.read)
+		<-p.release
+	}
+	return k, err
+}
+
+// TestRevokeDuringCacheFill is the regression test of issue 5 §1.7: a check
+// that read a key from the store before a revocation put it in the cache
+// after the revocation dropped it, so the revoked key worked for another
+// 30 s. The interleaving is forced: check reads, revoke runs, check fills.
+func TestRevokeDuringCacheFill(t *testing.T) {
+	ctx := context.Background()
+	keys := &pausingKeys{memKeys: newMemKeys(), read: make(chan struct{}), release: make(chan struct{})}
+	clock := newClock()
+	a, _ := newAuth(t, Options{Store: keys, Now: clock.Now, CacheTTL: 30 * time.Second})
+	key, k, err := a.CreateKey(ctx, "writer", []string{ScopeEventsWrite})
+	require.NoError(t, err)
+
+	keys.mu.Lock()
+	keys.armed = true
+	keys.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Verify(ctx, key)
+		done <- err
+	}()
+	<-keys.read // the check holds the unrevoked record
+	require.NoError(t, a.RevokeKey(ctx, k.ID))
+	close(keys.release) // and now fills the cache with it
+	require.NoError(t, <-done, "a check that began before the revocation may pass")
+
+	_, err = a.Verify(ctx, key)
+	require.ErrorIs(t, err, ErrRevokedKey, "the revoked key is not served from the cache")
+}
+
 func TestCacheDisabled(t *testing.T) {
 	ctx := context.Background()
 	keys := newMemKeys()
@@ -386,7 +439,7 @@ func TestCacheBounded(t *testing.T) {
 	now := time.Now()
 	c := newCache(time.Minute, 3)
 	for i := range 10 {
-		c.put(store.APIKey{ID: string(rune('a' + i))}, now)
+		c.put(store.APIKey{ID: string(rune('a' + i))}, now, c.begin())
 		require.LessOrEqual(t, c.len(), 3)
 	}
 	_, ok := c.get("j", now)

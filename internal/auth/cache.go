@@ -12,12 +12,19 @@ import (
 // hashes), not verification results: a wrong secret for a cached id still
 // fails. It is bounded: when full, expired entries go first, then
 // arbitrary ones.
+//
+// A fill races with a revocation: a check that read a key from the store
+// before it was revoked must not put it back after the revocation dropped
+// it. So a fill is in two steps: begin returns the cache's generation
+// before the store is read, and put stores the record only if no delete
+// happened since (a delete advances the generation).
 type cache struct {
 	ttl time.Duration
 	max int
 
-	mu sync.Mutex
-	m  map[string]cacheEntry
+	mu  sync.Mutex
+	m   map[string]cacheEntry
+	gen uint64 // advanced by every delete
 }
 
 type cacheEntry struct {
@@ -43,9 +50,22 @@ func (c *cache) get(id string, now time.Time) (store.APIKey, bool) {
 	return e.key, true
 }
 
-func (c *cache) put(k store.APIKey, now time.Time) {
+// begin returns the generation to pass to put for a record about to be
+// read from the store.
+func (c *cache) begin() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.gen
+}
+
+// put caches k, read from the store after begin returned gen, unless a
+// delete happened since: the record may predate it.
+func (c *cache) put(k store.APIKey, now time.Time, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
 	if _, ok := c.m[k.ID]; !ok && len(c.m) >= c.max {
 		for id, e := range c.m {
 			if !now.Before(e.expires) {
@@ -62,10 +82,13 @@ func (c *cache) put(k store.APIKey, now time.Time) {
 	c.m[k.ID] = cacheEntry{key: k, expires: now.Add(c.ttl)}
 }
 
+// delete drops the record of id and makes every fill begun before it a
+// no-op. Call it after the change to the store is committed.
 func (c *cache) delete(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.m, id)
+	c.gen++
 }
 
 func (c *cache) len() int {

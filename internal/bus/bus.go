@@ -81,6 +81,10 @@ type Options struct {
 	// authentication). An external server's credentials go in URL
 	// (nats://user:password@host or nats://token@host).
 	Token string
+	// MaxPayload, for the embedded server only, is the largest message it
+	// accepts, in bytes (zero: NATS's default, 1 MiB). An external
+	// server's limit is its max_payload; MaxPayload reports either.
+	MaxPayload int32
 	// Stream is the JetStream stream name (default "REFLEX_INTAKE").
 	Stream string
 	// SubjectPrefix is the subject prefix of the lanes (default

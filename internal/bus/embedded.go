@@ -33,6 +33,7 @@ func startEmbedded(opts Options, log *slog.Logger) (*server.Server, error) {
 		SyncAlways: true,
 		NoSigs:     true,
 		DontListen: true,
+		MaxPayload: opts.MaxPayload,
 	}
 	if opts.ListenAddr != "" {
 		if opts.Token == "" {

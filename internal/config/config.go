@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -118,6 +119,28 @@ var options = []option{
 	{"shutdown-timeout", "how long SIGTERM waits for intake to stop and the pipeline to drain", func(c *Config) flag.Value { return &c.ShutdownGrace }},
 }
 
+// commandOptions lists, for a command that uses only some settings, the
+// options it takes: its --help shows those alone and it reads only their
+// environment twins. A command not listed takes every option.
+var commandOptions = map[string][]string{
+	"migrate": {"data-dir", "database-url", "log-level", "log-format"},
+}
+
+// optionsOf returns the options command name takes.
+func optionsOf(name string) []option {
+	names, ok := commandOptions[name]
+	if !ok {
+		return options
+	}
+	var out []option
+	for _, o := range options {
+		if slices.Contains(names, o.name) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
 // Flags describes how Load was called.
 type Flags struct {
 	// ConfigFile is the --config path (or REFLEX_CONFIG).
@@ -129,16 +152,22 @@ type Flags struct {
 // Load builds the configuration from args (without the subcommand name)
 // and the environment: defaults, then the YAML file named by --config or
 // REFLEX_CONFIG, then REFLEX_* variables, then flags. It returns
-// flag.ErrHelp after printing usage for -h.
+// flag.ErrHelp after printing usage for -h. A command that uses only some
+// settings (migrate) takes only their flags and environment variables; the
+// others keep their defaults or the file's values.
 func Load(name string, args []string, getenv func(string) string, usage io.Writer) (Config, Flags, error) {
 	var fl Flags
 	var scratch Config
+	opts := optionsOf(name)
+	_, subset := commandOptions[name]
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(usage)
-	fs.StringVar(&fl.ConfigFile, "config", getenv("REFLEX_CONFIG"), "YAML configuration file (env REFLEX_CONFIG); its keys are the flag names")
-	fs.BoolVar(&fl.CheckOnly, "check-config", false, "validate the configuration and exit")
+	fs.StringVar(&fl.ConfigFile, "config", "", "YAML configuration file (env REFLEX_CONFIG); its keys are the flag names")
+	if !subset {
+		fs.BoolVar(&fl.CheckOnly, "check-config", false, "validate the configuration and exit")
+	}
 	def := Default()
-	for _, o := range options {
+	for _, o := range opts {
 		v := o.bind(&scratch)
 		_ = v.Set(o.bind(&def).String())
 		fs.Var(v, o.name, fmt.Sprintf("%s (env %s)", o.usage, EnvName(o.name)))
@@ -153,6 +182,9 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 	if fs.NArg() > 0 {
 		return Config{}, fl, fmt.Errorf("config: unexpected argument %q", fs.Arg(0))
 	}
+	if fl.ConfigFile == "" {
+		fl.ConfigFile = getenv("REFLEX_CONFIG")
+	}
 	cfg := Default()
 	if fl.ConfigFile != "" {
 		data, err := os.ReadFile(fl.ConfigFile)
@@ -163,7 +195,7 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 			return Config{}, fl, fmt.Errorf("config: %s: %w", fl.ConfigFile, err)
 		}
 	}
-	for _, o := range options {
+	for _, o := range opts {
 		if s := getenv(EnvName(o.name)); s != "" {
 			if err := o.bind(&cfg).Set(s); err != nil {
 				return Config{}, fl, fmt.Errorf("config: %s: %w", EnvName(o.name), err)
@@ -172,7 +204,7 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 	}
 	var ferr error
 	fs.Visit(func(f *flag.Flag) {
-		for _, o := range options {
+		for _, o := range opts {
 			if o.name == f.Name && ferr == nil {
 				ferr = o.bind(&cfg).Set(f.Value.String())
 			}
@@ -297,13 +329,32 @@ func (c Config) Redacted() Config {
 	return c
 }
 
+// redactURL hides the credentials of a URL: its user info (user:password,
+// or a NATS token) and any password or token query parameter (libpq reads
+// ?password=). What cannot be parsed is hidden whole.
 func redactURL(u string) string {
-	at := strings.LastIndex(u, "@")
-	scheme := strings.Index(u, "://")
-	if at < 0 || scheme < 0 || at < scheme {
-		return u
+	if u == "" {
+		return ""
 	}
-	return u[:scheme+3] + "<redacted>" + u[at:]
+	pu, err := url.Parse(u)
+	if err != nil {
+		return "<redacted>"
+	}
+	if pu.User != nil {
+		pu.User = url.User("<redacted>")
+	}
+	if pu.RawQuery != "" {
+		q := pu.Query()
+		for k := range q {
+			switch strings.ToLower(k) {
+			case "password", "sslpassword", "token", "pass", "auth_token":
+				q.Set(k, "<redacted>")
+			}
+		}
+		pu.RawQuery = q.Encode()
+	}
+	// Keep the placeholder readable rather than percent-encoded.
+	return strings.NewReplacer("%3Credacted%3E", "<redacted>").Replace(pu.String())
 }
 
 type stringValue string

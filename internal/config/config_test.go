@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"io"
@@ -140,6 +141,40 @@ func TestRedacted(t *testing.T) {
 	r := c.Redacted()
 	require.NotContains(t, r.AdminToken, "s3cret")
 	require.Equal(t, "postgres://<redacted>@db:5432/reflex", r.DatabaseURL)
+
+	for in, want := range map[string]string{
+		"postgres://db/reflex?sslmode=disable&password=pw": "postgres://db/reflex?password=<redacted>&sslmode=disable",
+		"postgres://u@db/reflex?sslpassword=pw":            "postgres://<redacted>@db/reflex?sslpassword=<redacted>",
+		"nats://tok@127.0.0.1:4222":                        "nats://<redacted>@127.0.0.1:4222",
+		"nats://127.0.0.1:4222":                            "nats://127.0.0.1:4222",
+		"postgres://u:p%zz@db/x":                           "<redacted>",
+		"":                                                 "",
+	} {
+		c.DatabaseURL = in
+		require.Equal(t, want, c.Redacted().DatabaseURL, in)
+	}
+}
+
+// TestHelpPrintsNoSecret: a secret set in the environment is never shown as
+// a flag's default, by --help or by a usage error (issue 5 §1.5).
+func TestHelpPrintsNoSecret(t *testing.T) {
+	env := map[string]string{
+		"REFLEX_ADMIN_TOKEN":  "admin-secret-123456",
+		"REFLEX_NATS_TOKEN":   "nats-secret-1234567",
+		"REFLEX_DATABASE_URL": "postgres://u:db-secret@db/x",
+		"REFLEX_NATS_URL":     "nats://nats-url-secret@n:4222",
+	}
+	getenv := func(k string) string { return env[k] }
+	for _, args := range [][]string{{"--help"}, {"--no-such-flag"}, {"--retention", "x"}} {
+		var out bytes.Buffer
+		_, _, err := Load("server", args, getenv, &out)
+		require.Error(t, err)
+		require.Contains(t, out.String(), "Usage: reflex server")
+		for _, v := range env {
+			require.NotContains(t, out.String(), v)
+			require.NotContains(t, err.Error(), v)
+		}
+	}
 }
 
 // FuzzParse feeds arbitrary YAML to the config loader: it must return an

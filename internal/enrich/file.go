@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
@@ -74,6 +75,11 @@ func ValidateAsset(a *store.Asset) error {
 	case utf8.RuneCountInString(a.Service) > maxServiceLen:
 		return &FieldError{Field: "service", Problem: fmt.Sprintf("longer than %d characters", maxServiceLen)}
 	}
+	for _, f := range []struct{ name, v string }{{"host", a.Host}, {"environment", a.Environment}, {"owner", a.Owner}, {"team", a.Team}, {"service", a.Service}} {
+		if strings.IndexFunc(f.v, unicode.IsControl) >= 0 {
+			return &FieldError{Field: f.name, Problem: "contains a control character (such as NUL)"}
+		}
+	}
 	if a.Criticality != "" && !validCriticality(a.Criticality) {
 		return &FieldError{Field: "criticality", Problem: fmt.Sprintf("%q is not one of %s (or empty)", a.Criticality, strings.Join(Criticalities, ", "))}
 	}
@@ -84,6 +90,8 @@ func ValidateAsset(a *store.Asset) error {
 		switch {
 		case d == "":
 			return &FieldError{Field: field, Problem: "empty host name"}
+		case strings.IndexFunc(d, unicode.IsControl) >= 0:
+			return &FieldError{Field: field, Problem: "contains a control character (such as NUL)"}
 		case d == a.Host:
 			return &FieldError{Field: field, Problem: fmt.Sprintf("%s cannot depend on itself", a.Host)}
 		case utf8.RuneCountInString(d) > maxHostLen:
@@ -97,6 +105,8 @@ func ValidateAsset(a *store.Asset) error {
 		switch {
 		case t == "":
 			return &FieldError{Field: field, Problem: "empty tag"}
+		case strings.IndexFunc(t, unicode.IsControl) >= 0:
+			return &FieldError{Field: field, Problem: "contains a control character (such as NUL)"}
 		case utf8.RuneCountInString(t) > MaxTagLen:
 			return &FieldError{Field: field, Problem: fmt.Sprintf("longer than %d characters", MaxTagLen)}
 		}

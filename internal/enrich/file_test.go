@@ -58,6 +58,11 @@ func TestParseAssets(t *testing.T) {
 		{name: "empty dependency", yaml: "assets:\n  - host: a\n    dependencies: ['']\n", wantErr: "empty host name", field: "assets[0].dependencies[0]"},
 		{name: "long tag", yaml: "assets:\n  - host: a\n    tags: [" + strings.Repeat("x", 51) + "]\n", wantErr: "longer than 50", field: "assets[0].tags[0]"},
 		{name: "host with space", yaml: "assets:\n  - host: a b\n", wantErr: "contains a space", field: "assets[0].host"},
+		{name: "mixed-case hosts are one", yaml: "assets:\n  - host: CaseHost\n  - host: casehost\n", wantErr: `host "casehost" is listed twice`, field: "assets[1].host"},
+		{name: "NUL in owner", yaml: "assets:\n  - host: a\n    owner: \"al\\0ice\"\n", wantErr: "control character", field: "assets[0].owner"},
+		{name: "escape in host", yaml: "assets:\n  - host: \"a\\x1b\"\n", wantErr: "control character", field: "assets[0].host"},
+		{name: "NUL in tag", yaml: "assets:\n  - host: a\n    tags: [\"t\\0\"]\n", wantErr: "control character", field: "assets[0].tags[0]"},
+		{name: "NUL in dependency", yaml: "assets:\n  - host: a\n    dependencies: [\"b\\0\"]\n", wantErr: "control character", field: "assets[0].dependencies[0]"},
 		{name: "two documents", yaml: "assets: []\n---\nassets: []\n", wantErr: "want one YAML document"},
 		{name: "not yaml", yaml: "assets: [\n", wantErr: "enrich: asset file"},
 	}

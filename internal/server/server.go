@@ -25,6 +25,7 @@ import (
 	"github.com/reflex-ops/reflex/internal/config"
 	"github.com/reflex-ops/reflex/internal/datadir"
 	"github.com/reflex-ops/reflex/internal/event"
+	"github.com/reflex-ops/reflex/internal/ingest/webhook"
 	"github.com/reflex-ops/reflex/internal/intake"
 	"github.com/reflex-ops/reflex/internal/store"
 	"github.com/reflex-ops/reflex/internal/store/postgres"
@@ -238,6 +239,7 @@ func (s *Server) startEvents(ctx context.Context) error {
 		ListenAddr:    s.cfg.NATSListen,
 		Token:         s.cfg.NATSToken,
 		MaxBytes:      int64(s.cfg.NATSMaxBytes),
+		MaxPayload:    api.EmbeddedMaxPayload(int64(s.cfg.MaxBodyBytes)),
 		Stream:        s.cfg.NATSStream,
 		SubjectPrefix: s.cfg.NATSSubject,
 		Logger:        s.log,
@@ -306,6 +308,7 @@ func (s *Server) startEvents(ctx context.Context) error {
 		Submit:       s.intake,
 		Assets:       s.proc.inventory,
 		MaxBodyBytes: int64(s.cfg.MaxBodyBytes),
+		Webhook:      webhook.Options{MaxEventBytes: api.MaxEventBytes(s.bus.MaxPayload())},
 		Logger:       s.log.With("component", "api"),
 		Registerer:   s.reg,
 		Now:          s.now,

@@ -10,6 +10,11 @@ type Options struct {
 	// rejected as a whole (ErrBadRequest). Zero or less means
 	// DefaultMaxEvents.
 	MaxEvents int
+	// MaxEventBytes is the largest one event may be, compacted, in bytes:
+	// what one intake log message can carry beside its envelope. A body
+	// holding a larger event is refused as a whole (ErrEventTooLarge)
+	// before any of it is published. Zero or less means no limit.
+	MaxEventBytes int
 }
 
 func (o Options) maxEvents() int {

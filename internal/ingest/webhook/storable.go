@@ -1,40 +1,46 @@
 package webhook
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
 
-// Limits on numbers in an event. PostgreSQL stores event data as jsonb,
-// whose numbers are numerics: an exponent beyond about ±16,000 or a
-// mantissa of 131,072 digits fails the insert of the whole batch. These
-// bounds are far inside that and far beyond any real metric.
-const (
-	maxNumberLen      = 100
-	maxNumberExponent = 1000
-)
+// maxNumberLen bounds the length of a number in an event. PostgreSQL
+// stores event data as jsonb, whose numbers are numerics: a mantissa of
+// 131,072 digits fails the insert of the whole batch.
+const maxNumberLen = 100
 
-// checkStorable reports the first part of the valid JSON object b that no
-// store can hold: invalid UTF-8, a \u0000 escape (PostgreSQL text and jsonb
-// cannot hold NUL), an unpaired UTF-16 surrogate escape (jsonb rejects it)
-// or an out-of-range number. The error names the top-level field it is in.
+// frame is one open container of the document checkStorable scans, for
+// naming the value at fault.
+type frame struct {
+	obj       bool
+	expectKey bool   // in an object: the next string is a key
+	key       []byte // in an object: the raw current key, quotes included
+	idx       int    // in an array: the current element's index
+}
+
+// checkStorable reports the first part of the valid JSON object b that
+// cannot be stored and read back: invalid UTF-8, a \u0000 escape
+// (PostgreSQL text and jsonb cannot hold NUL), an unpaired UTF-16
+// surrogate escape (jsonb rejects it), or a number that is longer than
+// maxNumberLen or that the event data decoder cannot read back (event data
+// is decoded into float64: a number whose magnitude is beyond the largest
+// float64, such as 1e309, overflows). The error's Field is the path of the
+// value at fault: the top-level field, then ".key" per nested object and
+// "[i]" per array element, such as metadata.v or tags[2].
 func checkStorable(b []byte) *FieldError {
 	var (
-		depth     int
-		inString  bool
-		isKey     bool // the current string is a top-level key
-		expectKey bool // the next top-level string is a key
-		strStart  int
-		key       []byte // raw current top-level key, quotes included
+		stack    = make([]frame, 0, 8)
+		inString bool
+		isKey    bool // the current string is a key
+		strStart int
 	)
 	fail := func(reason string, inKey bool, i int) *FieldError {
-		k := key
-		if inKey {
-			// The bad byte is inside the key itself: name what we can.
-			k = append(append([]byte{}, b[strStart:i]...), '"')
-		}
-		return &FieldError{Field: fieldName(k), Reason: reason}
+		return &FieldError{Field: path(stack, b, strStart, i, inKey), Reason: reason}
 	}
 	for i := 0; i < len(b); i++ {
 		c := b[i]
@@ -43,7 +49,7 @@ func checkStorable(b []byte) *FieldError {
 			case c == '"':
 				inString = false
 				if isKey {
-					key = b[strStart : i+1]
+					stack[len(stack)-1].key = b[strStart : i+1]
 				}
 			case c == '\\':
 				if i+1 < len(b) && b[i+1] == 'u' {
@@ -83,29 +89,32 @@ func checkStorable(b []byte) *FieldError {
 		switch c {
 		case '"':
 			inString, strStart = true, i
-			isKey = depth == 1 && expectKey
+			isKey = len(stack) > 0 && stack[len(stack)-1].obj && stack[len(stack)-1].expectKey
 		case '{', '[':
-			depth++
-			if depth == 1 {
-				expectKey = c == '{'
-			}
+			stack = append(stack, frame{obj: c == '{', expectKey: c == '{'})
 		case '}', ']':
-			depth--
+			if len(stack) > 0 {
+				stack = stack[:len(stack)-1]
+			}
 		case ':':
-			if depth == 1 {
-				expectKey = false
+			if len(stack) > 0 {
+				stack[len(stack)-1].expectKey = false
 			}
 		case ',':
-			if depth == 1 {
-				expectKey = true
+			if len(stack) > 0 {
+				if top := &stack[len(stack)-1]; top.obj {
+					top.expectKey = true
+				} else {
+					top.idx++
+				}
 			}
 		case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 			j := i
 			for j < len(b) && strings.IndexByte("-+.eE0123456789", b[j]) >= 0 {
 				j++
 			}
-			if !numberStorable(b[i:j]) {
-				return fail("contains a number too large or too long to store", false, i)
+			if reason := numberProblem(b[i:j]); reason != "" {
+				return fail(reason, false, i)
 			}
 			i = j - 1
 		default:
@@ -118,27 +127,51 @@ func checkStorable(b []byte) *FieldError {
 	return nil
 }
 
-// numberStorable reports whether the JSON number n is within the limits.
-func numberStorable(n []byte) bool {
+// numberProblem says what is wrong with the JSON number n, or returns ""
+// when it can be stored and read back. Event data is decoded into float64
+// (event.(*Event).UnmarshalData), which fails on a number beyond its range;
+// one that only underflows reads back as zero, and jsonb holds it.
+func numberProblem(n []byte) string {
 	if len(n) > maxNumberLen {
-		return false
+		return fmt.Sprintf("number is longer than %d characters", maxNumberLen)
 	}
-	for i, c := range n {
-		if c != 'e' && c != 'E' {
+	// Without an exponent, a number of at most maxNumberLen characters is
+	// within float64's range (about 1.8e308): only parse the others.
+	if !bytes.ContainsAny(n, "eE") {
+		return ""
+	}
+	if _, err := strconv.ParseFloat(string(n), 64); err != nil {
+		return fmt.Sprintf("number %s is out of range", n)
+	}
+	return ""
+}
+
+// path names the value being scanned at byte i: the keys and indexes of
+// the open containers; inKey means the problem is in the key that started
+// at strStart.
+func path(stack []frame, b []byte, strStart, i int, inKey bool) string {
+	var sb strings.Builder
+	for k, f := range stack {
+		last := k == len(stack)-1
+		if !f.obj {
+			fmt.Fprintf(&sb, "[%d]", f.idx)
 			continue
 		}
-		exp := 0
-		for _, d := range n[i+1:] {
-			if d >= '0' && d <= '9' {
-				exp = exp*10 + int(d-'0')
-				if exp > maxNumberExponent {
-					return false
-				}
-			}
+		raw := f.key
+		switch {
+		case last && inKey:
+			// The bad byte is inside the key itself: name what we can.
+			raw = append(append([]byte{}, b[strStart:i]...), '"')
+		case f.expectKey:
+			// Between a comma and the next key: nothing to name.
+			continue
 		}
-		return true
+		if sb.Len() > 0 {
+			sb.WriteByte('.')
+		}
+		sb.WriteString(fieldName(raw))
 	}
-	return true
+	return clip(sb.String(), 200)
 }
 
 // hex4 decodes the four hex digits at b[i:], returning how many it read.

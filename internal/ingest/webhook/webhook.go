@@ -7,7 +7,8 @@
 //
 // Decode never panics, whatever the input. Every event it accepts can be
 // stored by both stores: its bytes are valid UTF-8, hold no \u0000 escape or
-// unpaired surrogate and no number PostgreSQL's jsonb cannot represent.
+// unpaired surrogate and no number that PostgreSQL's jsonb cannot represent
+// or that the event data decoder (float64) cannot read back.
 package webhook
 
 import (
@@ -30,6 +31,10 @@ var (
 	// array, holds no event, or too many (HTTP 400). The wrapping error's
 	// message names the problem and, for a syntax error, where it is.
 	ErrBadRequest = errors.New("webhook: bad request")
+	// ErrEventTooLarge: an event is larger than Options.MaxEventBytes, so
+	// that the intake log could not take it (HTTP 413). The wrapping
+	// error's message names the event's index and both sizes.
+	ErrEventTooLarge = errors.New("webhook: event too large")
 )
 
 // Reject is an event of the body that Decode did not accept.
@@ -38,7 +43,8 @@ type Reject struct {
 	// among the non-blank lines of NDJSON. It is the position the event
 	// would have had in the response's ids.
 	Index int `json:"index"`
-	// Field is the top-level field at fault, or empty when the problem is
+	// Field is the top-level field at fault, or, for a value that cannot
+	// be stored, its path (metadata.v, tags[2]); empty when the problem is
 	// the event as a whole (not an object).
 	Field string `json:"field"`
 	// Reason says what is wrong, for a human.
@@ -87,10 +93,12 @@ func mediaFormat(contentType string) (format, error) {
 //
 // Decode returns the accepted events as intake items, in body order, and
 // the rejected ones, one Reject per event (its first problem). err
-// (wrapping ErrUnsupportedMediaType or ErrBadRequest) is set only when the
+// (wrapping ErrUnsupportedMediaType, ErrBadRequest or ErrEventTooLarge) is set only when the
 // body as a whole cannot be read, and then items and rejects are nil.
 // Every event of the body is in exactly one of items and rejects; all of
-// them may be rejected.
+// them may be rejected. A body holding an event larger than
+// Options.MaxEventBytes fails as a whole (ErrEventTooLarge), so that a
+// caller publishes either all of its accepted events or none.
 //
 // Each item's Data is the event's JSON object exactly as sent, compacted
 // (insignificant whitespace removed); its SourceSystem is the payload's
@@ -130,6 +138,9 @@ func Decode(contentType string, body []byte, opts Options) (items []intake.Item,
 			continue
 		}
 		data := buf.Bytes()[start:buf.Len():buf.Len()]
+		if limit := opts.MaxEventBytes; limit > 0 && len(data) > limit {
+			return nil, nil, fmt.Errorf("%w: event %d is %d bytes, more than the %d bytes one event may take in the intake log; nothing of this request was accepted", ErrEventTooLarge, i, len(data), limit)
+		}
 		p, err := parse(data, false)
 		if err != nil {
 			rejects = append(rejects, toReject(i, err))

@@ -367,8 +367,9 @@ func TestCheckStorable(t *testing.T) {
 	}{
 		{`{"a":"plain","b":[1,-2.5e10,{"c":"é 🚀 \ud83d\ude80 \u00e9 \\u0000"}]}`, "", true},
 		{`{"a":"x\u0000"}`, "a", false},
-		{`{"a":{"b":"\u0000"}}`, "a", false},
+		{`{"a":{"b":"\u0000"}}`, "a.b", false},
 		{`{"k\u0000":1}`, "k", false},
+		{`{"a":{"x":1,"k\u0000":1}}`, "a.k", false},
 		{`{"a":"\ud800"}`, "a", false},
 		{`{"a":"\ud800\u0041"}`, "a", false},
 		{`{"a":"\udfff"}`, "a", false},
@@ -376,14 +377,21 @@ func TestCheckStorable(t *testing.T) {
 		{"{\"a\":\"\xff\"}", "a", false},
 		{"{\"a\xff\":1}", "a", false},
 		{"{\"a\":\"\xed\xa0\x80\"}", "a", false}, // UTF-8 encoded surrogate
-		{`{"a":1e1000}`, "", true},
-		{`{"a":1E-1000}`, "", true},
-		{`{"a":1e1001}`, "a", false},
-		{`{"a":[1e-99999]}`, "a", false},
+		{`{"a":1e308}`, "", true},
+		{`{"a":-1.7976931348623157e308}`, "", true},
+		{`{"a":0.0001e310}`, "", true},
+		{`{"a":1E-1000}`, "", true}, // underflows to 0: readable
+		{`{"a":1e309}`, "a", false},
+		{`{"a":-1e309}`, "a", false},
+		{`{"a":1e1000}`, "a", false},
+		{`{"a":[1,2,1e99999]}`, "a[2]", false},
+		{`{"metadata":{"v":1e309}}`, "metadata.v", false},
+		{`{"m":{"l":[{"x":1},{"y":[0,1e400]}]}}`, "m.l[1].y[1]", false},
 		{`{"a":` + strings.Repeat("9", 100) + `}`, "", true},
 		{`{"a":` + strings.Repeat("9", 101) + `}`, "a", false},
 		{`{"a":"x","b":{"c":1},"d":"\u0000"}`, "d", false},
 		{`{"a":"\\","b":"\u0000"}`, "b", false},
+		{`{"a":[[1],[2]],"b":{"c":[3]},"d":1e999}`, "d", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -395,5 +403,30 @@ func TestCheckStorable(t *testing.T) {
 			require.NotNil(t, fe)
 			require.Equal(t, tt.wantField, fe.Field)
 		})
+	}
+}
+
+func TestDecodeMaxEventBytes(t *testing.T) {
+	small := `{"message":"a"}`
+	big := `{"message":"` + strings.Repeat("x", 100) + `"}`
+	opts := Options{MaxEventBytes: len(big)}
+	// At the limit: accepted, with what else the body holds.
+	items, rejects, err := Decode("application/json", []byte("["+small+","+big+`,{"x":1}]`), opts)
+	require.NoError(t, err)
+	require.Len(t, items, 2)
+	require.Len(t, rejects, 1)
+	// One byte more anywhere in the body: nothing of it is accepted, and
+	// the error names the event.
+	for _, ct := range []string{"application/json", "application/x-ndjson"} {
+		opts.MaxEventBytes = len(big) - 1
+		body := "[" + small + "," + big + "," + small + "]"
+		if ct != "application/json" {
+			body = small + "\n" + big + "\n" + small + "\n"
+		}
+		items, rejects, err = Decode(ct, []byte(body), opts)
+		require.ErrorIs(t, err, ErrEventTooLarge)
+		require.ErrorContains(t, err, fmt.Sprintf("event 1 is %d bytes, more than the %d bytes", len(big), len(big)-1))
+		require.Nil(t, items)
+		require.Nil(t, rejects)
 	}
 }
