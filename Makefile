@@ -35,7 +35,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/ingest/webhook
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSeverity$$' -fuzztime $(FUZZTIME) ./internal/event
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config
-	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME) ./internal/normalize
+	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME) ./internal/ingest/webhook
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAssets$$' -fuzztime $(FUZZTIME) ./internal/enrich
 
 clean:
