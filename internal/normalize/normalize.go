@@ -287,7 +287,7 @@ func Clean(d Draft, raw *event.Raw, now time.Time, maxAge, maxFuture time.Durati
 	if !e.Severity.Valid() {
 		e.Severity = event.Info
 	}
-	e.SourceHost = field(strings.ToLower(e.SourceHost), MaxHostLen)
+	e.SourceHost = Host(e.SourceHost)
 	e.SourceService = field(e.SourceService, MaxServiceLen)
 	e.Description = text(e.Description)
 	e.Title = Title(e.Title)
@@ -318,6 +318,11 @@ func Clean(d Draft, raw *event.Raw, now time.Time, maxAge, maxFuture time.Durati
 	e.Fingerprint = event.Fingerprint(e)
 	return adjusted
 }
+
+// Host is a source's host as the event holds it: trimmed, lowercased,
+// storable and cut to MaxHostLen characters. Adapters set intake.Item.Host
+// with it, so that an event's intake partition is its host's.
+func Host(s string) string { return field(strings.ToLower(s), MaxHostLen) }
 
 // Title cuts s to a title: at most MaxTitleLen characters, without
 // surrounding space (a cut message may end in space; the title should not).

@@ -271,7 +271,8 @@ func TestRepeatsShareFingerprint(t *testing.T) {
 
 // FuzzNormalize checks the contract between intake and the normalizer: every
 // event the webhook decoder accepts normalizes without error into an event
-// the store's columns can hold, whatever the body.
+// the store's columns can hold, with the host intake partitioned it by,
+// whatever the body.
 func FuzzNormalize(f *testing.F) {
 	f.Add([]byte(`{"source":"monitoring_system_name","event_type":"threshold_breach","severity":"critical","host":"web-server-01","service":"nginx","message":"CPU usage exceeded 95%","timestamp":"2024-12-20T10:30:00Z","metadata":{"cpu_usage":97.5,"threshold":95.0,"duration":"5m"}}`))
 	f.Add([]byte(`[{"message":"a","tags":["X","x"," "]},{"message":"b","title":"t","description":"d","timestamp":1793534400000}]`))
@@ -296,6 +297,9 @@ func FuzzNormalize(f *testing.F) {
 		for i, e := range b.Events {
 			if e.ID != baseID+int64(i) {
 				t.Fatalf("event %d has id %d: order lost", i, e.ID)
+			}
+			if e.SourceHost != items[i].Host {
+				t.Fatalf("event %d: intake partitions by host %q, the event's is %q", i, items[i].Host, e.SourceHost)
 			}
 			checkNormalized(t, e)
 		}
