@@ -170,6 +170,8 @@ func (in *Intake) NewSubmitter(opts SubmitterOptions) (*Submitter, error) {
 	}
 	for _, l := range bus.Lanes {
 		s.kick[l] = make(chan struct{}, 1)
+	}
+	for _, l := range bus.Lanes {
 		s.wg.Add(1)
 		go s.publisher(l)
 	}
