@@ -103,6 +103,21 @@ type Intake struct {
 	log  *slog.Logger
 	sem  chan struct{}
 	met  *metrics
+	via  *Submitter // see Coalesce
+}
+
+// Coalesce makes Submit put its items through a Submitter made with opts
+// (blocking mode), so that concurrent requests share envelopes, instead of
+// publishing each request's envelopes itself. Call it before the first
+// Submit; Close the returned Submitter at shutdown.
+func (in *Intake) Coalesce(opts SubmitterOptions) (*Submitter, error) {
+	opts.Mode = Blocking
+	s, err := in.NewSubmitter(opts)
+	if err != nil {
+		return nil, err
+	}
+	in.via = s
+	return s, nil
 }
 
 // New returns an Intake.
@@ -218,6 +233,12 @@ func (in *Intake) Submit(ctx context.Context, src event.SourceType, items []Item
 
 	if err := validate(items); err != nil {
 		return nil, err
+	}
+	if in.via != nil {
+		start := time.Now()
+		ids, err := in.via.Submit(ctx, src, items)
+		in.met.publishSeconds.Observe(time.Since(start).Seconds())
+		return ids, err
 	}
 
 	now := in.opts.Now().UTC()

@@ -28,6 +28,7 @@ const (
 	reasonEvents  = "events"  // Submitter: MaxEventsPerMessage reached
 	reasonBytes   = "bytes"   // Submitter: MaxMessageBytes reached
 	reasonLinger  = "linger"  // Submitter: Linger passed since the first event
+	reasonBusy    = "busy"    // Submitter: filled while the lane's publisher was busy
 	reasonClose   = "close"   // Submitter: closing
 )
 
@@ -56,7 +57,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		envelopes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reflex_intake_envelopes_total",
-			Help: "Envelopes stored in the intake log, by lane and by why they were cut: request (one webhook request), events or bytes (full), linger, close.",
+			Help: "Envelopes stored in the intake log, by lane and by why they were cut: request (one request), events or bytes (full), linger, busy (filled during the previous write), close.",
 		}, []string{"lane", "reason"}),
 		envelopeEvents: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "reflex_intake_envelope_events",

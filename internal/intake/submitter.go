@@ -102,6 +102,7 @@ type Submitter struct {
 	queues  map[bus.Lane][]*envelope  // cut, waiting for the publisher
 	refs    map[*envelope][]reference // who waits for each queued envelope
 	kick    map[bus.Lane]chan struct{}
+	busy    map[bus.Lane]bool // the lane's publisher is publishing
 	wg      sync.WaitGroup
 }
 
@@ -167,6 +168,7 @@ func (in *Intake) NewSubmitter(opts SubmitterOptions) (*Submitter, error) {
 		queues:  make(map[bus.Lane][]*envelope),
 		refs:    make(map[*envelope][]reference),
 		kick:    make(map[bus.Lane]chan struct{}),
+		busy:    make(map[bus.Lane]bool),
 	}
 	for _, l := range bus.Lanes {
 		s.kick[l] = make(chan struct{}, 1)
@@ -287,11 +289,12 @@ func (s *Submitter) add(k bufKey, it *Item, ref reference, now time.Time) {
 }
 
 // linger cuts the buffer of k when its linger has passed, unless it was
-// cut since (gen).
+// cut since (gen). While the lane's publisher is busy it leaves the
+// buffer to fill: the publisher cuts it when it is done (group commit).
 func (s *Submitter) linger(k bufKey, gen uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if b := s.buffers[k]; b != nil && b.gen == gen && b.env != nil {
+	if b := s.buffers[k]; b != nil && b.gen == gen && b.env != nil && !s.busy[k.lane] {
 		s.cut(k, b, reasonLinger)
 	}
 }
@@ -321,31 +324,46 @@ func (s *Submitter) cut(k bufKey, b *buffer, reason string) {
 }
 
 // publisher publishes the queued envelopes of a lane, all that are queued
-// at a time, until the submitter is closed and its queue is empty.
+// at a time, until the submitter is closed and its queue is empty. When a
+// publish is done it cuts every buffer of the lane that holds events: they
+// filled while it was busy, so under load envelopes grow with the time one
+// write takes instead of staying at what arrives in one linger.
 func (s *Submitter) publisher(lane bus.Lane) {
 	defer s.wg.Done()
 	for {
 		s.mu.Lock()
-		envs := s.queues[lane]
-		s.queues[lane] = nil
-		closed := s.closed
-		s.mu.Unlock()
-		if len(envs) == 0 {
-			if closed {
-				return
-			}
+		for len(s.queues[lane]) == 0 && !s.closed {
+			s.mu.Unlock()
 			select {
 			case <-s.kick[lane]:
 			case <-s.ctx.Done():
 			}
-			continue
+			s.mu.Lock()
 		}
+		envs := s.queues[lane]
+		s.queues[lane] = nil
+		if len(envs) == 0 { // closed and drained
+			s.mu.Unlock()
+			return
+		}
+		s.busy[lane] = true
+		s.mu.Unlock()
+
 		ctx, cancel := context.WithTimeout(s.ctx, s.opts.PublishTimeout)
 		s.in.publish(ctx, envs)
 		cancel()
 		for _, e := range envs {
 			s.resolve(e)
 		}
+
+		s.mu.Lock()
+		s.busy[lane] = false
+		for k, b := range s.buffers {
+			if k.lane == lane && b.env != nil {
+				s.cut(k, b, reasonBusy)
+			}
+		}
+		s.mu.Unlock()
 	}
 }
 

@@ -133,9 +133,12 @@ func TestSubmitterCutsFullEnvelopesAtOnce(t *testing.T) {
 		require.NoError(t, s.Enqueue(ctx, event.SourceSyslog, []Item{big}, nil))
 		require.NoError(t, s.Enqueue(ctx, event.SourceSyslog, []Item{big}, nil))
 		synctest.Wait()
-		require.Len(t, f.published(), 2, "the second item would exceed MaxMessageBytes: the first is cut")
+		calls := f.published()
+		require.Len(t, calls, 3, "the second item would exceed MaxMessageBytes: the first is cut; the second once the publisher is free")
 		require.InDelta(t, 1, counter(t, in.met.envelopes.WithLabelValues("lo", reasonBytes)), 0)
-		require.Len(t, decodeCall(t, f.published()[1]).Events, 1)
+		require.InDelta(t, 1, counter(t, in.met.envelopes.WithLabelValues("lo", reasonBusy)), 0)
+		require.Len(t, decodeCall(t, calls[1]).Events, 1)
+		require.Len(t, decodeCall(t, calls[2]).Events, 1)
 	})
 }
 
@@ -168,6 +171,34 @@ func TestSubmitterSplitsByLaneAndPartition(t *testing.T) {
 			}
 			require.True(t, found, "item %d", i)
 		}
+	})
+}
+
+// TestSubmitterGroupCommit: events that arrive while a lane's publisher
+// is busy wait for it, past their linger, and go out together when it is
+// free.
+func TestSubmitterGroupCommit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBus{block: make(chan struct{}, 1)}
+		in, s := newSubmitter(t, f, Options{}, SubmitterOptions{})
+		defer closeSubmitter(t, s)
+		ctx := context.Background()
+		require.NoError(t, s.Enqueue(ctx, event.SourceSyslog, []Item{item(event.Info, "web-01")}, nil))
+		time.Sleep(time.Second) // the first envelope is cut and its publish hangs
+		synctest.Wait()
+		for range 10 {
+			require.NoError(t, s.Enqueue(ctx, event.SourceSyslog, []Item{item(event.Info, "web-01")}, nil))
+			time.Sleep(100 * time.Millisecond) // each past its linger
+		}
+		synctest.Wait()
+		require.Empty(t, f.published(), "the first write has not finished")
+		f.block <- struct{}{} // the first write finishes
+		f.block <- struct{}{} // and the second
+		synctest.Wait()
+		calls := f.published()
+		require.Len(t, calls, 2)
+		require.Len(t, decodeCall(t, calls[1]).Events, 10, "one envelope for what came during the first write")
+		require.InDelta(t, 1, counter(t, in.met.envelopes.WithLabelValues("lo", reasonBusy)), 0)
 	})
 }
 
@@ -352,7 +383,10 @@ func TestSubmitterOnTheLog(t *testing.T) {
 	require.NoError(t, s.Close(context.Background()))
 	close(ids)
 
-	envelopes := int(counter(t, in.met.envelopes.WithLabelValues("lo", reasonLinger)) + counter(t, in.met.envelopes.WithLabelValues("lo", reasonEvents)))
+	envelopes := 0
+	for _, r := range []string{reasonLinger, reasonEvents, reasonBytes, reasonBusy, reasonClose} {
+		envelopes += int(counter(t, in.met.envelopes.WithLabelValues("lo", r)))
+	}
 	envs, _ := readEnvelopes(t, b, bus.LaneLo, envelopes)
 	stored := map[int64]bool{}
 	for _, e := range envs {
