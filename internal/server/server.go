@@ -54,6 +54,7 @@ type Server struct {
 	store   store.Store
 	bus     *bus.Bus
 	intake  *intake.Intake
+	submit  *intake.Submitter // coalesces webhook requests into envelopes
 	auth    *auth.Authenticator
 	proc    *processing
 	adminKY string
@@ -199,6 +200,11 @@ func (s *Server) startEvents(ctx, bgctx context.Context) error {
 		MaxInFlight: s.cfg.MaxInFlight,
 		Registerer:  s.reg,
 	})
+	if err != nil {
+		return err
+	}
+	// Requests share envelopes: one per lane and partition (docs/design.md).
+	s.submit, err = s.intake.Coalesce(intake.SubmitterOptions{})
 	if err != nil {
 		return err
 	}
@@ -370,6 +376,12 @@ func (s *Server) closeAll(ctx context.Context) error {
 			if err := l.srv.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("server: http shutdown: %w", err))
 			}
+		}
+	}
+	// 1b. Publish what the submitter still holds.
+	if s.submit != nil {
+		if err := s.submit.Close(ctx); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	// 2. Drain the pipeline: runners store and acknowledge the batch they
