@@ -108,7 +108,8 @@ type Intake struct {
 
 // Coalesce makes Submit put its items through a Submitter made with opts
 // (blocking mode), so that concurrent requests share envelopes, instead of
-// publishing each request's envelopes itself. Call it before the first
+// publishing each request's envelopes itself. A request larger than the
+// Submitter's whole buffer is still published on its own. Call it before the first
 // Submit; Close the returned Submitter at shutdown.
 func (in *Intake) Coalesce(opts SubmitterOptions) (*Submitter, error) {
 	opts.Mode = Blocking
@@ -234,7 +235,7 @@ func (in *Intake) Submit(ctx context.Context, src event.SourceType, items []Item
 	if err := validate(items); err != nil {
 		return nil, err
 	}
-	if in.via != nil {
+	if in.via != nil && in.via.takes(items) {
 		start := time.Now()
 		ids, err := in.via.Submit(ctx, src, items)
 		in.met.publishSeconds.Observe(time.Since(start).Seconds())

@@ -258,6 +258,15 @@ func (s *Submitter) Enqueue(ctx context.Context, src event.SourceType, items []I
 	return nil
 }
 
+// takes reports whether items fit in the buffer at all (see ErrTooLarge).
+func (s *Submitter) takes(items []Item) bool {
+	total := 0
+	for i := range items {
+		total += itemSize(&items[i])
+	}
+	return len(items) <= s.opts.MaxPendingEvents && total <= s.opts.MaxPendingBytes
+}
+
 // add puts one item into the buffer of k, cutting the buffer when it is
 // full. s.mu is held.
 func (s *Submitter) add(k bufKey, it *Item, ref reference, now time.Time) {

@@ -401,3 +401,32 @@ func TestSubmitterOnTheLog(t *testing.T) {
 	require.Less(t, len(envs), callers*each, "envelopes are shared by callers")
 	t.Logf("%d events from %d callers in %d envelopes", callers*each, callers, len(envs))
 }
+
+func TestCoalesce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeBus{}
+		in, err := New(Options{Bus: f, IDs: event.NewIDGen(1, nil), Registerer: prometheus.NewRegistry()})
+		require.NoError(t, err)
+		s, err := in.Coalesce(SubmitterOptions{MaxPendingEvents: 3})
+		require.NoError(t, err)
+		defer closeSubmitter(t, s)
+		ctx := context.Background()
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				ids, err := in.Submit(ctx, event.SourceWebhook, []Item{item(event.Info, "web-01")})
+				require.NoError(t, err)
+				require.Len(t, ids, 1)
+			})
+		}
+		wg.Wait()
+		require.Len(t, f.published(), 1, "two requests, one envelope")
+		require.InDelta(t, 1, counter(t, in.met.envelopes.WithLabelValues("lo", reasonLinger)), 0)
+
+		big := []Item{item(event.Info, "web-01"), item(event.Info, "web-01"), item(event.Info, "web-01"), item(event.Info, "web-01")}
+		ids, err := in.Submit(ctx, event.SourceWebhook, big)
+		require.NoError(t, err, "a request larger than the submitter's buffer is published on its own")
+		require.Len(t, ids, 4)
+		require.InDelta(t, 1, counter(t, in.met.envelopes.WithLabelValues("lo", reasonRequest)), 0)
+	})
+}
