@@ -1,6 +1,9 @@
 // Package bus is reflex's intake log: a NATS JetStream stream with two lanes,
 // one for critical and high events and one for the rest, each read by its own
-// durable pull consumer. By default the NATS server runs embedded in the
+// durable pull consumer. Each lane is split into partitions by host
+// (event.PartitionOf): the subjects are <prefix>.hi.<p> and <prefix>.lo.<p>,
+// and a lane's consumer reads all of its partitions, as well as the
+// unpartitioned <prefix>.hi / <prefix>.lo of earlier releases. By default the NATS server runs embedded in the
 // process with its file store in the data directory and an fsync before every
 // acknowledgement; given a URL, the bus uses an external JetStream instead.
 // The same code path serves both.
@@ -12,6 +15,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -19,6 +24,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/reflex-ops/reflex/internal/event"
 )
 
 // Lane is one of the two subjects of the intake stream. Each lane has its own
@@ -51,6 +58,8 @@ var (
 	ErrClosed = errors.New("bus: closed")
 	// ErrBadLane means a lane other than LaneHi or LaneLo was given.
 	ErrBadLane = errors.New("bus: unknown lane")
+	// ErrBadPartition means a partition outside [0, Partitions) was given.
+	ErrBadPartition = errors.New("bus: partition out of range")
 )
 
 // Defaults of Options.
@@ -61,6 +70,7 @@ const (
 	DefaultAckWait       = 60 * time.Second
 	DefaultMaxAckPending = 1024
 	DefaultDuplicates    = 2 * time.Minute
+	DefaultPartitions    = event.DefaultPartitions
 )
 
 // Options configure Open. The zero value, plus a DataDir, runs an embedded
@@ -88,8 +98,18 @@ type Options struct {
 	// Stream is the JetStream stream name (default "REFLEX_INTAKE").
 	Stream string
 	// SubjectPrefix is the subject prefix of the lanes (default
-	// "reflex.intake"): the stream holds <prefix>.hi and <prefix>.lo.
+	// "reflex.intake"): the stream holds <prefix>.hi.<p> and
+	// <prefix>.lo.<p> for each partition p, and the unpartitioned
+	// <prefix>.hi and <prefix>.lo that releases before partitions wrote
+	// (still consumed, never written).
 	SubjectPrefix string
+	// Partitions is the number of partitions of each lane (default
+	// event.DefaultPartitions). Publishers derive an event's partition
+	// from its host with event.PartitionOf(host, Partitions); consumers
+	// read every partition whatever the count, so changing it needs no
+	// migration (a host's events then move to another partition, so do it
+	// while the log is empty).
+	Partitions int
 	// MaxBytes bounds the stream's size (default 1 GiB). When it is
 	// reached, Publish fails with ErrFull until consumers catch up.
 	MaxBytes int64
@@ -120,6 +140,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.SubjectPrefix == "" {
 		o.SubjectPrefix = DefaultSubjectPrefix
+	}
+	if o.Partitions <= 0 {
+		o.Partitions = DefaultPartitions
 	}
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = DefaultMaxBytes
@@ -261,8 +284,24 @@ func RedactURL(urls string) string {
 	return strings.Join(parts, ",")
 }
 
-// subject returns the subject of a lane.
-func (b *Bus) subject(l Lane) string { return b.opts.SubjectPrefix + "." + string(l) }
+// subject returns the subject of partition p of a lane.
+func (b *Bus) subject(l Lane, p int) string {
+	return b.opts.SubjectPrefix + "." + string(l) + "." + strconv.Itoa(p)
+}
+
+// laneSubjects returns the subjects a lane's consumer reads: the lane of
+// releases before partitions, and every partition.
+func (b *Bus) laneSubjects(l Lane) []string {
+	base := b.opts.SubjectPrefix + "." + string(l)
+	return []string{base, base + ".*"}
+}
+
+// Partitions is the number of partitions of each lane.
+func (b *Bus) Partitions() int { return b.opts.Partitions }
+
+// PartitionOf returns the partition of host's events:
+// event.PartitionOf(host, b.Partitions()).
+func (b *Bus) PartitionOf(host string) int { return event.PartitionOf(host, b.opts.Partitions) }
 
 // consumerName returns the durable consumer name of a lane.
 func consumerName(l Lane) string { return "pipeline-" + string(l) }
@@ -284,7 +323,7 @@ func (b *Bus) setup(ctx context.Context) error {
 	cfg := jetstream.StreamConfig{
 		Name:        b.opts.Stream,
 		Description: "reflex intake log",
-		Subjects:    []string{b.subject(LaneHi), b.subject(LaneLo)},
+		Subjects:    append(b.laneSubjects(LaneHi), b.laneSubjects(LaneLo)...),
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Discard:     jetstream.DiscardNew,
@@ -316,27 +355,72 @@ func (b *Bus) setup(ctx context.Context) error {
 		b.cons[l] = c
 	}
 	b.log.Info("intake log open", "stream", cfg.Name, "embedded", b.srv != nil,
-		"sync_always", b.srv != nil, "max_bytes", cfg.MaxBytes)
+		"sync_always", b.srv != nil, "max_bytes", cfg.MaxBytes, "partitions", b.opts.Partitions)
 	return nil
 }
 
-// ensureConsumer creates or updates the durable consumer of a lane.
+// ensureConsumer creates or updates the durable consumer of a lane. It
+// filters both the lane's subject of releases before partitions and the
+// wildcard of its partitions (multiple filter subjects, NATS 2.10 and
+// later). A consumer with other filters (the previous release's) is
+// deleted and created again: the stream is a work queue, so the new one
+// is delivered everything not yet acknowledged. On a NATS server before
+// 2.10 it filters the partitions only, and refuses to start while the old
+// subject still holds messages, which that server could not deliver.
 func (b *Bus) ensureConsumer(ctx context.Context, l Lane) (jetstream.Consumer, error) {
-	c, err := b.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       consumerName(l),
-		Description:   "reflex pipeline, " + string(l) + " lane",
-		FilterSubject: b.subject(l),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       b.opts.AckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: b.opts.MaxAckPending,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		ReplayPolicy:  jetstream.ReplayInstantPolicy,
-	})
+	subjects := b.laneSubjects(l)
+	cfg := jetstream.ConsumerConfig{
+		Durable:        consumerName(l),
+		Description:    "reflex pipeline, " + string(l) + " lane, all partitions",
+		FilterSubjects: subjects,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        b.opts.AckWait,
+		MaxDeliver:     -1,
+		MaxAckPending:  b.opts.MaxAckPending,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		ReplayPolicy:   jetstream.ReplayInstantPolicy,
+	}
+	single := cfg
+	single.FilterSubjects = nil
+	single.FilterSubject = subjects[1]
+
+	if !b.multiFilter() {
+		info, err := b.stream.Info(ctx, jetstream.WithSubjectFilter(subjects[0]))
+		if err != nil {
+			return nil, fmt.Errorf("bus: stream %s: %w", b.opts.Stream, classify(err))
+		}
+		if n := info.State.Subjects[subjects[0]]; n > 0 {
+			return nil, fmt.Errorf("bus: %d messages remain on %s, which NATS %s (before 2.10, no multiple filter subjects) cannot deliver beside the partitions: upgrade NATS, or let the previous reflex release drain the intake log first",
+				n, subjects[0], b.nc.ConnectedServerVersion())
+		}
+		cfg = single
+	}
+	if c, err := b.stream.Consumer(ctx, consumerName(l)); err == nil {
+		have := c.CachedInfo().Config
+		if !slices.Equal(have.FilterSubjects, cfg.FilterSubjects) || have.FilterSubject != cfg.FilterSubject {
+			b.log.Info("moving the intake consumer to the partitioned subjects", "lane", string(l))
+			if err := b.stream.DeleteConsumer(ctx, consumerName(l)); err != nil {
+				return nil, fmt.Errorf("bus: replace consumer %s: %w", consumerName(l), classify(err))
+			}
+		}
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("bus: consumer %s: %w", consumerName(l), classify(err))
+	}
+	c, err := b.stream.CreateOrUpdateConsumer(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("bus: create consumer %s: %w", consumerName(l), classify(err))
 	}
 	return c, nil
+}
+
+// multiFilter reports whether the server supports consumers with multiple
+// filter subjects (NATS 2.10 and later).
+func (b *Bus) multiFilter() bool {
+	var major, minor int
+	if _, err := fmt.Sscanf(b.nc.ConnectedServerVersion(), "%d.%d", &major, &minor); err != nil {
+		return true // an unknown version: assume a current one
+	}
+	return major > 2 || (major == 2 && minor >= 10)
 }
 
 // resetPending makes the messages that an earlier run of the embedded

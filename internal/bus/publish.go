@@ -14,18 +14,23 @@ import (
 // ErrTooLarge means a message is larger than the server or stream accepts.
 var ErrTooLarge = errors.New("bus: message too large")
 
-// Publish appends data to a lane and returns once the stream has stored it
+// Publish appends data to partition 0 of a lane; see PublishPartition.
+func (b *Bus) Publish(ctx context.Context, lane Lane, msgID string, data []byte) error {
+	return b.PublishPartition(ctx, lane, 0, msgID, data)
+}
+
+// PublishPartition appends data to a partition of a lane and returns once the stream has stored it
 // (the JetStream publish acknowledgement; embedded, after an fsync). msgID
 // is the message's identity: a second publish with the same id within the
 // stream's duplicate window (2 minutes) is acknowledged without being stored
 // again. Failures wrap ErrFull, ErrUnavailable or ErrTooLarge. Publish is
 // safe for concurrent use; concurrent publishers share fsyncs poorly, so
 // callers should put many events in one message.
-func (b *Bus) Publish(ctx context.Context, lane Lane, msgID string, data []byte) error {
-	if !lane.Valid() {
-		return fmt.Errorf("bus: publish: %w %q", ErrBadLane, lane)
+func (b *Bus) PublishPartition(ctx context.Context, lane Lane, partition int, msgID string, data []byte) error {
+	if err := b.checkTarget(lane, partition); err != nil {
+		return err
 	}
-	m := &nats.Msg{Subject: b.subject(lane), Data: data, Header: nats.Header{}}
+	m := &nats.Msg{Subject: b.subject(lane, partition), Data: data, Header: nats.Header{}}
 	ack, err := b.js.PublishMsg(ctx, m, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(b.opts.Stream))
 	if err != nil {
 		err = classify(err)
@@ -38,11 +43,24 @@ func (b *Bus) Publish(ctx context.Context, lane Lane, msgID string, data []byte)
 	return nil
 }
 
+// checkTarget checks a lane and partition to publish to.
+func (b *Bus) checkTarget(lane Lane, partition int) error {
+	if !lane.Valid() {
+		return fmt.Errorf("bus: publish: %w %q", ErrBadLane, lane)
+	}
+	if partition < 0 || partition >= b.opts.Partitions {
+		return fmt.Errorf("bus: publish: %w: %d of %d", ErrBadPartition, partition, b.opts.Partitions)
+	}
+	return nil
+}
+
 // Message is one message of PublishBatch.
 type Message struct {
-	Lane  Lane
-	MsgID string
-	Data  []byte
+	Lane Lane
+	// Partition is the partition of the lane, in [0, Partitions()).
+	Partition int
+	MsgID     string
+	Data      []byte
 }
 
 // BatchError is PublishBatch's error: Errs[i] is the error of message i, nil
@@ -79,7 +97,9 @@ func (e *BatchError) Unwrap() []error {
 
 // PublishBatch publishes msgs with asynchronous JetStream publishes, at most
 // batchWindow awaiting their acknowledgement at a time, and waits for every
-// acknowledgement. It returns nil when all were stored, or a *BatchError
+// acknowledgement. The messages reach the stream in the order of msgs (one
+// connection), so a partition's messages are stored in that order unless
+// one fails. It returns nil when all were stored, or a *BatchError
 // naming which were not; those may be published again with the same ids.
 func (b *Bus) PublishBatch(ctx context.Context, msgs []Message) error {
 	futures := make([]jetstream.PubAckFuture, len(msgs))
@@ -115,8 +135,8 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []Message) error {
 		if i >= batchWindow {
 			wait(i - batchWindow)
 		}
-		if !msg.Lane.Valid() {
-			errs[i] = fmt.Errorf("bus: publish: %w %q", ErrBadLane, msg.Lane)
+		if err := b.checkTarget(msg.Lane, msg.Partition); err != nil {
+			errs[i] = err
 			failed = true
 			continue
 		}
@@ -124,7 +144,7 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []Message) error {
 			fail(i, err)
 			continue
 		}
-		m := &nats.Msg{Subject: b.subject(msg.Lane), Data: msg.Data, Header: nats.Header{}}
+		m := &nats.Msg{Subject: b.subject(msg.Lane, msg.Partition), Data: msg.Data, Header: nats.Header{}}
 		f, err := b.js.PublishMsgAsync(m, jetstream.WithMsgID(msg.MsgID),
 			jetstream.WithExpectStream(b.opts.Stream), jetstream.WithStallWait(stall))
 		if err != nil {

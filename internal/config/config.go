@@ -100,7 +100,7 @@ var options = []option{
 	{"nats-token", "token NATS clients must present to the embedded server's listener (required with nats-listen)", func(c *Config) flag.Value { return (*stringValue)(&c.NATSToken) }},
 	{"nats-max-bytes", "size bound of the intake log (e.g. 1GiB); when full, intake answers 503", func(c *Config) flag.Value { return &c.NATSMaxBytes }},
 	{"nats-stream", "JetStream stream of the intake log", func(c *Config) flag.Value { return (*stringValue)(&c.NATSStream) }},
-	{"nats-subject-prefix", "subject prefix of the intake log's lanes (<prefix>.hi, <prefix>.lo)", func(c *Config) flag.Value { return (*stringValue)(&c.NATSSubject) }},
+	{"nats-subject-prefix", "subject prefix of the intake log's lanes (<prefix>.hi.<partition>, <prefix>.lo.<partition>)", func(c *Config) flag.Value { return (*stringValue)(&c.NATSSubject) }},
 	{"admin-token", "admin API token; empty: one is generated at first start and printed once", func(c *Config) flag.Value { return (*stringValue)(&c.AdminToken) }},
 	{"log-level", "log level: debug, info, warn or error", func(c *Config) flag.Value { return (*stringValue)(&c.LogLevel) }},
 	{"log-format", "log format: text or json", func(c *Config) flag.Value { return (*stringValue)(&c.LogFormat) }},

@@ -19,12 +19,13 @@ func itemSize(it *Item) int {
 	return len(it.Data) + 2*len(it.SourceSystem) + 2*len(it.Severity) + 48
 }
 
-// encode writes the envelope of items[idx...] as JSON, the same document
+// encode writes the envelope of items as JSON, the same document
 // json.Marshal would make of an Envelope, without re-encoding each item's
-// Data (it is already JSON; Submit checked it).
-func encode(baseID int64, receivedAt time.Time, src event.SourceType, items []Item, idx []int) []byte {
+// Data (it is already JSON; Submit checked it). Both paths to the log
+// (Intake.Submit and the Submitter) encode with it.
+func encode(baseID int64, receivedAt time.Time, src event.SourceType, items []Item) []byte {
 	n := envelopeOverhead + len(src)
-	for _, i := range idx {
+	for i := range items {
 		n += itemSize(&items[i])
 	}
 	b := make([]byte, 0, n)
@@ -37,8 +38,8 @@ func encode(baseID int64, receivedAt time.Time, src event.SourceType, items []It
 	b = append(b, `","source_type":`...)
 	b = appendString(b, string(src))
 	b = append(b, `,"events":[`...)
-	for k, i := range idx {
-		if k > 0 {
+	for i := range items {
+		if i > 0 {
 			b = append(b, ',')
 		}
 		it := &items[i]

@@ -11,9 +11,10 @@ import (
 )
 
 // Envelope is one intake log message: a block of events accepted together,
-// with consecutive ids starting at BaseID. The message's JetStream msg id is
-// BaseID in decimal, so a republished envelope is deduplicated by the log and
-// a redelivered one maps to the same event ids.
+// with consecutive ids starting at BaseID, all of one lane and one partition
+// (their hosts map to it with event.PartitionOf). The message's JetStream
+// msg id is BaseID in decimal, so a republished envelope is deduplicated by
+// the log and a redelivered one maps to the same event ids.
 type Envelope struct {
 	Version    int              `json:"v"`
 	BaseID     int64            `json:"base_id"`
@@ -32,6 +33,10 @@ type Item struct {
 	Severity event.Severity `json:"severity"`
 	// Data is the event exactly as the source sent it.
 	Data json.RawMessage `json:"data"`
+	// Host is the event's host as its normalizer will set it (trimmed and
+	// lowercased); it picks the envelope's partition. It is not encoded:
+	// the normalizer reads the host from Data.
+	Host string `json:"-"`
 }
 
 // Raw returns the raw events of the envelope.

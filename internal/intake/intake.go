@@ -50,11 +50,12 @@ func (e *ItemError) Error() string { return fmt.Sprintf("intake: item %d: %v", e
 // Unwrap returns ErrInvalidItem.
 func (e *ItemError) Unwrap() error { return ErrInvalidItem }
 
-// Publisher appends a message to a lane of the intake log and returns once
-// the log has stored it; a second publish with the same msgID is stored once.
-// *bus.Bus implements it.
+// Publisher appends messages to the intake log and returns once the log
+// has stored them, in order; a second publish with the same MsgID is
+// stored once. It returns nil, or a *bus.BatchError naming the messages
+// that were not stored. *bus.Bus implements it.
 type Publisher interface {
-	Publish(ctx context.Context, lane bus.Lane, msgID string, data []byte) error
+	PublishBatch(ctx context.Context, msgs []bus.Message) error
 }
 
 var _ Publisher = (*bus.Bus)(nil)
@@ -67,6 +68,11 @@ type Options struct {
 	IDs *event.IDGen
 	// Now is the clock of received_at (default time.Now).
 	Now func() time.Time
+	// Partitions is the number of partitions of each lane; an envelope
+	// holds the events of one partition (event.PartitionOf of each item's
+	// Host). Zero takes the Bus's Partitions() when it has the method,
+	// else event.DefaultPartitions.
+	Partitions int
 	// MaxInFlight bounds concurrent Submit calls (default 64); beyond it
 	// Submit fails at once with ErrBusy.
 	MaxInFlight int
@@ -97,6 +103,22 @@ type Intake struct {
 	log  *slog.Logger
 	sem  chan struct{}
 	met  *metrics
+	via  *Submitter // see Coalesce
+}
+
+// Coalesce makes Submit put its items through a Submitter made with opts
+// (blocking mode), so that concurrent requests share envelopes, instead of
+// publishing each request's envelopes itself. A request larger than the
+// Submitter's whole buffer is still published on its own. Call it before the first
+// Submit; Close the returned Submitter at shutdown.
+func (in *Intake) Coalesce(opts SubmitterOptions) (*Submitter, error) {
+	opts.Mode = Blocking
+	s, err := in.NewSubmitter(opts)
+	if err != nil {
+		return nil, err
+	}
+	in.via = s
+	return s, nil
 }
 
 // New returns an Intake.
@@ -109,6 +131,12 @@ func New(opts Options) (*Intake, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Partitions <= 0 {
+		opts.Partitions = event.DefaultPartitions
+		if p, ok := opts.Bus.(interface{ Partitions() int }); ok && p.Partitions() > 0 {
+			opts.Partitions = p.Partitions()
+		}
 	}
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = DefaultMaxInFlight
@@ -150,34 +178,44 @@ func LaneOf(s event.Severity) bus.Lane {
 	return bus.LaneLo
 }
 
-// envelope is one message Submit publishes.
+// envelope is one message of the log.
 type envelope struct {
-	lane   bus.Lane
-	baseID int64
-	idx    []int // indexes into the submitted items
-	data   []byte
-	done   bool // stored
-	err    error
+	lane      bus.Lane
+	partition int
+	src       event.SourceType // Submitter
+	reason    string           // Submitter: why it was cut
+	baseID    int64
+	items     []Item
+	idx       []int // Submit: indexes of items in the submitted slice
+	size      int   // upper bound of the encoded size
+	data      []byte
+	done      bool // stored
+	err       error
 }
 
 // Submit puts items, accepted from source type src, on the intake log and
 // returns their event ids in input order once the log has stored all of
-// them. Items are split by lane (Item.Severity), packed into envelopes of at
-// most MaxEventsPerMessage events and MaxMessageBytes bytes, each with
-// consecutive ids. The two lanes are published concurrently, the critical
-// one first; within a lane the envelopes go one after the other, so that
-// the log keeps the request's order (the pipeline processes a host's events
-// in log order). Each Item.Data must be a JSON value (ErrInvalidItem otherwise, before
-// anything is published).
+// them. Items are split by lane (Item.Severity) and partition (Item.Host),
+// packed into envelopes of at most MaxEventsPerMessage events and
+// MaxMessageBytes bytes, each with consecutive ids. The two lanes are
+// published concurrently, the critical one first; within a lane the
+// envelopes are published in order (asynchronously, on one connection), so
+// that the log keeps the request's order for each host (the pipeline
+// processes a host's events in log order). Each Item.Data must be a JSON
+// value (ErrInvalidItem otherwise, before anything is published).
 //
 // A publish that fails is tried again with the same message id, so the log
-// stores it once, up to PublishAttempts times within ctx. If one still fails
+// stores it once, up to PublishAttempts times within ctx (a retried
+// envelope may land after later ones of its partition). If one still fails
 // Submit returns its error (wrapping bus.ErrFull or bus.ErrUnavailable) and
-// no ids, and publishes no further envelope of that lane; the envelopes that
-// did succeed are stored and will be processed,
+// no ids; the envelopes that did succeed are stored and will be processed,
 // so a client that retries the whole request may submit those events twice
 // (at-least-once; deduplication folds such repeats within its window).
 // Submit fails at once with ErrBusy when MaxInFlight calls are running.
+//
+// A request is already a batch, so Submit publishes at once; sources that
+// submit an event or a few at a time use a Submitter instead, which
+// coalesces many callers' events into envelopes.
 func (in *Intake) Submit(ctx context.Context, src event.SourceType, items []Item) ([]int64, error) {
 	if len(items) == 0 {
 		return nil, nil
@@ -194,44 +232,29 @@ func (in *Intake) Submit(ctx context.Context, src event.SourceType, items []Item
 		in.met.inflight.Dec()
 	}()
 
-	for i := range items {
-		if !json.Valid(items[i].Data) {
-			return nil, &ItemError{Index: i, Err: errors.New("data is not a JSON value")}
-		}
+	if err := validate(items); err != nil {
+		return nil, err
+	}
+	if in.via != nil && in.via.takes(items) {
+		start := time.Now()
+		ids, err := in.via.Submit(ctx, src, items)
+		in.met.publishSeconds.Observe(time.Since(start).Seconds())
+		return ids, err
 	}
 
 	now := in.opts.Now().UTC()
 	envs := in.pack(items)
 	ids := make([]int64, len(items))
 	for _, e := range envs {
-		e.baseID = in.opts.IDs.Next(len(e.idx))
+		e.baseID = in.opts.IDs.Next(len(e.items))
 		for k, i := range e.idx {
 			ids[i] = e.baseID + int64(k)
 		}
-		e.data = encode(e.baseID, now, src, items, e.idx)
+		e.data = encode(e.baseID, now, src, e.items)
 	}
 
-	// The lanes are published concurrently, the critical one started
-	// first; within a lane one envelope after the other, so that the log
-	// holds a host's events in the order of the request.
 	start := time.Now()
-	var wg sync.WaitGroup
-	for _, lane := range bus.Lanes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for _, e := range envs {
-				if e.lane != lane {
-					continue
-				}
-				in.publish(ctx, e)
-				if e.err != nil {
-					return // the rest stay unpublished; Submit fails
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	in.publishLanes(ctx, envs)
 	in.met.publishSeconds.Observe(time.Since(start).Seconds())
 
 	var errs []error
@@ -242,7 +265,8 @@ func (in *Intake) Submit(ctx context.Context, src event.SourceType, items []Item
 			errs = append(errs, e.err)
 		case e.done:
 			published++
-			in.met.accepted(src, e.lane, len(e.idx))
+			in.met.accepted(src, e.lane, len(e.items))
+			in.met.envelope(e.lane, reasonRequest, len(e.items))
 		}
 	}
 	if len(errs) > 0 {
@@ -252,25 +276,76 @@ func (in *Intake) Submit(ctx context.Context, src event.SourceType, items []Item
 	return ids, nil
 }
 
-// publish publishes e, retrying with the same message id.
-func (in *Intake) publish(ctx context.Context, e *envelope) {
-	msgID := strconv.FormatInt(e.baseID, 10)
-	wait := in.opts.RetryWait
-	for attempt := 1; ; attempt++ {
-		err := in.opts.Bus.Publish(ctx, e.lane, msgID, e.data)
-		if err == nil {
-			e.err = nil
-			e.done = true
-			return
+// validate checks that every item's Data is a JSON value.
+func validate(items []Item) error {
+	for i := range items {
+		if !json.Valid(items[i].Data) {
+			return &ItemError{Index: i, Err: errors.New("data is not a JSON value")}
 		}
-		e.err = fmt.Errorf("intake: publish %s envelope %s: %w", e.lane, msgID, err)
-		if attempt >= in.opts.PublishAttempts || errors.Is(err, bus.ErrFull) || errors.Is(err, bus.ErrTooLarge) || ctx.Err() != nil {
+	}
+	return nil
+}
+
+// publishLanes publishes envs, each lane on its own goroutine (the
+// critical one started first), and sets each envelope's done or err.
+func (in *Intake) publishLanes(ctx context.Context, envs []*envelope) {
+	var wg sync.WaitGroup
+	for _, lane := range bus.Lanes {
+		var mine []*envelope
+		for _, e := range envs {
+			if e.lane == lane {
+				mine = append(mine, e)
+			}
+		}
+		if len(mine) == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			in.publish(ctx, mine)
+		}()
+	}
+	wg.Wait()
+}
+
+// publish publishes envs in order and sets each one's done or err,
+// retrying those that failed with the same message ids.
+func (in *Intake) publish(ctx context.Context, envs []*envelope) {
+	wait := in.opts.RetryWait
+	pending := envs
+	for attempt := 1; ; attempt++ {
+		msgs := make([]bus.Message, len(pending))
+		for i, e := range pending {
+			msgs[i] = bus.Message{Lane: e.lane, Partition: e.partition, MsgID: strconv.FormatInt(e.baseID, 10), Data: e.data}
+		}
+		err := in.opts.Bus.PublishBatch(ctx, msgs)
+		var be *bus.BatchError
+		if err != nil && (!errors.As(err, &be) || len(be.Errs) != len(msgs)) {
+			be = &bus.BatchError{Errs: make([]error, len(msgs))}
+			for i := range be.Errs {
+				be.Errs[i] = err
+			}
+		}
+		var retry []*envelope
+		for i, e := range pending {
+			if err == nil || be.Errs[i] == nil {
+				e.done, e.err = true, nil
+				continue
+			}
+			perr := be.Errs[i]
+			e.err = fmt.Errorf("intake: publish %s envelope %s: %w", e.lane, msgs[i].MsgID, perr)
+			if !errors.Is(perr, bus.ErrFull) && !errors.Is(perr, bus.ErrTooLarge) && !errors.Is(perr, bus.ErrBadPartition) {
+				retry = append(retry, e)
+			}
+		}
+		if len(retry) == 0 || attempt >= in.opts.PublishAttempts || ctx.Err() != nil {
 			return
 		}
 		if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
 			return
 		}
-		in.met.retries.Inc()
+		in.met.retries.Add(float64(len(retry)))
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -279,29 +354,42 @@ func (in *Intake) publish(ctx context.Context, e *envelope) {
 		case <-t.C:
 		}
 		wait *= 2
+		pending = retry
 	}
 }
 
-// pack splits items into envelopes by lane, critical lane first, each within
-// the event and byte bounds.
+// pack splits items into envelopes by lane and partition, critical lane
+// first, each within the event and byte bounds.
 func (in *Intake) pack(items []Item) []*envelope {
 	var envs []*envelope
 	for _, lane := range bus.Lanes {
-		var cur *envelope
-		size := 0
+		cur := make(map[int]*envelope) // by partition
 		for i := range items {
 			if LaneOf(items[i].Severity) != lane {
 				continue
 			}
+			p := event.PartitionOf(items[i].Host, in.opts.Partitions)
 			n := itemSize(&items[i])
-			if cur == nil || len(cur.idx) >= in.opts.MaxEventsPerMessage || (len(cur.idx) > 0 && size+n > in.opts.MaxMessageBytes) {
-				cur = &envelope{lane: lane}
-				envs = append(envs, cur)
-				size = envelopeOverhead
+			e := cur[p]
+			if e == nil || !in.fits(e, n) {
+				e = &envelope{lane: lane, partition: p, size: envelopeOverhead}
+				cur[p] = e
+				envs = append(envs, e)
 			}
-			cur.idx = append(cur.idx, i)
-			size += n
+			e.items = append(e.items, items[i])
+			e.idx = append(e.idx, i)
+			e.size += n
 		}
 	}
 	return envs
+}
+
+// fits reports whether an item of n bytes may join e: e has room for one
+// more event and the bytes (an item larger than MaxMessageBytes travels
+// alone).
+func (in *Intake) fits(e *envelope, n int) bool {
+	if len(e.items) >= in.opts.MaxEventsPerMessage {
+		return false
+	}
+	return len(e.items) == 0 || e.size+n <= in.opts.MaxMessageBytes
 }

@@ -39,6 +39,7 @@ func item(sev event.Severity, host string) Item {
 		SourceSystem: "prometheus",
 		Severity:     sev,
 		Data:         json.RawMessage(fmt.Sprintf(`{"host":%q,"severity":%q,"message":"m"}`, host, sev)),
+		Host:         host,
 	}
 }
 
@@ -79,7 +80,7 @@ func counter(t *testing.T, c prometheus.Metric) float64 {
 func TestSubmit(t *testing.T) {
 	b := openBus(t, bus.Options{})
 	reg := prometheus.NewRegistry()
-	in, err := New(Options{Bus: b, IDs: event.NewIDGen(3, fixedNow), Now: fixedNow, MaxEventsPerMessage: 2, Registerer: reg})
+	in, err := New(Options{Bus: b, IDs: event.NewIDGen(3, fixedNow), Now: fixedNow, Partitions: 1, MaxEventsPerMessage: 2, Registerer: reg})
 	require.NoError(t, err)
 
 	items := []Item{
@@ -145,6 +146,40 @@ func TestSubmit(t *testing.T) {
 	})
 }
 
+func TestSubmitPartitions(t *testing.T) {
+	b := openBus(t, bus.Options{})
+	in, err := New(Options{Bus: b, IDs: event.NewIDGen(3, nil)})
+	require.NoError(t, err)
+	require.Equal(t, b.Partitions(), in.opts.Partitions, "the bus's partitions by default")
+	var items []Item
+	partitions := map[int]bool{}
+	for i := range 40 {
+		h := fmt.Sprintf("web-%02d", i)
+		items = append(items, item(event.Info, h))
+		partitions[event.PartitionOf(h, b.Partitions())] = true
+	}
+	ids, err := in.Submit(context.Background(), event.SourceWebhook, items)
+	require.NoError(t, err)
+	require.Len(t, ids, len(items))
+	envs, _ := readEnvelopes(t, b, bus.LaneLo, len(partitions))
+	require.Len(t, envs, len(partitions), "one envelope per partition")
+	events := 0
+	for _, e := range envs {
+		var p = -1
+		for _, it := range e.Events {
+			var d struct{ Host string }
+			require.NoError(t, json.Unmarshal(it.Data, &d))
+			q := event.PartitionOf(d.Host, b.Partitions())
+			if p >= 0 {
+				require.Equal(t, p, q, "an envelope holds the events of one partition")
+			}
+			p = q
+			events++
+		}
+	}
+	require.Equal(t, len(items), events)
+}
+
 func TestSubmitFullLog(t *testing.T) {
 	b := openBus(t, bus.Options{MaxBytes: 32 << 10})
 	in, err := New(Options{Bus: b, IDs: event.NewIDGen(0, nil)})
@@ -183,12 +218,27 @@ type fakeBus struct {
 }
 
 type call struct {
-	lane  bus.Lane
-	msgID string
-	data  []byte
+	lane      bus.Lane
+	msgID     string
+	data      []byte
+	partition int
 }
 
-func (f *fakeBus) Publish(ctx context.Context, lane bus.Lane, msgID string, data []byte) error {
+func (f *fakeBus) PublishBatch(ctx context.Context, msgs []bus.Message) error {
+	errs := make([]error, len(msgs))
+	failed := false
+	for i, m := range msgs {
+		if errs[i] = f.publish(ctx, m); errs[i] != nil {
+			failed = true
+		}
+	}
+	if failed {
+		return &bus.BatchError{Errs: errs}
+	}
+	return nil
+}
+
+func (f *fakeBus) publish(ctx context.Context, m bus.Message) error {
 	if f.start != nil {
 		f.start <- struct{}{}
 	}
@@ -200,7 +250,7 @@ func (f *fakeBus) Publish(ctx context.Context, lane bus.Lane, msgID string, data
 		}
 	}
 	f.mu.Lock()
-	c := call{lane, msgID, data}
+	c := call{m.Lane, m.MsgID, m.Data, m.Partition}
 	n := len(f.calls)
 	f.calls = append(f.calls, c)
 	f.mu.Unlock()
@@ -208,6 +258,13 @@ func (f *fakeBus) Publish(ctx context.Context, lane bus.Lane, msgID string, data
 		return f.answer(n, c)
 	}
 	return nil
+}
+
+// published returns the calls so far.
+func (f *fakeBus) published() []call {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]call(nil), f.calls...)
 }
 
 func TestSubmitBusy(t *testing.T) {
@@ -303,30 +360,41 @@ func TestPack(t *testing.T) {
 		return Item{SourceSystem: "s", Severity: event.Info, Data: json.RawMessage(strconv.Quote(strings.Repeat("x", n)))}
 	}
 	tests := []struct {
-		name      string
-		maxEvents int
-		maxBytes  int
-		items     []Item
-		want      [][]int // indexes per envelope, critical lane first
+		name       string
+		partitions int
+		maxEvents  int
+		maxBytes   int
+		items      []Item
+		want       [][]int // indexes per envelope, critical lane first
 	}{
-		{"lanes apart, critical first", 10, 1 << 20,
+		{"lanes apart, critical first", 1, 10, 1 << 20,
 			[]Item{item(event.Info, "a"), item(event.Critical, "b"), item(event.Low, "c"), item(event.High, "d")},
 			[][]int{{1, 3}, {0, 2}}},
-		{"by count", 2, 1 << 20,
+		{"by count", 1, 2, 1 << 20,
 			[]Item{item(event.Info, "a"), item(event.Info, "b"), item(event.Info, "c")},
 			[][]int{{0, 1}, {2}}},
-		{"by bytes", 100, 1200,
+		{"by bytes", 1, 100, 1200,
 			[]Item{pad(400), pad(400), pad(400), pad(2000), pad(10)},
 			[][]int{{0, 1}, {2}, {3}, {4}}},
+		// web-01 and web-12 are partition 7 of 16, web-02 partition 10.
+		{"by partition, in order within each", 16, 10, 1 << 20,
+			[]Item{item(event.Info, "web-01"), item(event.Info, "web-02"), item(event.Critical, "web-12"), item(event.Info, "web-12"), item(event.Info, "web-02")},
+			[][]int{{2}, {0, 3}, {1, 4}}},
+		{"partition and count", 16, 1, 1 << 20,
+			[]Item{item(event.Info, "web-01"), item(event.Info, "web-12")},
+			[][]int{{0}, {1}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in, err := New(Options{Bus: &fakeBus{}, IDs: event.NewIDGen(0, nil), MaxEventsPerMessage: tt.maxEvents, MaxMessageBytes: tt.maxBytes})
+			in, err := New(Options{Bus: &fakeBus{}, IDs: event.NewIDGen(0, nil), Partitions: tt.partitions, MaxEventsPerMessage: tt.maxEvents, MaxMessageBytes: tt.maxBytes})
 			require.NoError(t, err)
 			var got [][]int
 			for _, e := range in.pack(tt.items) {
 				got = append(got, e.idx)
-				data := encode(1, t0, event.SourceWebhook, tt.items, e.idx)
+				for _, it := range e.items {
+					require.Equal(t, e.partition, event.PartitionOf(it.Host, tt.partitions), "one partition per envelope")
+				}
+				data := encode(1, t0, event.SourceWebhook, e.items)
 				if len(e.idx) > 1 {
 					require.LessOrEqual(t, len(data), tt.maxBytes)
 				}
@@ -350,11 +418,7 @@ func TestEncode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			idx := make([]int, len(tt.items))
-			for i := range idx {
-				idx[i] = i
-			}
-			got := encode(987654321, t0, event.SourceSyslog, tt.items, idx)
+			got := encode(987654321, t0, event.SourceSyslog, tt.items)
 			require.True(t, json.Valid(got), "%s", got)
 
 			want := Envelope{Version: EnvelopeVersion, BaseID: 987654321, ReceivedAt: t0, SourceType: event.SourceSyslog}
@@ -386,7 +450,7 @@ func FuzzEncode(f *testing.F) {
 			return
 		}
 		items := []Item{{SourceSystem: source, Severity: event.Severity(severity), Data: data}}
-		got := encode(1, t0, event.SourceWebhook, items, []int{0})
+		got := encode(1, t0, event.SourceWebhook, items)
 		if !json.Valid(got) {
 			t.Fatalf("invalid JSON: %q", got)
 		}

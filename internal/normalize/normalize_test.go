@@ -1,13 +1,9 @@
 package normalize
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
-	"fmt"
-	"os"
-	"path/filepath"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -19,155 +15,70 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/reflex-ops/reflex/internal/event"
-	"github.com/reflex-ops/reflex/internal/ingest/webhook"
-	"github.com/reflex-ops/reflex/internal/intake"
 	"github.com/reflex-ops/reflex/internal/pipeline"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 var (
 	receivedAt = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	processNow = receivedAt.Add(150 * time.Millisecond)
-	baseID     = event.IDAt(receivedAt) + 7
 )
 
-// rawOf builds the raw event intake would store for a one-event webhook
-// body. A body that intake rejects becomes a raw event anyway, as if
-// corrupt data had passed intake.
-func rawOf(t *testing.T, body []byte) event.Raw {
-	t.Helper()
-	env := intake.Envelope{Version: 1, BaseID: baseID, ReceivedAt: receivedAt, SourceType: event.SourceWebhook}
-	items, rejects, err := webhook.Decode("application/json", body, webhook.Options{})
-	if err == nil && len(items) == 1 && len(rejects) == 0 && bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
-		env.Events = items
-	} else {
-		var buf bytes.Buffer
-		require.NoError(t, json.Compact(&buf, body))
-		env.Events = []intake.Item{{SourceSystem: "webhook", Severity: event.Info, Data: buf.Bytes()}}
+// lineNormalizer is a test adapter: Data is a JSON object with "msg" and
+// optionally "host", "tags" and "ts" (RFC 3339).
+var lineNormalizer = NormalizerFunc(func(raw *event.Raw) (Draft, error) {
+	var v struct {
+		Msg  string    `json:"msg"`
+		Host string    `json:"host"`
+		Tags []string  `json:"tags"`
+		TS   time.Time `json:"ts"`
 	}
-	raws := env.Raw()
-	require.Len(t, raws, 1)
-	return raws[0]
-}
+	if err := json.Unmarshal(raw.Data, &v); err != nil {
+		return Draft{}, err
+	}
+	if v.Msg == "" {
+		return Draft{}, errors.New("no msg")
+	}
+	return Draft{Event: &event.Event{Title: v.Msg, SourceHost: v.Host, Tags: v.Tags}, Timestamp: v.TS}, nil
+})
 
-type goldenResult struct {
-	Event *event.Event `json:"event,omitempty"`
-	// Error is the outcome of a raw event that was not normalized.
-	Error string `json:"error,omitempty"`
-}
-
-func TestNormalizeGolden(t *testing.T) {
-	inputs, err := filepath.Glob("testdata/*.json")
+func newStage(t *testing.T, opts Options) *Stage {
+	t.Helper()
+	if opts.Normalizers == nil {
+		opts.Normalizers = map[event.SourceType]Normalizer{event.SourceSyslog: lineNormalizer}
+	}
+	s, err := New(opts)
 	require.NoError(t, err)
-	require.NotEmpty(t, inputs)
-	n := New(Options{})
-	for _, in := range inputs {
-		name := strings.TrimSuffix(filepath.Base(in), ".json")
-		t.Run(name, func(t *testing.T) {
-			body, err := os.ReadFile(in)
-			require.NoError(t, err)
-			raw := rawOf(t, body)
-			b := &pipeline.Batch{Now: processNow, Raw: []event.Raw{raw}}
-			require.NoError(t, n.Process(context.Background(), b))
-
-			var got goldenResult
-			switch {
-			case len(b.Events) == 1:
-				require.Empty(t, b.Outcomes)
-				got.Event = b.Events[0]
-				checkStorable(t, got.Event)
-			default:
-				require.Empty(t, b.Events)
-				o, ok := b.Outcomes[raw.ID]
-				require.True(t, ok, "a raw event that is not normalized has an outcome")
-				require.True(t, strings.HasPrefix(o.Error, "normalize: "), o.Error)
-				require.Zero(t, o.ProcessedEventID)
-				got.Error = o.Error
-			}
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false)
-			enc.SetIndent("", "  ")
-			require.NoError(t, enc.Encode(got))
-			golden := filepath.Join("testdata", name+".golden")
-			if *update {
-				require.NoError(t, os.WriteFile(golden, buf.Bytes(), 0o644))
-				return
-			}
-			want, err := os.ReadFile(golden)
-			require.NoError(t, err, "run go test -update to create the golden file")
-			require.Equal(t, string(want), buf.String())
-		})
-	}
+	return s
 }
 
-// counterValue reads a counter.
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	require.NoError(t, c.Write(&m))
-	return m.GetCounter().GetValue()
+func raw(id int64, st event.SourceType, data string) event.Raw {
+	return event.Raw{ID: id, SourceSystem: "rsyslog", SourceType: st, Data: json.RawMessage(data), ReceivedAt: receivedAt}
 }
 
-// checkStorable asserts what the store's columns require of an event.
-func checkStorable(t *testing.T, e *event.Event) {
-	t.Helper()
-	require.NotZero(t, e.ID)
-	require.Equal(t, e.ID, e.RawEventID)
-	require.True(t, e.Severity.Valid(), "severity %q", e.Severity)
-	require.NotEmpty(t, e.EventType)
-	require.LessOrEqual(t, utf8.RuneCountInString(e.EventType), 100)
-	require.NotEmpty(t, e.SourceSystem)
-	require.LessOrEqual(t, utf8.RuneCountInString(e.SourceSystem), 100)
-	require.LessOrEqual(t, utf8.RuneCountInString(e.SourceHost), 255)
-	require.Equal(t, strings.ToLower(e.SourceHost), e.SourceHost)
-	require.LessOrEqual(t, utf8.RuneCountInString(e.SourceService), 100)
-	require.NotEmpty(t, e.Title)
-	require.LessOrEqual(t, utf8.RuneCountInString(e.Title), 500)
-	for _, s := range []string{e.Title, e.Description, e.SourceHost, e.SourceService, e.EventType, e.SourceSystem} {
-		require.True(t, utf8.ValidString(s))
-		require.NotContains(t, s, "\x00")
-	}
-	seen := map[string]bool{}
-	for _, tag := range e.Tags {
-		require.NotEmpty(t, tag)
-		require.LessOrEqual(t, utf8.RuneCountInString(tag), 50)
-		require.False(t, seen[tag], "duplicate tag %q", tag)
-		seen[tag] = true
-	}
-	require.False(t, e.OccurredAt.IsZero())
-	require.False(t, e.OccurredAt.Before(e.ReceivedAt.Add(-DefaultMaxAge)), "occurred_at %v too old", e.OccurredAt)
-	require.False(t, e.OccurredAt.After(e.ReceivedAt.Add(DefaultMaxFuture)), "occurred_at %v in the future", e.OccurredAt)
-	require.Equal(t, 1, e.OccurrenceCount)
-	require.Equal(t, e.ReceivedAt, e.LastSeenAt)
-	require.Equal(t, event.Fingerprint(e), e.Fingerprint)
-	_, err := json.Marshal(e)
-	require.NoError(t, err)
-}
-
-func TestProcessBatch(t *testing.T) {
-	n := New(Options{})
-	mk := func(id int64, st event.SourceType, data string) event.Raw {
-		return event.Raw{ID: id, SourceSystem: "webhook", SourceType: st, Data: json.RawMessage(data), ReceivedAt: receivedAt}
-	}
+func TestProcessDispatchesBySourceType(t *testing.T) {
+	n := newStage(t, Options{})
 	b := &pipeline.Batch{Now: processNow, Raw: []event.Raw{
-		mk(1, event.SourceWebhook, `{"message":"one","host":"a"}`),
-		mk(2, event.SourceWebhook, `{"host":"no message"}`),
-		mk(3, event.SourceType("carrier-pigeon"), `{"message":"three"}`),
-		mk(4, event.SourceWebhook, `not json`),
-		mk(5, event.SourceWebhook, `{"message":"five","host":"b"}`),
-		mk(6, event.SourceSyslog, `{"message":"no syslog normalizer yet"}`),
+		raw(1, event.SourceSyslog, `{"msg":"one","host":"A"}`),
+		raw(2, event.SourceSyslog, `{"host":"no message"}`),
+		raw(3, event.SourceType("carrier-pigeon"), `{"msg":"three"}`),
+		raw(4, event.SourceSyslog, `not json`),
+		raw(5, event.SourceSyslog, `{"msg":"five","host":"b"}`),
+		raw(6, event.SourceWebhook, `{"message":"no webhook normalizer registered"}`),
 	}}
 	require.NoError(t, n.Process(context.Background(), b))
 	require.Len(t, b.Events, 2)
 	require.Equal(t, int64(1), b.Events[0].ID)
+	require.Equal(t, "a", b.Events[0].SourceHost)
+	require.Equal(t, event.SourceSyslog, b.Events[0].SourceType)
 	require.Equal(t, int64(5), b.Events[1].ID)
 	require.Len(t, b.Outcomes, 4)
-	require.Equal(t, "normalize: webhook event: message: required field is missing or empty", b.Outcomes[2].Error)
-	require.Equal(t, `normalize: unsupported source type "carrier-pigeon"`, b.Outcomes[3].Error)
-	require.Contains(t, b.Outcomes[4].Error, "normalize: webhook event: event must be a JSON object")
-	require.Equal(t, `normalize: unsupported source type "syslog"`, b.Outcomes[6].Error)
+	require.Equal(t, "normalize: syslog event: no msg", b.Outcomes[2].Error)
+	require.Equal(t, `normalize: no normalizer for source type "carrier-pigeon"`, b.Outcomes[3].Error)
+	require.Contains(t, b.Outcomes[4].Error, "normalize: syslog event: invalid character")
+	require.Equal(t, `normalize: no normalizer for source type "webhook"`, b.Outcomes[6].Error)
+
+	_, err := n.Normalize(raw(7, "x", `{}`), processNow)
+	require.ErrorIs(t, err, ErrNoNormalizer)
 
 	// Each raw event is accounted for once the store batch is built.
 	sb := b.ToStore()
@@ -184,120 +95,127 @@ func TestProcessBatch(t *testing.T) {
 	}
 }
 
-func TestProcessCanceled(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	b := &pipeline.Batch{Now: processNow, Raw: []event.Raw{{ID: 1, SourceType: event.SourceWebhook, Data: json.RawMessage(`{"message":"m"}`)}}}
-	require.ErrorIs(t, New(Options{}).Process(ctx, b), context.Canceled)
-	require.Empty(t, b.Events)
+func TestFallback(t *testing.T) {
+	n := newStage(t, Options{Fallback: NormalizerFunc(func(raw *event.Raw) (Draft, error) {
+		return Draft{Event: &event.Event{Title: "fallback " + string(raw.SourceType)}}, nil
+	})})
+	e, err := n.Normalize(raw(1, "carrier-pigeon", `{}`), processNow)
+	require.NoError(t, err)
+	require.Equal(t, "fallback carrier-pigeon", e.Title)
+	e, err = n.Normalize(raw(2, event.SourceSyslog, `{"msg":"registered wins"}`), processNow)
+	require.NoError(t, err)
+	require.Equal(t, "registered wins", e.Title)
 }
 
-func TestSeverityWords(t *testing.T) {
-	n := New(Options{})
-	families := map[event.Severity][]any{
-		event.Critical: {"critical", "CRIT", "fatal", "emergency", "emerg", "alert", "panic", "disaster", "P1", "sev1", "SEV-1", "down", 0, 1, 2, "0", "2"},
-		event.High:     {"high", "error", "ERR", "major", "severe", "p2", "sev2", "sev-2", "failure", "failed", 3, "3"},
-		event.Medium:   {"medium", "warning", "warn", "moderate", "average", "p3", "sev3", "sev-3", "minor", "degraded", 4},
-		event.Low:      {"low", "notice", "p4", "sev4", "sev-4", "unknown", 5},
-		event.Info:     {"info", "informational", "information", "debug", "trace", "ok", "resolved", "clear", "cleared", "normal", "p5", "sev5", "sev-5", "none", "up", 6, 7, "", nil},
-	}
-	for want, words := range families {
-		for _, w := range words {
-			t.Run(fmt.Sprintf("%v=%s", w, want), func(t *testing.T) {
-				body, err := json.Marshal(map[string]any{"message": "m", "severity": w})
-				require.NoError(t, err)
-				e, err := n.Normalize(event.Raw{ID: 1, SourceSystem: "webhook", SourceType: event.SourceWebhook, Data: body, ReceivedAt: receivedAt}, processNow)
-				require.NoError(t, err)
-				require.Equal(t, want, e.Severity)
-			})
-		}
-	}
+func TestNewRejectsNilNormalizer(t *testing.T) {
+	_, err := New(Options{Normalizers: map[event.SourceType]Normalizer{event.SourceSNMP: nil}})
+	require.ErrorContains(t, err, `nil normalizer for source type "snmp"`)
 }
 
-func TestTimestampPolicy(t *testing.T) {
+func TestNormalizerReturningNoEvent(t *testing.T) {
+	n := newStage(t, Options{Normalizers: map[event.SourceType]Normalizer{
+		event.SourceSNMP: NormalizerFunc(func(*event.Raw) (Draft, error) { return Draft{}, nil }),
+	}})
+	_, err := n.Normalize(raw(1, event.SourceSNMP, `{}`), processNow)
+	require.EqualError(t, err, "normalize: snmp event: normalizer returned no event")
+}
+
+func TestClean(t *testing.T) {
+	long := strings.Repeat("é", MaxTitleLen) + "  tail"
 	tests := []struct {
-		name      string
-		opts      Options
-		ts        time.Time
-		wantKept  bool
-		wantDelta time.Duration // expected occurred_at - received_at when kept
+		name  string
+		draft event.Event
+		check func(t *testing.T, e *event.Event)
 	}{
-		{"now", Options{}, receivedAt, true, 0},
-		{"an hour ago", Options{}, receivedAt.Add(-time.Hour), true, -time.Hour},
-		{"exactly max age", Options{}, receivedAt.Add(-DefaultMaxAge), true, -DefaultMaxAge},
-		{"just older than max age", Options{}, receivedAt.Add(-DefaultMaxAge - time.Microsecond), false, 0},
-		{"exactly max future", Options{}, receivedAt.Add(DefaultMaxFuture), true, DefaultMaxFuture},
-		{"just beyond max future", Options{}, receivedAt.Add(DefaultMaxFuture + time.Microsecond), false, 0},
-		{"sub-microsecond is cut", Options{}, receivedAt.Add(-time.Second + 999), true, -time.Second},
-		{"custom max age", Options{MaxAge: 7 * 24 * time.Hour}, receivedAt.Add(-8 * 24 * time.Hour), false, 0},
-		{"custom max age keeps", Options{MaxAge: 7 * 24 * time.Hour}, receivedAt.Add(-6 * 24 * time.Hour), true, -6 * 24 * time.Hour},
-		{"custom max future", Options{MaxFuture: time.Hour}, receivedAt.Add(30 * time.Minute), true, 30 * time.Minute},
-		{"negative options are defaults", Options{MaxAge: -1, MaxFuture: -1}, receivedAt.Add(4 * time.Minute), true, 4 * time.Minute},
-		{"year 1", Options{}, time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), false, 0},
-		{"year 9999", Options{}, time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC), false, 0},
+		{"defaults", event.Event{}, func(t *testing.T, e *event.Event) {
+			require.Equal(t, DefaultEventType, e.EventType)
+			require.Equal(t, event.Info, e.Severity)
+			require.Equal(t, "rsyslog", e.SourceSystem)
+			require.Equal(t, DefaultEventType, e.Title, "a title is never empty")
+		}},
+		{"title from description", event.Event{Description: "  disk full on /var  "}, func(t *testing.T, e *event.Event) {
+			require.Equal(t, "disk full on /var", e.Title)
+		}},
+		{"long title is cut without trailing space", event.Event{Title: strings.Repeat("a", MaxTitleLen-1) + " b"}, func(t *testing.T, e *event.Event) {
+			require.Equal(t, strings.Repeat("a", MaxTitleLen-1), e.Title)
+		}},
+		{"runes", event.Event{Title: long}, func(t *testing.T, e *event.Event) {
+			require.Equal(t, MaxTitleLen, utf8.RuneCountInString(e.Title))
+		}},
+		{"text is storable", event.Event{Title: "a\x00b\xffc", SourceHost: " Web\x00-01 ", SourceService: "\xfe"}, func(t *testing.T, e *event.Event) {
+			require.Equal(t, "ab\uFFFDc", e.Title)
+			require.Equal(t, "web-01", e.SourceHost)
+			require.Equal(t, "\uFFFD", e.SourceService)
+		}},
+		{"host is lowercased before it is cut", event.Event{SourceHost: strings.Repeat("İ", 300)}, func(t *testing.T, e *event.Event) {
+			require.LessOrEqual(t, utf8.RuneCountInString(e.SourceHost), MaxHostLen)
+			require.Equal(t, strings.ToLower(e.SourceHost), e.SourceHost)
+		}},
+		{"tags", event.Event{Tags: []string{"Prod", "prod", " ", "", strings.Repeat("t", 60)}}, func(t *testing.T, e *event.Event) {
+			require.Equal(t, []string{"prod", strings.Repeat("t", MaxTagLen)}, e.Tags)
+		}},
+		{"the normalizer's source system when the raw event has none", event.Event{SourceSystem: "zabbix"}, func(t *testing.T, e *event.Event) {
+			require.Equal(t, "rsyslog", e.SourceSystem, "the raw event's wins")
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			reg := prometheus.NewPedanticRegistry()
-			tt.opts.Registerer = reg
-			n := New(tt.opts)
-			ts := tt.ts.Format(time.RFC3339Nano)
-			body := []byte(fmt.Sprintf(`{"message":"m","timestamp":%q}`, ts))
-			b := &pipeline.Batch{Now: processNow, Raw: []event.Raw{{ID: 1, SourceSystem: "webhook", SourceType: event.SourceWebhook, Data: body, ReceivedAt: receivedAt}}}
-			require.NoError(t, n.Process(context.Background(), b))
-			require.Len(t, b.Events, 1)
-			e := b.Events[0]
-			if tt.wantKept {
-				require.Equal(t, receivedAt.Add(tt.wantDelta), e.OccurredAt)
-				require.NotContains(t, e.Tags, TagTimestampAdjusted)
-				require.NotContains(t, e.Data, DataOriginalTimestamp)
-				require.Zero(t, counterValue(t, n.adjusted.WithLabelValues("webhook")))
-				return
-			}
+			e := tt.draft
+			r := raw(9, event.SourceSyslog, `{}`)
+			require.False(t, Clean(Draft{Event: &e}, &r, processNow, DefaultMaxAge, DefaultMaxFuture))
+			require.Equal(t, int64(9), e.ID)
+			require.Equal(t, int64(9), e.RawEventID)
 			require.Equal(t, receivedAt, e.OccurredAt)
-			require.Contains(t, e.Tags, TagTimestampAdjusted)
-			require.Equal(t, ts, e.Data[DataOriginalTimestamp])
-			require.Equal(t, 1.0, counterValue(t, n.adjusted.WithLabelValues("webhook")))
+			require.Equal(t, receivedAt, e.LastSeenAt)
+			require.Equal(t, processNow, e.ProcessedAt)
+			require.Equal(t, 1, e.OccurrenceCount)
+			require.Equal(t, event.Fingerprint(&e), e.Fingerprint)
+			tt.check(t, &e)
 		})
 	}
+	t.Run("source type when no source system at all", func(t *testing.T) {
+		e := event.Event{}
+		r := raw(9, event.SourceSNMP, `{}`)
+		r.SourceSystem = ""
+		Clean(Draft{Event: &e}, &r, processNow, DefaultMaxAge, DefaultMaxFuture)
+		require.Equal(t, "snmp", e.SourceSystem)
+	})
+}
+
+func TestCleanTimestamp(t *testing.T) {
+	r := raw(9, event.SourceSyslog, `{}`)
+	e := event.Event{}
+	require.True(t, Clean(Draft{Event: &e, Timestamp: receivedAt.Add(time.Hour)}, &r, processNow, DefaultMaxAge, DefaultMaxFuture))
+	require.Equal(t, receivedAt, e.OccurredAt)
+	require.Equal(t, receivedAt.Add(time.Hour).Format(time.RFC3339Nano), e.Data[DataOriginalTimestamp])
+	require.Contains(t, e.Tags, TagTimestampAdjusted)
+
+	e = event.Event{}
+	require.True(t, Clean(Draft{Event: &e, OriginalTimestamp: "0001-01-01T00:00:00Z"}, &r, processNow, DefaultMaxAge, DefaultMaxFuture),
+		"a zero timestamp the source did give is out of bounds")
+	require.Equal(t, "0001-01-01T00:00:00Z", e.Data[DataOriginalTimestamp])
+
+	e = event.Event{}
+	require.False(t, Clean(Draft{Event: &e, Timestamp: receivedAt.Add(-time.Second + 999)}, &r, processNow, DefaultMaxAge, DefaultMaxFuture))
+	require.Equal(t, receivedAt.Add(-time.Second), e.OccurredAt, "cut to the microsecond")
 }
 
 func TestNormalizeMissingReceivedAt(t *testing.T) {
-	e, err := New(Options{}).Normalize(event.Raw{ID: baseID, SourceSystem: "webhook", SourceType: event.SourceWebhook, Data: json.RawMessage(`{"message":"m"}`)}, processNow)
+	id := event.IDAt(receivedAt) + 3
+	r := raw(id, event.SourceSyslog, `{"msg":"m"}`)
+	r.ReceivedAt = time.Time{}
+	e, err := newStage(t, Options{}).Normalize(r, processNow)
 	require.NoError(t, err)
-	require.Equal(t, event.TimeOfID(baseID), e.ReceivedAt)
+	require.Equal(t, event.TimeOfID(id), e.ReceivedAt)
 	require.Equal(t, e.ReceivedAt, e.OccurredAt)
 }
 
-func TestSourceSystem(t *testing.T) {
-	n := New(Options{})
-	tests := []struct{ raw, data, want string }{
-		{"nagios", `{"message":"m","source":"nagios"}`, "nagios"},
-		{"", `{"message":"m","source":"zabbix"}`, "zabbix"},
-		{"", `{"message":"m"}`, "webhook"},
-		{strings.Repeat("s", 101), `{"message":"m","source":"short"}`, "short"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.want, func(t *testing.T) {
-			e, err := n.Normalize(event.Raw{ID: 1, SourceSystem: tt.raw, SourceType: event.SourceWebhook, Data: json.RawMessage(tt.data), ReceivedAt: receivedAt}, processNow)
-			require.NoError(t, err)
-			require.Equal(t, tt.want, e.SourceSystem)
-		})
-	}
-}
-
-func TestRepeatsShareFingerprint(t *testing.T) {
-	n := New(Options{})
-	norm := func(data string) *event.Event {
-		e, err := n.Normalize(event.Raw{ID: 1, SourceSystem: "prom", SourceType: event.SourceWebhook, Data: json.RawMessage(data), ReceivedAt: receivedAt}, processNow)
-		require.NoError(t, err)
-		return e
-	}
-	a := norm(`{"message":"CPU usage 97%","host":"Web-01","severity":"critical","timestamp":"2026-11-01T11:59:00Z"}`)
-	b := norm(`{"message":"CPU usage 98.5%","host":"web-01 ","severity":"P1","metadata":{"x":1}}`)
-	c := norm(`{"message":"CPU usage 97%","host":"web-02","severity":"critical"}`)
-	require.Equal(t, a.Fingerprint, b.Fingerprint, "host case, numbers, severity synonyms and metadata do not matter")
-	require.NotEqual(t, a.Fingerprint, c.Fingerprint)
+func TestProcessCanceled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	b := &pipeline.Batch{Now: processNow, Raw: []event.Raw{raw(1, event.SourceSyslog, `{"msg":"m"}`)}}
+	require.ErrorIs(t, newStage(t, Options{}).Process(ctx, b), context.Canceled)
+	require.Empty(t, b.Events)
 }
 
 func TestTruncate(t *testing.T) {
@@ -316,15 +234,23 @@ func TestTruncate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			got := truncate(tt.in, tt.n)
+			got := Truncate(tt.in, tt.n)
 			require.Equal(t, tt.want, got)
 			require.True(t, utf8.ValidString(got))
 		})
 	}
 }
 
+// counterValue reads a counter.
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	require.NoError(t, c.Write(&m))
+	return m.GetCounter().GetValue()
+}
+
 func TestConcurrentProcess(t *testing.T) {
-	n := New(Options{Registerer: prometheus.NewRegistry()})
+	n := newStage(t, Options{Registerer: prometheus.NewRegistry()})
 	var wg sync.WaitGroup
 	for w := 0; w < 4; w++ {
 		wg.Add(1)
@@ -332,8 +258,8 @@ func TestConcurrentProcess(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < 50; i++ {
 				b := &pipeline.Batch{Now: processNow, Raw: []event.Raw{
-					{ID: int64(i), SourceSystem: "s", SourceType: event.SourceWebhook, Data: json.RawMessage(`{"message":"m","timestamp":"2001-01-01T00:00:00Z"}`), ReceivedAt: receivedAt},
-					{ID: int64(i) + 1000, SourceType: "bogus", Data: json.RawMessage(`{}`), ReceivedAt: receivedAt},
+					raw(int64(i), event.SourceSyslog, `{"msg":"m","ts":"2001-01-01T00:00:00Z"}`),
+					raw(int64(i)+1000, "bogus", `{}`),
 				}}
 				if err := n.Process(context.Background(), b); err != nil || len(b.Events) != 1 {
 					t.Errorf("process: %v, %d events", err, len(b.Events))
@@ -342,35 +268,14 @@ func TestConcurrentProcess(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	require.Equal(t, 200.0, counterValue(t, n.adjusted.WithLabelValues("webhook")))
+	require.Equal(t, 200.0, counterValue(t, n.adjusted.WithLabelValues("syslog")))
 	require.Equal(t, 200.0, counterValue(t, n.failed.WithLabelValues("unknown")))
 }
 
 func TestRegisterTwice(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	a := New(Options{Registerer: reg})
-	b := New(Options{Registerer: reg})
+	a := newStage(t, Options{Registerer: reg})
+	b := newStage(t, Options{Registerer: reg})
 	require.Same(t, a.failed, b.failed)
 	require.Same(t, a.adjusted, b.adjusted)
-}
-
-// BenchmarkNormalize normalizes a batch of 100 seed-like webhook events.
-func BenchmarkNormalize(b *testing.B) {
-	const size = 100
-	raws := make([]event.Raw, size)
-	for i := range raws {
-		raws[i] = event.Raw{
-			ID: int64(i + 1), SourceSystem: "prometheus", SourceType: event.SourceWebhook, ReceivedAt: receivedAt,
-			Data: json.RawMessage(fmt.Sprintf(`{"source":"prometheus","event_type":"threshold_breach","severity":"critical","host":"web-server-%02d","service":"nginx","message":"CPU usage exceeded 95%% (%d)","timestamp":"2026-11-01T11:59:00Z","metadata":{"cpu_usage":97.5,"threshold":95.0,"duration":"5m"},"tags":["prod","web"]}`, i%50, i)),
-		}
-	}
-	n := New(Options{})
-	b.ReportAllocs()
-	for b.Loop() {
-		batch := &pipeline.Batch{Now: processNow, Raw: raws}
-		if err := n.Process(context.Background(), batch); err != nil || len(batch.Events) != size {
-			b.Fatalf("process: %v", err)
-		}
-	}
-	b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "events/s")
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/reflex-ops/reflex/internal/bus"
 	"github.com/reflex-ops/reflex/internal/correlate"
 	"github.com/reflex-ops/reflex/internal/enrich"
+	"github.com/reflex-ops/reflex/internal/event"
+	"github.com/reflex-ops/reflex/internal/ingest/webhook"
 	"github.com/reflex-ops/reflex/internal/noise"
 	"github.com/reflex-ops/reflex/internal/normalize"
 	"github.com/reflex-ops/reflex/internal/pipeline"
@@ -101,7 +103,17 @@ func newProcessing(ctx context.Context, s *Server) (*processing, error) {
 	p.dedup.Warm(recent)
 	p.corr.Warm(recent)
 
-	norm := normalize.New(normalize.Options{MaxAge: time.Duration(s.cfg.Retention)})
+	norm, err := normalize.New(normalize.Options{
+		Normalizers: map[event.SourceType]normalize.Normalizer{
+			event.SourceWebhook: webhook.Normalizer{},
+		},
+		MaxAge:     time.Duration(s.cfg.Retention),
+		Logger:     s.log,
+		Registerer: s.reg,
+	})
+	if err != nil {
+		return nil, err
+	}
 	stages := pipeline.MultiStage{enricher, limiter, p.dedup, p.corr, scorer}
 	for _, l := range lanes {
 		cons, err := s.bus.Consume(ctx, l.lane, bus.ConsumeOptions{MaxBatch: l.maxBatch, Linger: l.linger})

@@ -69,6 +69,7 @@ type Server struct {
 	store   store.Store
 	bus     *bus.Bus
 	intake  *intake.Intake
+	submit  *intake.Submitter // coalesces webhook requests into envelopes
 	auth    *auth.Authenticator
 	proc    *processing
 	adminKY string
@@ -275,6 +276,11 @@ func (s *Server) startEvents(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Requests share envelopes: one per lane and partition (docs/design.md).
+	s.submit, err = s.intake.Coalesce(intake.SubmitterOptions{})
+	if err != nil {
+		return err
+	}
 	s.auth, err = auth.New(auth.Options{Store: s.store, AdminToken: s.cfg.AdminToken, Now: s.now})
 	if err != nil {
 		return err
@@ -297,6 +303,9 @@ func (s *Server) startEvents(ctx context.Context) error {
 	}
 	s.proc.start(procCtx, s.now())
 	s.stops.push("pipeline", s.proc.stop)
+	// The submitter publishes what it holds after the listeners stop and
+	// before the pipeline drains (pushed after the pipeline: popped first).
+	s.stops.push("intake submitter", s.submit.Close)
 	s.startRetention()
 
 	// Adapters start here, after the pipeline, so that their listeners

@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/reflex-ops/reflex/internal/intake"
+	"github.com/reflex-ops/reflex/internal/normalize"
 )
 
 // Errors wrapped by Decode for problems with the body as a whole.
@@ -102,8 +103,8 @@ func mediaFormat(contentType string) (format, error) {
 //
 // Each item's Data is the event's JSON object exactly as sent, compacted
 // (insignificant whitespace removed); its SourceSystem is the payload's
-// source ("webhook" when absent) and its Severity the parsed severity (info
-// when absent).
+// source ("webhook" when absent), its Severity the parsed severity (info
+// when absent) and its Host the host as the normalizer will set it.
 func Decode(contentType string, body []byte, opts Options) (items []intake.Item, rejects []Reject, err error) {
 	f, err := mediaFormat(contentType)
 	if err != nil {
@@ -146,7 +147,7 @@ func Decode(contentType string, body []byte, opts Options) (items []intake.Item,
 			rejects = append(rejects, toReject(i, err))
 			continue
 		}
-		items = append(items, intake.Item{SourceSystem: p.Source, Severity: p.Severity, Data: data})
+		items = append(items, intake.Item{SourceSystem: p.Source, Severity: p.Severity, Data: data, Host: normalize.Host(p.Host)})
 	}
 	return items, rejects, nil
 }
