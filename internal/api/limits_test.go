@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -20,10 +21,18 @@ type countingBus struct {
 	published atomic.Int64
 }
 
-func (c *countingBus) Publish(ctx context.Context, lane bus.Lane, msgID string, data []byte) error {
-	err := c.Bus.Publish(ctx, lane, msgID, data)
-	if err == nil {
-		c.published.Add(1)
+func (c *countingBus) PublishBatch(ctx context.Context, msgs []bus.Message) error {
+	err := c.Bus.PublishBatch(ctx, msgs)
+	var be *bus.BatchError
+	switch {
+	case err == nil:
+		c.published.Add(int64(len(msgs)))
+	case errors.As(err, &be):
+		for _, e := range be.Errs {
+			if e == nil {
+				c.published.Add(1)
+			}
+		}
 	}
 	return err
 }
