@@ -28,7 +28,9 @@ type fakeSink struct {
 	fail  error
 }
 
-func newSink(parts int) *fakeSink { return &fakeSink{parts: parts, max: 1 << 20, ids: map[string]bool{}} }
+func newSink(parts int) *fakeSink {
+	return &fakeSink{parts: parts, max: 1 << 20, ids: map[string]bool{}}
+}
 
 func (s *fakeSink) Partitions() int   { return s.parts }
 func (s *fakeSink) MaxPayload() int64 { return s.max }
@@ -142,8 +144,8 @@ func TestStoredPublishesNewAndRepeats(t *testing.T) {
 	a.OccurrenceCount, a.LastSeenAt = 2, t0.Add(103*time.Millisecond) // 103 folded into it
 	b := ev(101, "web-02")
 	sb := &store.Batch{
-		Raw: []event.Raw{raw(100, 100), raw(101, 101), raw(102, 50), raw(103, 100), raw(104, 50), raw(105, 0)},
-		New: []event.Event{a, b},
+		Raw:     []event.Raw{raw(100, 100), raw(101, 101), raw(102, 50), raw(103, 100), raw(104, 50), raw(105, 0)},
+		New:     []event.Event{a, b},
 		Repeats: []store.Repeat{{EventID: 50, OccurredAt: t0, OccurrenceCount: 5, LastSeenAt: t0.Add(104 * time.Millisecond)}},
 	}
 	require.NoError(t, p.Stored(context.Background(), sb))

@@ -117,6 +117,7 @@ func newProcessing(ctx context.Context, s *Server) (*processing, error) {
 			Now:        s.now,
 			Logger:     s.log.With("component", "pipeline", "lane", string(l.lane)),
 			Registerer: s.reg,
+			Downstream: s.downstream(),
 		})
 		if err != nil {
 			return nil, err

@@ -58,6 +58,8 @@ type Server struct {
 	proc    *processing
 	adminKY string
 
+	processed *processedOut // the processed-event stream (processed.go)
+
 	events, autonomous, pprof *listener
 
 	bg       sync.WaitGroup
@@ -214,6 +216,9 @@ func (s *Server) startEvents(ctx, bgctx context.Context) error {
 		s.adminKY = key
 		fmt.Fprintf(s.stderr, "\nreflex: generated the admin API key (shown once, stored only as a hash):\n\n    %s\n\nexport REFLEX_TOKEN=%s\n\n", key, key)
 	}
+	if err := s.openProcessed(ctx); err != nil {
+		return err
+	}
 	s.proc, err = newProcessing(ctx, s)
 	if err != nil {
 		return err
@@ -315,7 +320,7 @@ func (s *Server) Ready() error {
 	if s.cfg.RunsEvents() && (b == nil || !b.Ready()) {
 		return errors.New("intake log not ready")
 	}
-	return nil
+	return s.processedReady()
 }
 
 // EventsAddr is the bound address of the Event Processing Service (nil if
