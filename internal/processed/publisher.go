@@ -373,68 +373,85 @@ func (p *Publisher) pack(items []item) ([]bus.ProcessedMessage, map[Kind]int, er
 	kinds := make(map[Kind]int, 2)
 	var msgs []bus.ProcessedMessage
 	limit := p.opts.MaxMessageBytes
+	var scratch []byte // the records of one partition, back to back
+	var ends []int     // where each record ends in scratch
 	for _, part := range order {
-		head := []byte(`{"v":` + strconv.Itoa(Version) + `,"partition":` + strconv.Itoa(part) + `,"records":[`)
-		buf := append([]byte(nil), head...)
-		var ids []int64
-		flush := func() {
-			if len(ids) == 0 {
-				return
-			}
-			buf = append(buf, "]}"...)
-			msgs = append(msgs, bus.ProcessedMessage{Partition: part, MsgID: msgID(part, ids), Data: buf})
-			buf = append([]byte(nil), head...)
-			ids = nil
-		}
-		for _, i := range byPart[part] {
+		head := `{"v":` + strconv.Itoa(Version) + `,"partition":` + strconv.Itoa(part) + `,"records":[`
+		scratch, ends = scratch[:0], ends[:0]
+		idx := byPart[part]
+		for _, i := range idx {
 			it := &items[i]
-			rb, err := encodeRecord(it, true)
-			if err != nil {
-				return nil, nil, err
-			}
-			if len(head)+len(rb)+2 > limit {
+			start := len(scratch)
+			scratch = appendRecord(scratch, &it.rec, it.ev)
+			if len(head)+len(scratch)-start+2 > limit {
 				// Too large even alone: leave event_data out.
-				if rb, err = encodeRecord(it, false); err != nil {
+				ev, err := withoutData(it.ev)
+				if err != nil {
 					return nil, nil, err
 				}
+				it.rec.Truncated = true
+				scratch = appendRecord(scratch[:start], &it.rec, ev)
 				p.met.truncated.Inc()
 				p.log.Warn("processed record too large for a message; published without event_data",
 					"event_id", it.rec.EventID, "raw_event_id", it.rec.RawEventID)
 			}
-			if len(ids) > 0 && len(buf)+1+len(rb)+2 > limit {
-				flush()
-			}
-			if len(ids) > 0 {
-				buf = append(buf, ',')
-			}
-			buf = append(buf, rb...)
-			ids = append(ids, it.rec.RawEventID)
+			ends = append(ends, len(scratch))
 			kinds[it.rec.Kind]++
 		}
-		flush()
+		// Cut into messages: as many records as fit in each.
+		first, from := 0, 0
+		for first < len(idx) {
+			last, size := first, len(head)+2
+			for last < len(idx) {
+				rs := ends[last] - prevEnd(ends, last)
+				if last > first && size+rs+1 > limit {
+					break
+				}
+				if last > first {
+					size++
+				}
+				size += rs
+				last++
+			}
+			to := ends[last-1]
+			buf := make([]byte, 0, len(head)+(to-from)+(last-first)+2)
+			buf = append(buf, head...)
+			ids := make([]int64, 0, last-first)
+			for k := first; k < last; k++ {
+				if k > first {
+					buf = append(buf, ',')
+				}
+				buf = append(buf, scratch[prevEnd(ends, k):ends[k]]...)
+				ids = append(ids, items[idx[k]].rec.RawEventID)
+			}
+			buf = append(buf, "]}"...)
+			msgs = append(msgs, bus.ProcessedMessage{Partition: part, MsgID: msgID(part, ids), Data: buf})
+			first, from = last, to
+		}
 	}
 	return msgs, kinds, nil
 }
 
-// encodeRecord encodes one record; without data, the event's event_data
-// is left out and the record marked Truncated.
-func encodeRecord(it *item, withData bool) ([]byte, error) {
-	w := wireRecord{Record: it.rec, Event: it.ev}
-	if !withData && it.ev != nil {
-		var we wireEvent
-		if err := json.Unmarshal(it.ev, &we); err != nil {
-			return nil, fmt.Errorf("processed: re-encode event %d: %w", it.rec.EventID, err)
-		}
-		we.Data = nil
-		b, err := json.Marshal(&we)
-		if err != nil {
-			return nil, fmt.Errorf("processed: re-encode event %d: %w", it.rec.EventID, err)
-		}
-		w.Event, w.Truncated = b, true
+func prevEnd(ends []int, k int) int {
+	if k == 0 {
+		return 0
 	}
-	b, err := json.Marshal(&w)
+	return ends[k-1]
+}
+
+// withoutData re-encodes an encoded event without its event_data.
+func withoutData(ev []byte) ([]byte, error) {
+	if ev == nil {
+		return nil, nil
+	}
+	var we wireEvent
+	if err := json.Unmarshal(ev, &we); err != nil {
+		return nil, fmt.Errorf("processed: re-encode event: %w", err)
+	}
+	we.Data = nil
+	b, err := json.Marshal(&we)
 	if err != nil {
-		return nil, fmt.Errorf("processed: encode record %d: %w", it.rec.RawEventID, err)
+		return nil, fmt.Errorf("processed: re-encode event %d: %w", we.ID, err)
 	}
 	return b, nil
 }

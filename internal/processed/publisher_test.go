@@ -2,6 +2,7 @@ package processed
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -361,4 +362,23 @@ func counterValue(t *testing.T, c prometheus.Collector) float64 {
 	var d dto.Metric
 	require.NoError(t, (<-ch).Write(&d))
 	return d.GetCounter().GetValue()
+}
+
+func TestAppendRecordMatchesJSON(t *testing.T) {
+	e := ev(7, "h")
+	evb, err := encodeEvent(&e, true)
+	require.NoError(t, err)
+	for _, r := range []Record{
+		{Kind: KindNew, RawEventID: 7, EventID: 7, OccurrenceCount: 1, LastSeenAt: t0.Add(123456789)},
+		{Kind: KindRepeat, RawEventID: 9, EventID: 7, OccurrenceCount: 3, LastSeenAt: t0, Replayed: true, Truncated: true},
+	} {
+		got := appendRecord(nil, &r, evb)
+		want, err := json.Marshal(wireRecord{Record: r, Event: evb})
+		require.NoError(t, err)
+		require.JSONEq(t, string(want), string(got))
+	}
+	// event_data spliced in decodes as MarshalData wrote it.
+	var back map[string]any
+	require.NoError(t, json.Unmarshal(evb, &back))
+	require.Equal(t, 97.5, back["event_data"].(map[string]any)["metadata"].(map[string]any)["cpu_usage"])
 }

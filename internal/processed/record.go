@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/reflex-ops/reflex/internal/event"
@@ -121,7 +122,8 @@ type wireEvent struct {
 }
 
 // encodeEvent encodes e for the stream; withData false leaves event_data
-// out.
+// out. event_data (compact JSON from MarshalData) is spliced in as it is,
+// rather than passed through json.Marshal, which would scan it again.
 func encodeEvent(e *event.Event, withData bool) ([]byte, error) {
 	w := wireEvent{
 		ID: e.ID, RawEventID: e.RawEventID, EventType: e.EventType, Severity: e.Severity,
@@ -131,18 +133,52 @@ func encodeEvent(e *event.Event, withData bool) ([]byte, error) {
 		CorrelationID: e.CorrelationID, ParentEventID: e.ParentEventID, Fingerprint: e.Fingerprint,
 		OccurrenceCount: e.OccurrenceCount, LastSeenAt: e.LastSeenAt, Priority: e.Priority,
 	}
-	if withData {
-		d, err := e.MarshalData()
-		if err != nil {
-			return nil, err
-		}
-		w.Data = d
-	}
 	b, err := json.Marshal(&w)
 	if err != nil {
 		return nil, fmt.Errorf("processed: encode event %d: %w", e.ID, err)
 	}
-	return b, nil
+	if !withData {
+		return b, nil
+	}
+	d, err := e.MarshalData()
+	if err != nil {
+		return nil, err
+	}
+	if len(d) == 0 {
+		return b, nil
+	}
+	out := make([]byte, 0, len(b)+len(d)+len(`,"event_data":`))
+	out = append(out, b[:len(b)-1]...) // without the closing brace
+	out = append(out, `,"event_data":`...)
+	out = append(out, d...)
+	return append(out, '}'), nil
+}
+
+// appendRecord appends the JSON of a record whose event is already
+// encoded (ev, nil for none) to buf.
+func appendRecord(buf []byte, r *Record, ev []byte) []byte {
+	buf = append(buf, `{"kind":"`...)
+	buf = append(buf, r.Kind...)
+	buf = append(buf, `","raw_event_id":`...)
+	buf = strconv.AppendInt(buf, r.RawEventID, 10)
+	buf = append(buf, `,"event_id":`...)
+	buf = strconv.AppendInt(buf, r.EventID, 10)
+	buf = append(buf, `,"occurrence_count":`...)
+	buf = strconv.AppendInt(buf, int64(r.OccurrenceCount), 10)
+	buf = append(buf, `,"last_seen_at":"`...)
+	buf = r.LastSeenAt.AppendFormat(buf, time.RFC3339Nano)
+	buf = append(buf, '"')
+	if r.Replayed {
+		buf = append(buf, `,"replayed":true`...)
+	}
+	if r.Truncated {
+		buf = append(buf, `,"truncated":true`...)
+	}
+	if len(ev) > 0 {
+		buf = append(buf, `,"event":`...)
+		buf = append(buf, ev...)
+	}
+	return append(buf, '}')
 }
 
 func decodeEvent(b []byte) (*event.Event, error) {
