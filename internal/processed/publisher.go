@@ -153,9 +153,14 @@ func (p *Publisher) Stored(ctx context.Context, b *store.Batch) error {
 // kept them from being published. Their occurrence counts are the stored
 // ones at this time.
 func (p *Publisher) Replayed(ctx context.Context, rawIDs []int64) error {
+	type stored struct {
+		ev       []byte // nil: the store no longer has the event
+		host     string
+		count    int
+		lastSeen time.Time
+	}
 	items := make([]item, 0, len(rawIDs))
-	events := make(map[int64][]byte)
-	hosts := make(map[int64]string)
+	events := make(map[int64]stored)
 	for _, id := range rawIDs {
 		rw, err := p.opts.Store.RawEvent(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
@@ -168,34 +173,26 @@ func (p *Publisher) Replayed(ctx context.Context, rawIDs []int64) error {
 		if pid == 0 {
 			continue
 		}
-		ev, ok := events[pid]
-		var e *event.Event
+		st, ok := events[pid]
 		if !ok {
-			e, err = p.opts.Store.Event(ctx, pid)
+			e, err := p.opts.Store.Event(ctx, pid)
 			switch {
 			case errors.Is(err, store.ErrNotFound):
 			case err != nil:
 				return p.failed(fmt.Errorf("processed: replay: %w", err))
 			default:
-				if ev, err = encodeEvent(e, true); err != nil {
+				ev, err := encodeEvent(e, true)
+				if err != nil {
 					return p.failed(err)
 				}
-				hosts[pid] = e.SourceHost
+				st = stored{ev: ev, host: e.SourceHost, count: e.OccurrenceCount, lastSeen: e.LastSeenAt}
 			}
-			events[pid] = ev
+			events[pid] = st
 		}
-		it := item{rec: Record{Kind: KindRepeat, RawEventID: id, EventID: pid, Replayed: true}, ev: ev, host: hosts[pid]}
+		it := item{rec: Record{Kind: KindRepeat, RawEventID: id, EventID: pid, Replayed: true,
+			OccurrenceCount: st.count, LastSeenAt: st.lastSeen}, ev: st.ev, host: st.host}
 		if pid == id {
 			it.rec.Kind = KindNew
-		}
-		if ev != nil {
-			// The stored count and last_seen_at, from the encoded event.
-			var c struct {
-				OccurrenceCount int       `json:"occurrence_count"`
-				LastSeenAt      time.Time `json:"last_seen_at"`
-			}
-			_ = json.Unmarshal(ev, &c)
-			it.rec.OccurrenceCount, it.rec.LastSeenAt = c.OccurrenceCount, c.LastSeenAt
 		}
 		items = append(items, it)
 	}
