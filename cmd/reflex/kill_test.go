@@ -330,15 +330,17 @@ func storedTargets(t *testing.T, db *sql.DB, ids []int64) map[int64]int64 {
 		for i, id := range chunk {
 			args[i] = id
 		}
-		rows, err := db.Query(fmt.Sprintf(`SELECT id, coalesce(processed_event_id, 0) FROM raw_events WHERE id IN (%s)`, ph), args...)
-		require.NoError(t, err)
-		for rows.Next() {
-			var id, pid int64
-			require.NoError(t, rows.Scan(&id, &pid))
-			out[id] = pid
-		}
-		require.NoError(t, rows.Err())
-		require.NoError(t, rows.Close())
+		func() {
+			rows, err := db.Query(fmt.Sprintf(`SELECT id, coalesce(processed_event_id, 0) FROM raw_events WHERE id IN (%s)`, ph), args...)
+			require.NoError(t, err)
+			defer rows.Close()
+			for rows.Next() {
+				var id, pid int64
+				require.NoError(t, rows.Scan(&id, &pid))
+				out[id] = pid
+			}
+			require.NoError(t, rows.Err())
+		}()
 	}
 	return out
 }

@@ -41,7 +41,7 @@ func Permanent(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err)
 const (
 	DefaultBatchMessages = 16
 	DefaultWait          = time.Second
-	DefaultRetryMin      = time.Second
+	DefaultRetryFirst    = time.Second
 	DefaultRetryMax      = time.Minute
 )
 
@@ -115,7 +115,7 @@ func NewConsumer(f Fetcher, opts ConsumerOptions) (*Consumer, error) {
 		opts.Wait = DefaultWait
 	}
 	if opts.RetryMin <= 0 {
-		opts.RetryMin = DefaultRetryMin
+		opts.RetryMin = DefaultRetryFirst
 	}
 	if opts.RetryMax < opts.RetryMin {
 		opts.RetryMax = max(DefaultRetryMax, opts.RetryMin)
