@@ -230,4 +230,37 @@ func streamInfo(ctx context.Context, b *bus.Bus, ps *bus.Processed) (*jetstream.
 	return ps.Info(ctx)
 }
 
-var _ = event.PartitionOf
+
+func TestSubsetOfPartitions(t *testing.T) {
+	b, po := modes[0].open(t) // several filter subjects need NATS 2.10+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ps, err := b.OpenProcessed(ctx, po)
+	require.NoError(t, err)
+	pub, err := NewPublisher(PublisherOptions{Sink: ps, Store: &fakeReader{}})
+	require.NoError(t, err)
+	mine := event.PartitionOf("host-a", 4)
+	col := newCollector()
+	cons, err := Consume(ctx, ps, ConsumerOptions{Name: "subset", Partitions: []int{mine}, Wait: 100 * time.Millisecond})
+	require.NoError(t, err)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- cons.Run(runCtx, col.handle) }()
+	sb := batchOf(1, 2, 3, 4, 5, 6, 7) // hosts host-b .. host-h, host-a
+	require.NoError(t, pub.Stored(ctx, sb))
+	want := 0
+	for _, e := range sb.New {
+		if event.PartitionOf(e.SourceHost, 4) == mine {
+			want++
+		}
+	}
+	waitFor(t, col, want)
+	stop()
+	require.NoError(t, <-done)
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	for id := range col.seen {
+		require.Equal(t, mine, event.PartitionOf("host-"+string(rune('a'+id%7)), 4), "record %d of another partition", id)
+	}
+	require.Len(t, col.seen, want)
+}
