@@ -230,7 +230,6 @@ func streamInfo(ctx context.Context, b *bus.Bus, ps *bus.Processed) (*jetstream.
 	return ps.Info(ctx)
 }
 
-
 func TestSubsetOfPartitions(t *testing.T) {
 	b, po := modes[0].open(t) // several filter subjects need NATS 2.10+
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
