@@ -23,7 +23,7 @@ func TestSecondProcessOnTheSameDataDirFails(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	events := freePort(t)
-	first := startReflex(t, bin, dir, events, freePort(t))
+	first := startReflex(t, bin, dir, events, freePort(t), freePort(t))
 
 	cmd := exec.Command(bin, "server", "--data-dir", dir, "--events-addr", freePort(t),
 		"--autonomous-addr", freePort(t), "--log-level", "warn") //nolint:gosec // the test's own binary

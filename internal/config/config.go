@@ -34,6 +34,13 @@ type Config struct {
 	NATSMaxBytes   ByteSize `yaml:"nats-max-bytes"`
 	NATSStream     string   `yaml:"nats-stream"`
 	NATSSubject    string   `yaml:"nats-subject-prefix"`
+
+	// The processed-event stream (see internal/processed).
+	ProcessedStream     string   `yaml:"processed-stream"`
+	ProcessedSubject    string   `yaml:"processed-subject-prefix"`
+	ProcessedMaxBytes   ByteSize `yaml:"processed-max-bytes"`
+	ProcessedPartitions int      `yaml:"processed-partitions"`
+
 	AdminToken     string   `yaml:"admin-token"`
 	LogLevel       string   `yaml:"log-level"`
 	LogFormat      string   `yaml:"log-format"`
@@ -63,6 +70,12 @@ func Default() Config {
 		NATSMaxBytes:   1 << 30,
 		NATSStream:     "REFLEX_INTAKE",
 		NATSSubject:    "reflex.intake",
+
+		ProcessedStream:     "REFLEX_PROCESSED",
+		ProcessedSubject:    "reflex.processed",
+		ProcessedMaxBytes:   1 << 30,
+		ProcessedPartitions: 16,
+
 		LogLevel:       "info",
 		LogFormat:      "text",
 		Retention:      Duration(90 * 24 * time.Hour),
@@ -101,6 +114,10 @@ var options = []option{
 	{"nats-max-bytes", "size bound of the intake log (e.g. 1GiB); when full, intake answers 503", func(c *Config) flag.Value { return &c.NATSMaxBytes }},
 	{"nats-stream", "JetStream stream of the intake log", func(c *Config) flag.Value { return (*stringValue)(&c.NATSStream) }},
 	{"nats-subject-prefix", "subject prefix of the intake log's lanes (<prefix>.hi.<partition>, <prefix>.lo.<partition>)", func(c *Config) flag.Value { return (*stringValue)(&c.NATSSubject) }},
+	{"processed-stream", "JetStream stream of processed events, read by the components after the store", func(c *Config) flag.Value { return (*stringValue)(&c.ProcessedStream) }},
+	{"processed-subject-prefix", "subject prefix of the processed stream (<prefix>.<partition>)", func(c *Config) flag.Value { return (*stringValue)(&c.ProcessedSubject) }},
+	{"processed-max-bytes", "size bound of the processed stream (e.g. 1GiB); when a consumer's backlog fills it, the pipeline waits", func(c *Config) flag.Value { return &c.ProcessedMaxBytes }},
+	{"processed-partitions", "partitions of the processed stream, hosts mapped to them by hash", func(c *Config) flag.Value { return (*intValue)(&c.ProcessedPartitions) }},
 	{"admin-token", "admin API token; empty: one is generated at first start and printed once", func(c *Config) flag.Value { return (*stringValue)(&c.AdminToken) }},
 	{"log-level", "log level: debug, info, warn or error", func(c *Config) flag.Value { return (*stringValue)(&c.LogLevel) }},
 	{"log-format", "log format: text or json", func(c *Config) flag.Value { return (*stringValue)(&c.LogFormat) }},
@@ -265,6 +282,18 @@ func (c Config) Validate() error {
 	}
 	if c.NATSSubject == "" || strings.ContainsAny(c.NATSSubject, " *>") {
 		bad("nats-subject-prefix", "%q must be non-empty without spaces, '*' or '>'", c.NATSSubject)
+	}
+	if c.ProcessedStream == "" || strings.ContainsAny(c.ProcessedStream, " .*>") || c.ProcessedStream == c.NATSStream {
+		bad("processed-stream", "%q must be non-empty without spaces, '.', '*' or '>', and differ from nats-stream", c.ProcessedStream)
+	}
+	if c.ProcessedSubject == "" || strings.ContainsAny(c.ProcessedSubject, " *>") || c.ProcessedSubject == c.NATSSubject {
+		bad("processed-subject-prefix", "%q must be non-empty without spaces, '*' or '>', and differ from nats-subject-prefix", c.ProcessedSubject)
+	}
+	if c.ProcessedMaxBytes < 1<<20 {
+		bad("processed-max-bytes", "%d is below the minimum of 1MiB", c.ProcessedMaxBytes)
+	}
+	if c.ProcessedPartitions < 1 || c.ProcessedPartitions > 1024 {
+		bad("processed-partitions", "%d is not between 1 and 1024", c.ProcessedPartitions)
 	}
 	if strings.IndexFunc(c.AdminToken, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
 		bad("admin-token", "must not contain spaces or control characters")

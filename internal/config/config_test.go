@@ -80,6 +80,10 @@ func TestLoadErrors(t *testing.T) {
 		{"node id range", []string{"--node-id", "16"}, nil, "node-id"},
 		{"nats listen with url", []string{"--nats-url", "nats://x:4222", "--nats-listen", ":4222", "--nats-token", "0123456789abcdef"}, nil, "nats-listen"},
 		{"nats listen without token", []string{"--nats-listen", "127.0.0.1:4222"}, nil, "nats-token"},
+		{"processed stream same as intake", []string{"--processed-stream", "REFLEX_INTAKE"}, nil, "processed-stream"},
+		{"processed subject same as intake", []string{"--processed-subject-prefix", "reflex.intake"}, nil, "processed-subject-prefix"},
+		{"processed partitions range", []string{"--processed-partitions", "0"}, nil, "processed-partitions"},
+		{"processed max bytes", []string{"--processed-max-bytes", "1KiB"}, nil, "processed-max-bytes"},
 		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
 		{"unknown flag", []string{"--nope"}, nil, "not defined"},
 	} {

@@ -74,6 +74,8 @@ type Server struct {
 	proc    *processing
 	adminKY string
 
+	processed *processedOut // the processed-event stream (processed.go)
+
 	events, autonomous, pprof *listener
 
 	mu       sync.Mutex
@@ -293,6 +295,9 @@ func (s *Server) startEvents(ctx context.Context) error {
 		s.adminKY = key
 		fmt.Fprintf(s.stderr, "\nreflex: generated the admin API key (shown once, stored only as a hash):\n\n    %s\n\nexport REFLEX_TOKEN=%s\n\n", key, key)
 	}
+	if err := s.openProcessed(ctx); err != nil {
+		return err
+	}
 	s.proc, err = newProcessing(ctx, s)
 	if err != nil {
 		return err
@@ -458,7 +463,7 @@ func (s *Server) Ready() error {
 			return err
 		}
 	}
-	return nil
+	return s.processedReady()
 }
 
 // EventsAddr is the bound address of the Event Processing Service (nil if

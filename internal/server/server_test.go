@@ -142,8 +142,11 @@ func TestPostgresAndExternalNATSEndToEnd(t *testing.T) {
 		deleteStream(t, cfg.NATSURL, cfg.NATSStream)
 		deleteStream(t, cfg.NATSURL, "KV_"+bus.LeaseBucket(cfg.NATSStream))
 	})
+	cfg.ProcessedStream, cfg.ProcessedSubject = "REFLEX_TEST_P_"+suffix, "reflex.testp."+suffix
+	t.Cleanup(func() { deleteStream(t, cfg.NATSURL, cfg.ProcessedStream) })
 	ts := start(t, cfg)
 	runEndToEnd(t, ts)
+	runProcessed(t, ts)
 
 	// The seed's schemas and tables exist in PostgreSQL.
 	ctx := context.Background()

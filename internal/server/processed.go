@@ -1,0 +1,144 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/reflex-ops/reflex/internal/bus"
+	"github.com/reflex-ops/reflex/internal/pipeline"
+	"github.com/reflex-ops/reflex/internal/processed"
+	"github.com/reflex-ops/reflex/internal/promutil"
+)
+
+// EnvCrashAfterCommits is a test hook, read only when set: with a value N
+// above 0, the server kills itself with SIGKILL right after the Nth store
+// commit of the pipeline and before that batch is published on the
+// processed stream, so that a test can crash it inside the window between
+// a commit and the acknowledgement of its intake messages. Never set it in
+// production.
+const EnvCrashAfterCommits = "REFLEX_TEST_CRASH_AFTER_COMMITS"
+
+// processedOut is the processed-event stream of the events service and
+// the publisher that the pipeline's runners hand each stored batch to.
+type processedOut struct {
+	stream *bus.Processed
+	pub    *processed.Publisher
+}
+
+// openProcessed creates or updates the processed stream and its
+// publisher. It runs after the bus is open and before the pipeline.
+func (s *Server) openProcessed(ctx context.Context) error {
+	ps, err := s.bus.OpenProcessed(ctx, bus.ProcessedOptions{
+		Stream:        s.cfg.ProcessedStream,
+		SubjectPrefix: s.cfg.ProcessedSubject,
+		Partitions:    s.cfg.ProcessedPartitions,
+		MaxBytes:      int64(s.cfg.ProcessedMaxBytes),
+		Logger:        s.log,
+	})
+	if err != nil {
+		return err
+	}
+	hook, err := crashHook(os.Getenv(EnvCrashAfterCommits), s)
+	if err != nil {
+		return err
+	}
+	pub, err := processed.NewPublisher(processed.PublisherOptions{
+		Sink:          ps,
+		Store:         s.store,
+		BeforePublish: hook,
+		Logger:        s.log.With("component", "processed-publisher"),
+		Registerer:    s.reg,
+	})
+	if err != nil {
+		return err
+	}
+	if err := registerStreamGauges(s.reg, ps); err != nil {
+		return err
+	}
+	s.processed = &processedOut{stream: ps, pub: pub}
+	return nil
+}
+
+// downstream is the runners' Downstream (nil before openProcessed).
+func (s *Server) downstream() pipeline.Downstream {
+	if s.processed == nil {
+		return nil
+	}
+	return s.processed.pub
+}
+
+// processedReady reports a publisher whose last publish failed.
+func (s *Server) processedReady() error {
+	if s.processed == nil {
+		return nil
+	}
+	if err := s.processed.pub.Err(); err != nil {
+		return fmt.Errorf("processed stream: %w", err)
+	}
+	return nil
+}
+
+// crashHook returns the BeforePublish hook of EnvCrashAfterCommits's
+// value v (nil when v is empty).
+func crashHook(v string, s *Server) (func(), error) {
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 {
+		return nil, fmt.Errorf("server: %s=%q is not a positive integer", EnvCrashAfterCommits, v)
+	}
+	s.log.Warn("test hook armed: the server will kill itself after a store commit", "env", EnvCrashAfterCommits, "commits", n)
+	var commits atomic.Int64
+	return func() {
+		if commits.Add(1) != n {
+			return
+		}
+		fmt.Fprintf(s.stderr, "reflex: %s=%d: killing the process after store commit %d, before publishing it\n", EnvCrashAfterCommits, n, n)
+		p, err := os.FindProcess(os.Getpid())
+		if err == nil {
+			err = p.Kill()
+		}
+		if err != nil {
+			fmt.Fprintf(s.stderr, "reflex: test hook could not kill the process: %v\n", err)
+			return
+		}
+		select {} // the kill is asynchronous: publish nothing meanwhile
+	}, nil
+}
+
+// registerStreamGauges registers the processed stream's size, read at
+// scrape time.
+func registerStreamGauges(reg prometheus.Registerer, ps *bus.Processed) error {
+	info := func(f func(msgs, bytes uint64) uint64) func() float64 {
+		return func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			in, err := ps.Info(ctx)
+			if err != nil {
+				return 0
+			}
+			return float64(f(in.State.Msgs, in.State.Bytes))
+		}
+	}
+	msgs := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "reflex_processed_stream_messages",
+		Help: "Messages in the processed stream: published and not yet acknowledged by every downstream consumer.",
+	}, info(func(m, _ uint64) uint64 { return m }))
+	bytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "reflex_processed_stream_bytes",
+		Help: "Bytes in the processed stream; publishes fail when it reaches --processed-max-bytes.",
+	}, info(func(_, b uint64) uint64 { return b }))
+	for _, g := range []*prometheus.GaugeFunc{&msgs, &bytes} {
+		if err := promutil.Register(reg, g); err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+	}
+	return nil
+}
