@@ -14,9 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/reflex-ops/reflex/internal/event"
 )
 
 // Config is the whole configuration of reflex server. Its YAML keys are the
@@ -34,6 +36,9 @@ type Config struct {
 	NATSMaxBytes   ByteSize `yaml:"nats-max-bytes"`
 	NATSStream     string   `yaml:"nats-stream"`
 	NATSSubject    string   `yaml:"nats-subject-prefix"`
+	// NATSPartitions is the partition count of the intake lanes (0: the
+	// default of the mode, see Partitions).
+	NATSPartitions int `yaml:"nats-partitions"`
 
 	// The processed-event stream (see internal/processed).
 	ProcessedStream     string   `yaml:"processed-stream"`
@@ -74,7 +79,7 @@ func Default() Config {
 		ProcessedStream:     "REFLEX_PROCESSED",
 		ProcessedSubject:    "reflex.processed",
 		ProcessedMaxBytes:   1 << 30,
-		ProcessedPartitions: 16,
+		ProcessedPartitions: 0, // as the intake's
 
 		LogLevel:       "info",
 		LogFormat:      "text",
@@ -114,10 +119,11 @@ var options = []option{
 	{"nats-max-bytes", "size bound of the intake log (e.g. 1GiB); when full, intake answers 503", func(c *Config) flag.Value { return &c.NATSMaxBytes }},
 	{"nats-stream", "JetStream stream of the intake log", func(c *Config) flag.Value { return (*stringValue)(&c.NATSStream) }},
 	{"nats-subject-prefix", "subject prefix of the intake log's lanes (<prefix>.hi.<partition>, <prefix>.lo.<partition>)", func(c *Config) flag.Value { return (*stringValue)(&c.NATSSubject) }},
+	{"nats-partitions", "partitions of each intake lane, hosts mapped to them by hash; 0: 1 on the embedded server (each message costs an fsync there), 16 on an external NATS", func(c *Config) flag.Value { return (*intValue)(&c.NATSPartitions) }},
 	{"processed-stream", "JetStream stream of processed events, read by the components after the store", func(c *Config) flag.Value { return (*stringValue)(&c.ProcessedStream) }},
 	{"processed-subject-prefix", "subject prefix of the processed stream (<prefix>.<partition>)", func(c *Config) flag.Value { return (*stringValue)(&c.ProcessedSubject) }},
 	{"processed-max-bytes", "size bound of the processed stream (e.g. 1GiB); when a consumer's backlog fills it, the pipeline waits", func(c *Config) flag.Value { return &c.ProcessedMaxBytes }},
-	{"processed-partitions", "partitions of the processed stream, hosts mapped to them by hash", func(c *Config) flag.Value { return (*intValue)(&c.ProcessedPartitions) }},
+	{"processed-partitions", "partitions of the processed stream, hosts mapped to them by hash; 0: as nats-partitions", func(c *Config) flag.Value { return (*intValue)(&c.ProcessedPartitions) }},
 	{"admin-token", "admin API token; empty: one is generated at first start and printed once", func(c *Config) flag.Value { return (*stringValue)(&c.AdminToken) }},
 	{"log-level", "log level: debug, info, warn or error", func(c *Config) flag.Value { return (*stringValue)(&c.LogLevel) }},
 	{"log-format", "log format: text or json", func(c *Config) flag.Value { return (*stringValue)(&c.LogFormat) }},
@@ -292,8 +298,11 @@ func (c Config) Validate() error {
 	if c.ProcessedMaxBytes < 1<<20 {
 		bad("processed-max-bytes", "%d is below the minimum of 1MiB", c.ProcessedMaxBytes)
 	}
-	if c.ProcessedPartitions < 1 || c.ProcessedPartitions > 1024 {
-		bad("processed-partitions", "%d is not between 1 and 1024", c.ProcessedPartitions)
+	if c.ProcessedPartitions < 0 || c.ProcessedPartitions > 1024 {
+		bad("processed-partitions", "%d is not between 0 (as nats-partitions) and 1024", c.ProcessedPartitions)
+	}
+	if c.NATSPartitions < 0 || c.NATSPartitions > 1024 {
+		bad("nats-partitions", "%d is not between 0 (the default of the mode) and 1024", c.NATSPartitions)
 	}
 	if strings.IndexFunc(c.AdminToken, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
 		bad("admin-token", "must not contain spaces or control characters")
@@ -341,6 +350,31 @@ func (c Config) Validate() error {
 
 // RunsEvents reports whether the Event Processing Service runs.
 func (c Config) RunsEvents() bool { return c.Services == "all" || c.Services == "events" }
+
+// Partitions is the partition count of the intake lanes: NATSPartitions
+// when set, else 1 on the embedded server and event.DefaultPartitions on an
+// external NATS. On the embedded server every intake message costs one
+// fsync, and an envelope holds the events of one partition, so partitions
+// there divide the events per fsync (docs/benchmarks.md); on an external
+// cluster they are what later lets partitions move between instances.
+func (c Config) Partitions() int {
+	switch {
+	case c.NATSPartitions > 0:
+		return c.NATSPartitions
+	case c.NATSURL == "":
+		return 1
+	}
+	return event.DefaultPartitions
+}
+
+// ProcessedPartitionCount is the partition count of the processed stream:
+// ProcessedPartitions when set, else Partitions.
+func (c Config) ProcessedPartitionCount() int {
+	if c.ProcessedPartitions > 0 {
+		return c.ProcessedPartitions
+	}
+	return c.Partitions()
+}
 
 // RunsAutonomous reports whether the Autonomous Response Service runs.
 func (c Config) RunsAutonomous() bool { return c.Services == "all" || c.Services == "autonomous" }

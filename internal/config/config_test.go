@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/reflex-ops/reflex/internal/event"
 )
 
 func env(m map[string]string) func(string) string {
@@ -82,7 +84,8 @@ func TestLoadErrors(t *testing.T) {
 		{"nats listen without token", []string{"--nats-listen", "127.0.0.1:4222"}, nil, "nats-token"},
 		{"processed stream same as intake", []string{"--processed-stream", "REFLEX_INTAKE"}, nil, "processed-stream"},
 		{"processed subject same as intake", []string{"--processed-subject-prefix", "reflex.intake"}, nil, "processed-subject-prefix"},
-		{"processed partitions range", []string{"--processed-partitions", "0"}, nil, "processed-partitions"},
+		{"processed partitions range", []string{"--processed-partitions", "-1"}, nil, "processed-partitions"},
+		{"nats partitions range", []string{"--nats-partitions", "1025"}, nil, "nats-partitions"},
 		{"processed max bytes", []string{"--processed-max-bytes", "1KiB"}, nil, "processed-max-bytes"},
 		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
 		{"unknown flag", []string{"--nope"}, nil, "not defined"},
@@ -195,4 +198,29 @@ func FuzzParse(f *testing.F) {
 		}
 		_ = c.Validate()
 	})
+}
+
+func TestPartitionsFollowTheMode(t *testing.T) {
+	for _, c := range []struct {
+		name                 string
+		url                  string
+		intake, processed    int
+		wantIntake, wantProc int
+	}{
+		{"embedded default: one partition, one fsync per envelope of any host", "", 0, 0, 1, 1},
+		{"external default", "nats://n:4222", 0, 0, event.DefaultPartitions, event.DefaultPartitions},
+		{"set on the embedded server", "", 4, 0, 4, 4},
+		{"processed set apart", "nats://n:4222", 8, 2, 8, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := Default()
+			cfg.NATSURL, cfg.NATSPartitions, cfg.ProcessedPartitions = c.url, c.intake, c.processed
+			require.NoError(t, cfg.Validate())
+			require.Equal(t, c.wantIntake, cfg.Partitions())
+			require.Equal(t, c.wantProc, cfg.ProcessedPartitionCount())
+		})
+	}
+	cfg := Default()
+	cfg.NATSPartitions = -1
+	require.ErrorContains(t, cfg.Validate(), "nats-partitions")
 }

@@ -60,6 +60,10 @@ type Publisher interface {
 
 var _ Publisher = (*bus.Bus)(nil)
 
+// envelopeRoom is what an envelope's own fields take beside its items, at
+// most (ids, time, source type, per-item source and severity are far less).
+const envelopeRoom = 4 << 10
+
 // Options configure New. Bus and IDs are required; the rest have defaults.
 type Options struct {
 	// Bus is the intake log.
@@ -147,6 +151,12 @@ func New(opts Options) (*Intake, error) {
 	opts.MaxEventsPerMessage = min(opts.MaxEventsPerMessage, event.MaxBlock)
 	if opts.MaxMessageBytes <= 0 {
 		opts.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	// Envelopes that coalesce many requests must fit the log's messages,
+	// or one refusal would fail every request in them (an external NATS
+	// may take less than the default).
+	if mp, ok := opts.Bus.(interface{ MaxPayload() int64 }); ok && mp.MaxPayload() > 0 {
+		opts.MaxMessageBytes = int(min(int64(opts.MaxMessageBytes), max(mp.MaxPayload()-envelopeRoom, 1)))
 	}
 	if opts.PublishAttempts <= 0 {
 		opts.PublishAttempts = DefaultPublishAttempts

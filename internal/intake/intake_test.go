@@ -477,3 +477,22 @@ func TestItemError(t *testing.T) {
 	require.ErrorIs(t, e, ErrInvalidItem)
 	require.Contains(t, e.Error(), "item 2")
 }
+
+// smallBus is a Publisher whose log takes messages of at most max bytes.
+type smallBus struct {
+	Publisher
+	max int64
+}
+
+func (b smallBus) MaxPayload() int64 { return b.max }
+
+// Envelopes are cut below the log's max payload, so that an external NATS
+// with a small max_payload never refuses an envelope of many requests.
+func TestEnvelopesFitTheLogsMaxPayload(t *testing.T) {
+	in, err := New(Options{Bus: smallBus{max: 64 << 10}, IDs: event.NewIDGen(1, nil)})
+	require.NoError(t, err)
+	require.Equal(t, 60<<10, in.opts.MaxMessageBytes)
+	in, err = New(Options{Bus: smallBus{max: 8 << 20}, IDs: event.NewIDGen(1, nil)})
+	require.NoError(t, err)
+	require.Equal(t, DefaultMaxMessageBytes, in.opts.MaxMessageBytes)
+}

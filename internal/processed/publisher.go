@@ -163,8 +163,11 @@ func (p *Publisher) Replayed(ctx context.Context, rawIDs []int64) error {
 	events := make(map[int64]stored)
 	for _, id := range rawIDs {
 		rw, err := p.opts.Store.RawEvent(ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // removed by retention since
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrUnreadable) {
+			// Removed by retention since, or a row no reader can decode
+			// (counted by the store): nothing to republish, and never a
+			// reason to hold the lane.
+			continue
 		}
 		if err != nil {
 			return p.failed(fmt.Errorf("processed: replay: %w", err))
@@ -178,6 +181,10 @@ func (p *Publisher) Replayed(ctx context.Context, rawIDs []int64) error {
 			e, err := p.opts.Store.Event(ctx, pid)
 			switch {
 			case errors.Is(err, store.ErrNotFound):
+			case errors.Is(err, store.ErrUnreadable):
+				// Published without the event, as for one retention
+				// removed: an unreadable row must not stall the lane.
+				p.log.Warn("replay of an unreadable processed event; publishing it without the event", "event_id", pid)
 			case err != nil:
 				return p.failed(fmt.Errorf("processed: replay: %w", err))
 			default:
@@ -260,8 +267,8 @@ func (p *Publisher) fromBatch(ctx context.Context, b *store.Batch) ([]item, erro
 		}
 		p.met.cache.WithLabelValues("miss").Inc()
 		e, err := p.opts.Store.Event(ctx, pid)
-		if errors.Is(err, store.ErrNotFound) {
-			p.log.Warn("repeat of a processed event the store no longer has; publishing it without the event", "event_id", pid)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrUnreadable) {
+			p.log.Warn("repeat of a processed event the store no longer has or cannot read; publishing it without the event", "event_id", pid, "err", err)
 			continue
 		}
 		if err != nil {

@@ -382,3 +382,46 @@ func TestAppendRecordMatchesJSON(t *testing.T) {
 	require.NoError(t, json.Unmarshal(evb, &back))
 	require.Equal(t, 97.5, back["event_data"].(map[string]any)["metadata"].(map[string]any)["cpu_usage"])
 }
+
+// unreadableReader answers ErrUnreadable for the events in bad, as a store
+// does for a row whose event_data cannot be decoded.
+type unreadableReader struct {
+	*fakeReader
+	bad map[int64]bool
+}
+
+func (u unreadableReader) Event(ctx context.Context, id int64) (*event.Event, error) {
+	if u.bad[id] {
+		return nil, fmt.Errorf("sqlstore: event %d: %w", id, store.ErrUnreadable)
+	}
+	return u.fakeReader.Event(ctx, id)
+}
+
+// An unreadable stored event must not stall the lane: Replayed, and a
+// repeat of it in a later batch, publish its records without the event
+// instead of failing (and so being retried forever).
+func TestUnreadableEventDoesNotStallThePublisher(t *testing.T) {
+	rd := unreadableReader{
+		fakeReader: &fakeReader{
+			raws:   map[int64]event.Raw{200: raw(200, 200), 201: raw(201, 200)},
+			events: map[int64]event.Event{},
+		},
+		bad: map[int64]bool{200: true},
+	}
+	sink := newSink(16)
+	p := newPub(t, sink, rd, nil)
+	require.NoError(t, p.Replayed(context.Background(), []int64{200, 201}))
+	recs := byRaw(sink.records(t))
+	require.Len(t, recs, 2)
+	require.Nil(t, recs[200].Event)
+	require.Equal(t, KindNew, recs[200].Kind)
+	require.Equal(t, KindRepeat, recs[201].Kind)
+
+	// A repeat, in a new batch, of the unreadable event stored earlier.
+	rep := raw(202, 200)
+	require.NoError(t, p.Stored(context.Background(), &store.Batch{Raw: []event.Raw{rep},
+		Repeats: []store.Repeat{{EventID: 200, OccurrenceCount: 3, LastSeenAt: t0}}}))
+	got := byRaw(sink.records(t))[202]
+	require.Equal(t, KindRepeat, got.Kind)
+	require.Equal(t, int64(200), got.EventID)
+}

@@ -37,7 +37,7 @@ func (s *Server) openProcessed(ctx context.Context) error {
 	ps, err := s.bus.OpenProcessed(ctx, bus.ProcessedOptions{
 		Stream:        s.cfg.ProcessedStream,
 		SubjectPrefix: s.cfg.ProcessedSubject,
-		Partitions:    s.cfg.ProcessedPartitions,
+		Partitions:    s.cfg.ProcessedPartitionCount(),
 		MaxBytes:      int64(s.cfg.ProcessedMaxBytes),
 		Logger:        s.log,
 	})
@@ -71,17 +71,6 @@ func (s *Server) downstream() pipeline.Downstream {
 		return nil
 	}
 	return s.processed.pub
-}
-
-// processedReady reports a publisher whose last publish failed.
-func (s *Server) processedReady() error {
-	if s.processed == nil {
-		return nil
-	}
-	if err := s.processed.pub.Err(); err != nil {
-		return fmt.Errorf("processed stream: %w", err)
-	}
-	return nil
 }
 
 // crashHook returns the BeforePublish hook of EnvCrashAfterCommits's

@@ -134,7 +134,7 @@ func newProcessing(ctx context.Context, s *Server) (*processing, error) {
 			// The drain follows --shutdown-timeout, leaving a reserve
 			// for closing the intake log and storage after it.
 			DrainTimeout: drainTimeout(time.Duration(s.cfg.ShutdownGrace)),
-			Downstream: s.downstream(),
+			Downstream:   s.downstream(),
 		})
 		if err != nil {
 			return nil, err
