@@ -260,62 +260,25 @@ type ProcessedMessage struct {
 // ErrTooLarge; they may be published again with the same ids. dups counts
 // the messages the stream acknowledged as duplicates.
 func (p *Processed) Publish(ctx context.Context, msgs []ProcessedMessage) (dups int, err error) {
-	futures := make([]jetstream.PubAckFuture, len(msgs))
-	errs := make([]error, len(msgs))
-	failed := false
-	fail := func(i int, err error) {
-		errs[i] = fmt.Errorf("bus: publish processed %d: %w", msgs[i].Partition, classify(err))
-		failed = true
-	}
-	wait := func(i int) {
-		f := futures[i]
-		if f == nil {
-			return
+	out := make([]asyncMsg, len(msgs))
+	for i, msg := range msgs {
+		out[i] = asyncMsg{msgID: msg.MsgID, data: msg.Data}
+		if msg.Partition < 0 || msg.Partition >= p.opts.Partitions {
+			out[i].refused = fmt.Errorf("bus: publish processed: partition %d out of [0, %d)", msg.Partition, p.opts.Partitions)
+			continue
 		}
-		select {
-		case ack := <-f.Ok():
-			if ack.Duplicate {
-				dups++
-			}
-		case err := <-f.Err():
-			fail(i, err)
-		case <-ctx.Done():
-			fail(i, ctx.Err())
-		}
+		out[i].subject = p.Subject(msg.Partition)
 	}
-	stall := 10 * time.Second
-	if d, ok := ctx.Deadline(); ok {
-		stall = max(time.Millisecond, time.Until(d))
+	errs, dups, failed := publishAsync(ctx, p.js, p.opts.Stream, out)
+	if !failed {
+		return dups, nil
 	}
 	for i, msg := range msgs {
-		if i >= batchWindow {
-			wait(i - batchWindow)
+		if err := errs[i]; err != nil && out[i].refused == nil {
+			errs[i] = fmt.Errorf("bus: publish processed %d: %w", msg.Partition, err)
 		}
-		if msg.Partition < 0 || msg.Partition >= p.opts.Partitions {
-			errs[i] = fmt.Errorf("bus: publish processed: partition %d out of [0, %d)", msg.Partition, p.opts.Partitions)
-			failed = true
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			fail(i, err)
-			continue
-		}
-		m := &nats.Msg{Subject: p.Subject(msg.Partition), Data: msg.Data, Header: nats.Header{}}
-		f, err := p.js.PublishMsgAsync(m, jetstream.WithMsgID(msg.MsgID),
-			jetstream.WithExpectStream(p.opts.Stream), jetstream.WithStallWait(stall))
-		if err != nil {
-			fail(i, err)
-			continue
-		}
-		futures[i] = f
 	}
-	for i := max(0, len(msgs)-batchWindow); i < len(msgs); i++ {
-		wait(i)
-	}
-	if failed {
-		return dups, &BatchError{Errs: errs}
-	}
-	return dups, nil
+	return dups, &BatchError{Errs: errs}
 }
 
 // ProcessedConsumerOptions configure a durable consumer of the processed

@@ -102,13 +102,47 @@ func (e *BatchError) Unwrap() []error {
 // one fails. It returns nil when all were stored, or a *BatchError
 // naming which were not; those may be published again with the same ids.
 func (b *Bus) PublishBatch(ctx context.Context, msgs []Message) error {
+	out := make([]asyncMsg, len(msgs))
+	for i, msg := range msgs {
+		out[i] = asyncMsg{msgID: msg.MsgID, data: msg.Data, refused: b.checkTarget(msg.Lane, msg.Partition)}
+		if out[i].refused == nil {
+			out[i].subject = b.subject(msg.Lane, msg.Partition)
+		}
+	}
+	errs, dups, failed := publishAsync(ctx, b.js, b.opts.Stream, out)
+	b.met.duplicates.Add(float64(dups))
+	if !failed {
+		return nil
+	}
+	for i, msg := range msgs {
+		if err := errs[i]; err != nil && out[i].refused == nil {
+			b.met.publishFailed(err)
+			errs[i] = fmt.Errorf("bus: publish %s: %w", msg.Lane, err)
+		}
+	}
+	return &BatchError{Errs: errs}
+}
+
+// asyncMsg is one message of publishAsync. A message with refused set is
+// not published: refused is its error.
+type asyncMsg struct {
+	subject, msgID string
+	data           []byte
+	refused        error
+}
+
+// publishAsync publishes msgs to stream with asynchronous JetStream
+// publishes, at most batchWindow awaiting their acknowledgement at a time,
+// and waits for every acknowledgement. The messages reach the stream in the
+// order of msgs (one connection). errs[i] is message i's error (classified
+// as ErrFull, ErrUnavailable or ErrTooLarge where it is one of those; the
+// refused error as it is), failed whether any is set, dups how many the
+// stream acknowledged as duplicates.
+func publishAsync(ctx context.Context, js jetstream.JetStream, stream string, msgs []asyncMsg) (errs []error, dups int, failed bool) {
 	futures := make([]jetstream.PubAckFuture, len(msgs))
-	errs := make([]error, len(msgs))
-	failed := false
+	errs = make([]error, len(msgs))
 	fail := func(i int, err error) {
-		err = classify(err)
-		b.met.publishFailed(err)
-		errs[i] = fmt.Errorf("bus: publish %s: %w", msgs[i].Lane, err)
+		errs[i] = classify(err)
 		failed = true
 	}
 	wait := func(i int) {
@@ -119,7 +153,7 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []Message) error {
 		select {
 		case ack := <-f.Ok():
 			if ack.Duplicate {
-				b.met.duplicates.Inc()
+				dups++
 			}
 		case err := <-f.Err():
 			fail(i, err)
@@ -135,8 +169,8 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []Message) error {
 		if i >= batchWindow {
 			wait(i - batchWindow)
 		}
-		if err := b.checkTarget(msg.Lane, msg.Partition); err != nil {
-			errs[i] = err
+		if msg.refused != nil {
+			errs[i] = msg.refused
 			failed = true
 			continue
 		}
@@ -144,9 +178,9 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []Message) error {
 			fail(i, err)
 			continue
 		}
-		m := &nats.Msg{Subject: b.subject(msg.Lane, msg.Partition), Data: msg.Data, Header: nats.Header{}}
-		f, err := b.js.PublishMsgAsync(m, jetstream.WithMsgID(msg.MsgID),
-			jetstream.WithExpectStream(b.opts.Stream), jetstream.WithStallWait(stall))
+		m := &nats.Msg{Subject: msg.subject, Data: msg.data, Header: nats.Header{}}
+		f, err := js.PublishMsgAsync(m, jetstream.WithMsgID(msg.msgID),
+			jetstream.WithExpectStream(stream), jetstream.WithStallWait(stall))
 		if err != nil {
 			fail(i, err)
 			continue
@@ -156,10 +190,7 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []Message) error {
 	for i := max(0, len(msgs)-batchWindow); i < len(msgs); i++ {
 		wait(i)
 	}
-	if failed {
-		return &BatchError{Errs: errs}
-	}
-	return nil
+	return errs, dups, failed
 }
 
 // batchWindow bounds the asynchronous publishes of one PublishBatch that

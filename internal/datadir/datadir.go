@@ -40,7 +40,7 @@ func Acquire(dir string, now func() time.Time) (*Lock, error) {
 	if now == nil {
 		now = time.Now
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil { //nolint:gosec // the data dir is the operator's own configuration
 		return nil, fmt.Errorf("datadir: create %s: %w", dir, err)
 	}
 	path := filepath.Join(dir, FileName)

@@ -21,7 +21,7 @@ type pgxDB struct {
 var _ sqlstore.DB = pgxDB{}
 
 func (p pgxDB) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
-	return p.q.Query(ctx, q, args...)
+	return p.q.Query(ctx, q, args...) //nolint:sqlclosecheck // an adapter: its caller closes the rows
 }
 
 func (p pgxDB) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
