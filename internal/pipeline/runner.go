@@ -458,8 +458,11 @@ func (r *Runner) runStages(ctx context.Context, b *Batch) error {
 		wg.Wait()
 	}
 	for _, p := range parts {
-		// Undo under the partition's lock, like Process: the other lane
-		// may hold events of the same hosts.
+		// Undo under the partition's lock, like Process, so that this
+		// lane's next batch of the same hosts waits for it. Each lane has
+		// its own locks (the critical lane never waits for the other's
+		// partitions); what the lanes share, the stages guard with their
+		// own shard locks, and an undo is per event (docs/processing.md).
 		if undo := p.b.aborts; len(undo) > 0 {
 			mu := &r.locks.mu[p.partition]
 			b.OnAbort(func() {
