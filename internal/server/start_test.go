@@ -154,6 +154,10 @@ func leaseConfig(t *testing.T, url, stream string) config.Config {
 	cfg.NATSURL = url
 	cfg.NATSStream = stream
 	cfg.NATSSubject = "reflex.test." + strings.ToLower(stream)
+	// The processed stream of the test's own, never the default one that
+	// a deployment on the same NATS uses (the tests' cleanups delete it).
+	cfg.ProcessedStream = stream + "_P"
+	cfg.ProcessedSubject = "reflex.testp." + strings.ToLower(stream)
 	return cfg
 }
 
@@ -163,6 +167,7 @@ func TestSecondProcessingInstanceOnTheStreamFails(t *testing.T) {
 	t.Cleanup(func() {
 		deleteStream(t, url, stream)
 		deleteStream(t, url, "KV_"+bus.LeaseBucket(stream))
+		deleteStream(t, url, stream+"_P")
 	})
 	first := start(t, leaseConfig(t, url, stream))
 	held := gauge(t, first.srv.Registry(), "reflex_processing_lease_held")
@@ -192,6 +197,7 @@ func TestLosingTheLeaseStopsProcessing(t *testing.T) {
 	t.Cleanup(func() {
 		deleteStream(t, url, stream)
 		deleteStream(t, url, "KV_"+bus.LeaseBucket(stream))
+		deleteStream(t, url, stream+"_P")
 	})
 	cfg := leaseConfig(t, url, stream)
 	srv, err := New(Options{Config: cfg, Stderr: io.Discard, LeaseTTL: time.Second})
