@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -509,4 +510,34 @@ func TestConsumerRecreatedAfterDeletion(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A batch also ends at MaxBytes: 100-byte messages with MaxBytes 350 come
+// four at a time (the message that crosses the bound is included), never
+// the 50 MaxBatch allows.
+func TestBatchEndsAtMaxBytes(t *testing.T) {
+	b := openBus(t, Options{DataDir: t.TempDir()})
+	ctx := ctxT(t)
+	msgs := make([]Message, 20)
+	for i := range msgs {
+		msgs[i] = Message{Lane: LaneLo, MsgID: "m" + strconv.Itoa(i), Data: bytes.Repeat([]byte("x"), 100)}
+	}
+	require.NoError(t, b.PublishBatch(ctx, msgs))
+	c := consume(t, b, LaneLo, ConsumeOptions{MaxBatch: 50, MaxBytes: 350, Linger: time.Second})
+	n := 0
+	for n < len(msgs) {
+		got, err := c.Next(ctx)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(got), 4)
+		if n+len(got) < len(msgs) {
+			// Every batch but a last partial one is full by bytes: the
+			// linger of a second never ran out (the messages were there).
+			require.Len(t, got, 4)
+		}
+		for _, m := range got {
+			require.NoError(t, m.Ack())
+		}
+		n += len(got)
+	}
+	require.Equal(t, len(msgs), n)
 }

@@ -27,6 +27,11 @@ const (
 type ConsumeOptions struct {
 	// MaxBatch is the most messages Next returns (default 64).
 	MaxBatch int
+	// MaxBytes, when set, also ends a batch once its messages' data adds
+	// up to this many bytes (the message that crosses it is included), so
+	// that a batch holds about as many events whether the envelopes are
+	// large or small (they are small when intake is partitioned).
+	MaxBytes int
 	// Linger is how long Next waits for more messages once it has one
 	// (default 5ms on LaneHi, 20ms on LaneLo).
 	Linger time.Duration
@@ -126,6 +131,7 @@ func MsgOf(lane Lane, m jetstream.Msg) Msg { return toMsg(lane, m) }
 type Consumer struct {
 	lane     Lane
 	maxBatch int
+	maxBytes int
 	linger   time.Duration
 	log      *slog.Logger
 	cons     jetstream.Consumer
@@ -169,6 +175,7 @@ func (b *Bus) Consume(ctx context.Context, lane Lane, opts ConsumeOptions) (*Con
 	c := &Consumer{
 		lane:      lane,
 		maxBatch:  opts.MaxBatch,
+		maxBytes:  opts.MaxBytes,
 		linger:    opts.Linger,
 		log:       b.log.With("lane", string(lane)),
 		cons:      cons,
@@ -322,30 +329,36 @@ func (c *Consumer) Next(ctx context.Context) ([]Msg, error) {
 	case <-c.busClosed:
 		return nil, ErrClosed
 	}
-	out := make([]Msg, 0, c.maxBatch)
-	out = append(out, toMsg(c.lane, first))
-	if len(out) >= c.maxBatch {
+	out := make([]Msg, 0, min(c.maxBatch, 64))
+	size := 0
+	add := func(m jetstream.Msg) {
+		out = append(out, toMsg(c.lane, m))
+		size += len(m.Data())
+	}
+	full := func() bool { return len(out) >= c.maxBatch || (c.maxBytes > 0 && size >= c.maxBytes) }
+	add(first)
+	if full() {
 		return out, nil
 	}
 	// Take what is already there without arming a timer.
-	for len(out) < c.maxBatch {
+	for !full() {
 		select {
 		case m := <-c.ch:
-			out = append(out, toMsg(c.lane, m))
+			add(m)
 			continue
 		default:
 		}
 		break
 	}
-	if len(out) >= c.maxBatch {
+	if full() {
 		return out, nil
 	}
 	t := time.NewTimer(c.linger)
 	defer t.Stop()
-	for len(out) < c.maxBatch {
+	for !full() {
 		select {
 		case m := <-c.ch:
-			out = append(out, toMsg(c.lane, m))
+			add(m)
 		case <-t.C:
 			return out, nil
 		case <-ctx.Done():
