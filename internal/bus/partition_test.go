@@ -109,9 +109,15 @@ func TestUpgradeFromUnpartitionedSubjects(t *testing.T) {
 			require.NoError(t, b.PublishPartition(ctx, LaneLo, 7, "new-lo", []byte("new-lo")))
 			require.NoError(t, b.PublishPartition(ctx, LaneHi, 0, "new-hi", []byte("new-hi")))
 			for l, n := range map[Lane]uint64{LaneHi: 2, LaneLo: 3} {
-				depth, err := b.Pending(ctx, l)
-				require.NoError(t, err)
-				require.Equal(t, n, depth, "lane %s", l)
+				// A consumer's pending count follows a publish
+				// asynchronously on the server: wait for it (seen 1 of 2
+				// right after the publish's ack in one CI run).
+				var depth uint64
+				require.Eventually(t, func() bool {
+					var err error
+					depth, err = b.Pending(ctx, l)
+					return err == nil && depth == n
+				}, 5*time.Second, 10*time.Millisecond, "lane %s: %d pending, want %d", l, depth, n)
 			}
 
 			hi := consume(t, b, LaneHi, ConsumeOptions{})
