@@ -339,13 +339,23 @@ func (g *generator) body(buf *bytes.Buffer, rng *rand.Rand, n int, sev string) {
 			s = lowSevs[rng.IntN(len(lowSevs))]
 		}
 		// Digits are masked by the fingerprint, so a unique event needs a
-		// unique word: the sequence number spelled in letters.
+		// unique word: the sequence number spelled in letters. A repeat
+		// keeps everything the fingerprint reads (source, host, service,
+		// type, severity, masked title) the same for its host, so that it
+		// is deduplicated; the severity it keeps is the host's own (or the
+		// one the caller fixed).
 		word := "repeat"
+		source := rng.IntN(g.o.Sources)
 		if rng.Float64() >= g.o.DupRatio {
 			word = letters(g.seq.Add(1))
+		} else {
+			source = host % g.o.Sources
+			if sev == "" || sev == "low" {
+				s = lowSevs[host%len(lowSevs)]
+			}
 		}
 		fmt.Fprintf(buf, `{"source":"loadgen-%02d","event_type":%q,"severity":%q,"host":"host-%04d","service":%q,"message":"%s on host-%04d: value %d above threshold (%s)","timestamp":%q,"metadata":{"value":%d,"threshold":90,"region":"eu-west-%d"}}`,
-			rng.IntN(g.o.Sources), eventTypes[host%len(eventTypes)], s, host, services[host%len(services)],
+			source, eventTypes[host%len(eventTypes)], s, host, services[host%len(services)],
 			eventTypes[host%len(eventTypes)], host, 90+rng.IntN(10), word, now, 90+rng.IntN(10), host%3)
 	}
 	buf.WriteByte(']')

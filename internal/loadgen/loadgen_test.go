@@ -56,3 +56,26 @@ func TestValidate(t *testing.T) {
 	require.Error(t, Options{Token: "x", Critical: 2}.Validate())
 	require.NoError(t, Options{Token: "x"}.Validate())
 }
+
+// Repeats fold: every repeat of a host has the same fingerprint, so that
+// DupRatio is the share of events deduplication sees as repeats (it was
+// about 0.3% when repeats drew their source and severity at random).
+func TestRepeatsShareTheirHostsFingerprint(t *testing.T) {
+	g := &generator{o: Options{DupRatio: 1, Hosts: 5}, seq: new(atomic.Int64), c: &counters{}}
+	g.o.defaults()
+	var buf bytes.Buffer
+	g.body(&buf, rand.New(rand.NewPCG(3, 4)), 200, "")
+	var events []struct {
+		Source, EventType, Severity, Host, Service, Message string
+	}
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &events))
+	byHost := map[string]string{}
+	for _, e := range events {
+		key := e.Source + "|" + e.EventType + "|" + e.Severity + "|" + e.Service
+		if have, ok := byHost[e.Host]; ok {
+			require.Equal(t, have, key, "host %s", e.Host)
+		}
+		byHost[e.Host] = key
+	}
+	require.Len(t, byHost, 5)
+}
