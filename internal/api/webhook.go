@@ -36,7 +36,7 @@ const sourceWebhook = event.SourceWebhook
 // the webhook accepts fits, and, to accept a body of --max-body-bytes
 // holding one event, runs the embedded log with a max payload of at least
 // that limit + IntakeHeadroom.
-const IntakeHeadroom = 4 << 10
+const IntakeHeadroom = intake.EnvelopeHeadroom
 
 // Bounds of EmbeddedMaxPayload: NATS's default max payload, and the size
 // above which NATS warns that large messages hurt the server.

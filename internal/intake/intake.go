@@ -60,9 +60,10 @@ type Publisher interface {
 
 var _ Publisher = (*bus.Bus)(nil)
 
-// envelopeRoom is what an envelope's own fields take beside its items, at
-// most (ids, time, source type, per-item source and severity are far less).
-const envelopeRoom = 4 << 10
+// EnvelopeHeadroom is the room an intake log message needs beside the data
+// it carries: the envelope's own fields (ids, time, source type, per-item
+// source and severity, escaping), at most.
+const EnvelopeHeadroom = 4 << 10
 
 // Options configure New. Bus and IDs are required; the rest have defaults.
 type Options struct {
@@ -156,7 +157,7 @@ func New(opts Options) (*Intake, error) {
 	// or one refusal would fail every request in them (an external NATS
 	// may take less than the default).
 	if mp, ok := opts.Bus.(interface{ MaxPayload() int64 }); ok && mp.MaxPayload() > 0 {
-		opts.MaxMessageBytes = int(min(int64(opts.MaxMessageBytes), max(mp.MaxPayload()-envelopeRoom, 1)))
+		opts.MaxMessageBytes = int(min(int64(opts.MaxMessageBytes), max(mp.MaxPayload()-EnvelopeHeadroom, 1)))
 	}
 	if opts.PublishAttempts <= 0 {
 		opts.PublishAttempts = DefaultPublishAttempts

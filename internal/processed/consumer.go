@@ -190,25 +190,25 @@ func (c *Consumer) handle(ctx context.Context, msgs []bus.Msg, h Handler) {
 	if len(live) == 0 {
 		return
 	}
-	todo := recs
+	fresh := recs
 	if c.recent != nil {
-		todo = c.recent.Unseen(recs)
-		c.met.skipped.Add(float64(len(recs) - len(todo)))
+		fresh = c.recent.Unseen(recs)
+		c.met.skipped.Add(float64(len(recs) - len(fresh)))
 	}
 	var err error
-	if len(todo) > 0 {
-		err = c.call(ctx, h, todo)
+	if len(fresh) > 0 {
+		err = c.call(ctx, h, fresh)
 	}
 	switch {
 	case err == nil:
 		if c.recent != nil {
-			keys := make([]int64, len(todo))
-			for i := range todo {
-				keys[i] = todo[i].Key()
+			keys := make([]int64, len(fresh))
+			for i := range fresh {
+				keys[i] = fresh[i].Key()
 			}
 			c.recent.Mark(keys...)
 		}
-		c.met.records.Add(float64(len(todo)))
+		c.met.records.Add(float64(len(fresh)))
 		for i := range live {
 			if err := live[i].Ack(); err != nil {
 				c.log.Warn("ack processed message; it will be delivered again", "msg_id", live[i].MsgID, "err", err)
@@ -216,7 +216,7 @@ func (c *Consumer) handle(ctx context.Context, msgs []bus.Msg, h Handler) {
 		}
 	case errors.Is(err, ErrPermanent):
 		c.met.failures.WithLabelValues("permanent").Inc()
-		c.log.Error("handler failed permanently; batch terminated", "messages", len(live), "records", len(todo), "err", err)
+		c.log.Error("handler failed permanently; batch terminated", "messages", len(live), "records", len(fresh), "err", err)
 		for i := range live {
 			if err := live[i].Term(); err != nil {
 				c.log.Warn("terminate processed message", "msg_id", live[i].MsgID, "err", err)
@@ -229,7 +229,7 @@ func (c *Consumer) handle(ctx context.Context, msgs []bus.Msg, h Handler) {
 			n = max(n, live[i].NumDelivered)
 		}
 		delay := Backoff(n, c.opts.RetryMin, c.opts.RetryMax)
-		c.log.Error("handler failed; batch will be delivered again", "messages", len(live), "records", len(todo), "redeliver_in", delay, "err", err)
+		c.log.Error("handler failed; batch will be delivered again", "messages", len(live), "records", len(fresh), "redeliver_in", delay, "err", err)
 		for i := range live {
 			if err := live[i].Nak(delay); err != nil {
 				c.log.Warn("nak processed message", "msg_id", live[i].MsgID, "err", err)

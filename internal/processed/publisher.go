@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,9 +82,6 @@ type Publisher struct {
 	log   *slog.Logger
 	cache *cache
 	met   publisherMetrics
-
-	mu      sync.Mutex
-	lastErr error
 }
 
 var _ pipeline.Downstream = (*Publisher)(nil)
@@ -117,14 +113,6 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 	return &Publisher{opts: opts, log: opts.Logger, cache: newCache(opts.CacheBytes), met: met}, nil
 }
 
-// Err is the error of the last publish if it failed, nil once one
-// succeeds: for readiness.
-func (p *Publisher) Err() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.lastErr
-}
-
 // item is a record on its way to a message.
 type item struct {
 	rec       Record
@@ -142,7 +130,7 @@ func (p *Publisher) Stored(ctx context.Context, b *store.Batch) error {
 	}
 	items, err := p.fromBatch(ctx, b)
 	if err != nil {
-		return p.failed(err)
+		return err
 	}
 	return p.publish(ctx, items, false)
 }
@@ -170,7 +158,7 @@ func (p *Publisher) Replayed(ctx context.Context, rawIDs []int64) error {
 			continue
 		}
 		if err != nil {
-			return p.failed(fmt.Errorf("processed: replay: %w", err))
+			return fmt.Errorf("processed: replay: %w", err)
 		}
 		pid := rw.ProcessedEventID
 		if pid == 0 {
@@ -186,11 +174,11 @@ func (p *Publisher) Replayed(ctx context.Context, rawIDs []int64) error {
 				// removed: an unreadable row must not stall the lane.
 				p.log.Warn("replay of an unreadable processed event; publishing it without the event", "event_id", pid)
 			case err != nil:
-				return p.failed(fmt.Errorf("processed: replay: %w", err))
+				return fmt.Errorf("processed: replay: %w", err)
 			default:
 				ev, err := encodeEvent(e, true)
 				if err != nil {
-					return p.failed(err)
+					return err
 				}
 				st = stored{ev: ev, host: e.SourceHost, count: e.OccurrenceCount, lastSeen: e.LastSeenAt}
 			}
@@ -331,29 +319,19 @@ func (p *Publisher) publish(ctx context.Context, items []item, replayed bool) er
 	}
 	msgs, kinds, err := p.pack(items)
 	if err != nil {
-		return p.failed(err)
+		return err
 	}
 	dups, err := p.opts.Sink.Publish(ctx, msgs)
 	if err != nil {
 		p.met.failed(err)
-		return p.failed(fmt.Errorf("processed: publish: %w", err))
+		return fmt.Errorf("processed: publish: %w", err)
 	}
 	p.met.messages.Add(float64(len(msgs) - dups))
 	p.met.duplicates.Add(float64(dups))
 	for k, n := range kinds {
 		p.met.records.WithLabelValues(string(k), strconv.FormatBool(replayed)).Add(float64(n))
 	}
-	p.mu.Lock()
-	p.lastErr = nil
-	p.mu.Unlock()
 	return nil
-}
-
-func (p *Publisher) failed(err error) error {
-	p.mu.Lock()
-	p.lastErr = err
-	p.mu.Unlock()
-	return err
 }
 
 // pack groups items by partition, in their order, and cuts each

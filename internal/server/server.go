@@ -279,15 +279,6 @@ func (s *Server) startEvents(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Requests share envelopes: one per lane and partition (docs/design.md).
-	s.submit, err = s.intake.Coalesce(intake.SubmitterOptions{})
-	if err != nil {
-		return err
-	}
-	// Close is idempotent: this push closes the submitter if the start
-	// fails before the pipeline runs; the push after the pipeline's is the
-	// one a shutdown pops first.
-	s.stops.push("intake submitter (start)", s.submit.Close)
 	s.auth, err = auth.New(auth.Options{Store: s.store, AdminToken: s.cfg.AdminToken, Now: s.now})
 	if err != nil {
 		return err
@@ -313,8 +304,13 @@ func (s *Server) startEvents(ctx context.Context) error {
 	}
 	s.proc.start(procCtx, s.now())
 	s.stops.push("pipeline", s.proc.stop)
-	// The submitter publishes what it holds after the listeners stop and
-	// before the pipeline drains (pushed after the pipeline: popped first).
+	// Requests share envelopes: one per lane and partition (docs/design.md).
+	// Started after the pipeline, so that its stop (publishing what it
+	// holds) runs after the listeners stop and before the pipeline drains.
+	s.submit, err = s.intake.Coalesce(intake.SubmitterOptions{})
+	if err != nil {
+		return err
+	}
 	s.stops.push("intake submitter", s.submit.Close)
 	s.startRetention()
 
