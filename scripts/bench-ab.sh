@@ -21,6 +21,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 run() {
   local bin=$1 i=$2
+  shift 2
   local dir=$work/data port=$((24000 + RANDOM % 2000)) aport=$((26000 + RANDOM % 2000))
   rm -rf "$dir"
   REFLEX_ADMIN_TOKEN=$TOKEN "$bin" server --data-dir "$dir" --log-level warn \
@@ -29,7 +30,7 @@ run() {
   for _ in $(seq 1 300); do curl -fsS 127.0.0.1:$port/readyz >/dev/null 2>&1 && break; sleep 0.1; done
   echo "### $bin run $i ($(date -u +%T), load $(cut -d' ' -f1 /proc/loadavg))"
   "$lg" loadgen --url http://127.0.0.1:$port --token $TOKEN --quiet --rate 0 --duration "$DUR" --drain 120s "$@" 2>&1 | tail -12
-  curl -fsS 127.0.0.1:$port/metrics | grep -E '^reflex_intake_envelope_events_(sum|count)|^reflex_intake_envelopes_total' || true
+  curl -fsS 127.0.0.1:$port/metrics | grep -E '^reflex_intake_envelope_events_(sum|count)|^reflex_intake_envelopes_total|^reflex_store_batch_size_(sum|count)' || true
   kill -TERM $pid; wait $pid
 }
 for i in $(seq 1 "${RUNS:-2}"); do

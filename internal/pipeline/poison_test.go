@@ -93,7 +93,7 @@ func startS(t *testing.T, stages Stage, mod func(*RunnerOptions)) *srig {
 	r := &srig{log: pipelinetest.NewLog(bus.LaneLo), store: pipelinetest.NewStore(), reg: prometheus.NewRegistry(), done: make(chan error, 1)}
 	opts := RunnerOptions{
 		Consumer: r.log, Lane: "lo", Normalize: &normalizer{}, Stages: stages, Workers: 4,
-		Store: r.store, Registerer: r.reg,
+		Store: r.store, Registerer: r.reg, Pipeline: testPipeline,
 	}
 	if mod != nil {
 		mod(&opts)

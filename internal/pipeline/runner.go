@@ -102,7 +102,20 @@ type RunnerOptions struct {
 	// DefaultMaxDeliveries). At that delivery, or at once on a permanent
 	// error, the runner isolates the events that fail (see Runner).
 	MaxDeliveries int
+	// Pipeline is how many batches may be past their stages at once, being
+	// stored or acknowledged (0 or 1: one; the runner then takes the next
+	// batch once the last is acknowledged). With more, the stages of the
+	// next batch run while the earlier ones are stored and handed
+	// downstream, and batches that wait for the store meanwhile are
+	// stored in one transaction, of at most MaxMerge raw events.
+	Pipeline int
+	// MaxMerge bounds the raw events of batches merged into one store
+	// transaction (default DefaultMaxMerge).
+	MaxMerge int
 }
+
+// DefaultMaxMerge is the default of RunnerOptions.MaxMerge.
+const DefaultMaxMerge = 4096
 
 // Downstream is what comes after the store: the processed-event stream that
 // trigger rules, the intelligence layer and the autonomous service consume.
@@ -187,6 +200,10 @@ func NewRunner(opts RunnerOptions) (*Runner, error) {
 	if opts.MaxDeliveries <= 0 {
 		opts.MaxDeliveries = DefaultMaxDeliveries
 	}
+	opts.Pipeline = max(opts.Pipeline, 1)
+	if opts.MaxMerge <= 0 {
+		opts.MaxMerge = DefaultMaxMerge
+	}
 	met, err := newRunnerMetrics(opts.Registerer, opts.Lane)
 	if err != nil {
 		return nil, err
@@ -220,6 +237,9 @@ func (l *PartitionLocks) Len() int { return len(l.mu) }
 func (r *Runner) Run(ctx context.Context) error {
 	r.status.update(func(s *RunnerStatus) { s.Running = true })
 	defer r.status.update(func(s *RunnerStatus) { s.Running = false })
+	if r.opts.Pipeline > 1 {
+		return r.runPipelined(ctx)
+	}
 	wait := r.opts.RetryMin
 	for {
 		msgs, err := r.opts.Consumer.Next(ctx)
@@ -228,6 +248,147 @@ func (r *Runner) Run(ctx context.Context) error {
 			bctx, done := r.batchContext(ctx)
 			r.handle(bctx, msgs)
 			done()
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			wait = r.opts.RetryMin
+			continue
+		}
+		if errors.Is(err, bus.ErrClosed) {
+			return fmt.Errorf("pipeline: %s lane: %w", r.opts.Lane, err)
+		}
+		r.log.Error("intake log read failed", "err", err)
+		if !sleep(ctx, wait) {
+			return nil
+		}
+		wait = min(2*wait, r.opts.RetryMax)
+	}
+}
+
+// runPipelined is Run with up to Pipeline batches past their stages: this
+// goroutine fetches batches and runs their stages, one goroutine stores
+// them (merging those that queued up meanwhile) and one hands them
+// downstream and acknowledges them, each in intake order.
+func (r *Runner) runPipelined(ctx context.Context) error {
+	pctx, done := r.batchContext(ctx)
+	defer done()
+	var (
+		toStore = make(chan *pending, r.opts.Pipeline-1)
+		toAck   = make(chan []*pending, 1)
+		slots   = make(chan struct{}, r.opts.Pipeline) // one per batch in its stages or past them
+		stopped = make(chan struct{})
+	)
+	// The message ids in flight: a message that comes again while its
+	// first delivery is in flight (its ack wait ran out, or intake
+	// published it twice) waits for it, so that it is found stored.
+	var (
+		mu       sync.Mutex
+		inFlight = map[string]int{}
+	)
+	track := func(msgs []bus.Msg, d int) (again bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range msgs {
+			if m.MsgID == "" {
+				continue
+			}
+			switch n := inFlight[m.MsgID] + d; {
+			case d == 0:
+				again = again || n > 0
+			case n > 0:
+				inFlight[m.MsgID] = n
+			default:
+				delete(inFlight, m.MsgID)
+			}
+		}
+		return again
+	}
+	release := func(group []*pending) {
+		for _, p := range group {
+			track(p.msgs, -1)
+			<-slots
+		}
+	}
+	go func() {
+		defer close(toAck)
+		for p := range toStore {
+			group := []*pending{p}
+			n := len(p.sb.Raw)
+		more:
+			for n < r.opts.MaxMerge {
+				select {
+				case q, ok := <-toStore:
+					if !ok {
+						break more
+					}
+					group = append(group, q)
+					n += len(q.sb.Raw)
+				default:
+					break more
+				}
+			}
+			sb, ok := r.storeAll(pctx, group)
+			if !ok {
+				// Given up at stop. The batches behind these ran their
+				// stages on top of them: undo all, the newest first.
+				for q := range toStore {
+					group = append(group, q)
+				}
+				for i := len(group) - 1; i >= 0; i-- {
+					group[i].b.Abort()
+				}
+				release(group)
+				return
+			}
+			if len(group) > 1 {
+				group[0].sb = sb
+			}
+			toAck <- group
+		}
+	}()
+	go func() {
+		defer close(stopped)
+		for group := range toAck {
+			live := group[0].live
+			if len(group) > 1 {
+				live = nil
+				for _, p := range group {
+					live = append(live, p.live...)
+				}
+			}
+			r.deliver(pctx, group[0].sb, live)
+			release(group)
+		}
+	}()
+	defer func() {
+		close(toStore)
+		<-stopped
+	}()
+
+	wait := r.opts.RetryMin
+	for {
+		msgs, err := r.opts.Consumer.Next(ctx)
+		r.status.update(func(s *RunnerStatus) { s.LastPoll = r.opts.Now() })
+		if len(msgs) > 0 {
+			if track(msgs, 0) {
+				// Wait until everything in flight is acknowledged.
+				for range r.opts.Pipeline {
+					slots <- struct{}{}
+				}
+				for range r.opts.Pipeline {
+					<-slots
+				}
+			}
+			slots <- struct{}{}
+			if p := r.prepare(pctx, msgs); p != nil {
+				p.msgs = msgs
+				track(msgs, 1)
+				toStore <- p
+			} else {
+				<-slots
+			}
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -272,6 +433,31 @@ func (r *Runner) batchContext(ctx context.Context) (context.Context, func()) {
 // handle processes one batch of messages and acknowledges them once it is
 // stored. On failure it leaves them for redelivery.
 func (r *Runner) handle(ctx context.Context, msgs []bus.Msg) {
+	p := r.prepare(ctx, msgs)
+	if p == nil {
+		return
+	}
+	sb, ok := r.storeAll(ctx, []*pending{p})
+	if !ok {
+		p.b.Abort()
+		return
+	}
+	r.deliver(ctx, sb, p.live)
+}
+
+// pending is a batch past its stages, to be stored and then acknowledged.
+type pending struct {
+	b    *Batch
+	sb   *store.Batch
+	live []bus.Msg // the messages to acknowledge once it is stored
+	msgs []bus.Msg // all of the batch's messages (pipelined runs)
+}
+
+// prepare runs what comes before the store: it decodes msgs, skips what
+// storage already has, and runs the stages. It returns nil when nothing is
+// left to store: the messages were then acknowledged, or left for
+// redelivery.
+func (r *Runner) prepare(ctx context.Context, msgs []bus.Msg) *pending {
 	raws, corrupt, live := r.decode(msgs)
 
 	// Skip what storage already has: redeliveries after a crash or a lost
@@ -290,7 +476,7 @@ func (r *Runner) handle(ctx context.Context, msgs []bus.Msg) {
 			stored, err = r.opts.Store.StoredRawIDs(ctx, ids)
 			return err
 		}) {
-			return
+			return nil
 		}
 		if len(stored) > 0 {
 			if r.opts.Downstream != nil {
@@ -302,7 +488,7 @@ func (r *Runner) handle(ctx context.Context, msgs []bus.Msg) {
 				if !r.retry(ctx, "downstream", live, func() error {
 					return r.opts.Downstream.Replayed(ctx, ids)
 				}) {
-					return
+					return nil
 				}
 			}
 			before := len(raws) + len(corrupt)
@@ -313,12 +499,12 @@ func (r *Runner) handle(ctx context.Context, msgs []bus.Msg) {
 	}
 	if len(raws)+len(corrupt) == 0 {
 		r.ack(live)
-		return
+		return nil
 	}
 
 	b, live, ok := r.processAll(ctx, live, raws)
 	if !ok {
-		return
+		return nil
 	}
 	for _, rw := range corrupt {
 		// ToStore turns the outcome into the raw event's processing error.
@@ -329,10 +515,43 @@ func (r *Runner) handle(ctx context.Context, msgs []bus.Msg) {
 	}
 	sb := b.ToStore()
 	sb.Urgent = r.opts.Urgent
+	return &pending{b: b, sb: sb, live: live}
+}
 
-	// Store, retrying the same batch: the stages' state has advanced, so
-	// they must not run over these events again. A batch given up at stop
-	// is redelivered: what the stages applied for it is undone.
+// storeAll stores the batches of ps in one transaction, retrying it: the
+// stages' state has advanced, so they must not run over these events
+// again. It reports false if it gave up at stop; the caller then undoes
+// what the stages applied for them (Batch.Abort), so that the batches can
+// be redelivered. It returns what it stored.
+func (r *Runner) storeAll(ctx context.Context, ps []*pending) (*store.Batch, bool) {
+	sb := ps[0].sb
+	if len(ps) > 1 {
+		sb = &store.Batch{Urgent: sb.Urgent}
+		aligned := true
+		for _, p := range ps {
+			// Later batches after earlier ones: a repeat or a correlation
+			// of a later batch may refer to an event of an earlier one.
+			sb.Raw = append(sb.Raw, p.sb.Raw...)
+			sb.New = append(sb.New, p.sb.New...)
+			sb.Data = append(sb.Data, p.sb.Data...)
+			sb.Repeats = append(sb.Repeats, p.sb.Repeats...)
+			sb.Correlations = append(sb.Correlations, p.sb.Correlations...)
+			if len(p.sb.Data) != len(p.sb.New) {
+				aligned = false
+			}
+		}
+		if !aligned {
+			sb.Data = nil
+		}
+	}
+	var live []bus.Msg
+	if len(ps) == 1 {
+		live = ps[0].live
+	} else {
+		for _, p := range ps {
+			live = append(live, p.live...)
+		}
+	}
 	start := time.Now()
 	if !r.retry(ctx, "store", live, func() error {
 		t := time.Now()
@@ -342,10 +561,11 @@ func (r *Runner) handle(ctx context.Context, msgs []bus.Msg) {
 		}
 		return err
 	}) {
-		b.Abort()
-		return
+		return nil, false
 	}
-	b.aborts = nil // stored: the state is what the store holds
+	for _, p := range ps {
+		p.b.aborts = nil // stored: the state is what the store holds
+	}
 	r.met.stage.WithLabelValues("store").Observe(time.Since(start).Seconds())
 	r.met.storeSize.Observe(float64(len(sb.Raw)))
 
@@ -358,6 +578,13 @@ func (r *Runner) handle(ctx context.Context, msgs []bus.Msg) {
 	for src, n := range bySource {
 		r.met.processed(src, n)
 	}
+	return sb, true
+}
+
+// deliver hands a stored batch to Downstream and then acknowledges its
+// messages. If it gives up at stop, the messages are redelivered later and
+// found stored (Downstream.Replayed).
+func (r *Runner) deliver(ctx context.Context, sb *store.Batch, live []bus.Msg) {
 	if r.opts.Downstream != nil {
 		if !r.retry(ctx, "downstream", live, func() error {
 			return r.opts.Downstream.Stored(ctx, sb)

@@ -186,6 +186,7 @@ func (r *rig) start(t *testing.T, lane bus.Lane, co bus.ConsumeOptions, mod func
 	opts := RunnerOptions{
 		Consumer: c, Lane: string(lane), Normalize: r.norm, Stages: r.rec, Workers: 4,
 		Store: r.store, Registerer: r.reg, RetryMin: time.Millisecond, RetryMax: 10 * time.Millisecond,
+		Pipeline: testPipeline,
 	}
 	if mod != nil {
 		mod(&opts)

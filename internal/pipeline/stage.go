@@ -171,5 +171,8 @@ func (b *Batch) ToStore() *store.Batch {
 		cor[c.CorrelationID] = len(out.Correlations)
 		out.Correlations = append(out.Correlations, c)
 	}
+	// event_data once, for the store and the processed stream. On an error
+	// Data stays nil and the store reports it.
+	_ = out.EncodeData()
 	return out
 }

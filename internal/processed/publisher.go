@@ -211,10 +211,15 @@ func (p *Publisher) fromBatch(ctx context.Context, b *store.Batch) ([]item, erro
 	targets := make(map[int64]*target, len(b.New))
 	for i := range b.New {
 		e := &b.New[i]
-		ev, err := encodeEvent(e, true)
+		ev, err := encodeEvent(e, false)
 		if err != nil {
 			return nil, err
 		}
+		data, err := b.EventData(i)
+		if err != nil {
+			return nil, fmt.Errorf("processed: encode event_data of event %d: %w", e.ID, err)
+		}
+		ev = withEventData(ev, data)
 		p.cache.put(e.ID, e.SourceHost, ev)
 		targets[e.ID] = &target{ev: ev, host: e.SourceHost, count: e.OccurrenceCount, lastSeen: e.LastSeenAt, newInside: true}
 	}

@@ -144,14 +144,19 @@ func encodeEvent(e *event.Event, withData bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return withEventData(b, d), nil
+}
+
+// withEventData splices event_data d into b, an event encoded without it.
+func withEventData(b, d []byte) []byte {
 	if len(d) == 0 {
-		return b, nil
+		return b
 	}
 	out := make([]byte, 0, len(b)+len(d)+len(`,"event_data":`))
 	out = append(out, b[:len(b)-1]...) // without the closing brace
 	out = append(out, `,"event_data":`...)
 	out = append(out, d...)
-	return append(out, '}'), nil
+	return append(out, '}')
 }
 
 // appendRecord appends the JSON of a record whose event is already

@@ -20,7 +20,8 @@ import (
 
 // Lane settings: the critical lane takes small batches and lingers briefly;
 // the low lane takes large batches, since the store costs less per event in
-// large transactions.
+// large transactions, and is pipelined (docs/design.md, "Lanes and
+// partitions"): its stages run while its last batch is stored.
 // A batch ends at maxBatch intake messages or maxBytes of them, whichever
 // comes first: envelopes are small when intake is partitioned (a webhook
 // request of 1,000 hosts' events splits 16 ways), and a batch counted in
@@ -34,9 +35,10 @@ var lanes = []struct {
 	maxBatch int // intake messages per batch
 	maxBytes int // bytes of intake messages per batch
 	linger   time.Duration
+	pipeline int // batches past their stages at once (pipeline.RunnerOptions)
 }{
-	{bus.LaneHi, 256, 512 << 10, 2 * time.Millisecond},
-	{bus.LaneLo, 512, 1 << 20, 20 * time.Millisecond},
+	{bus.LaneHi, 256, 512 << 10, 2 * time.Millisecond, 1},
+	{bus.LaneLo, 512, 1 << 20, 20 * time.Millisecond, 2},
 }
 
 // processing is the pipeline of the Event Processing Service: the stages
@@ -144,6 +146,7 @@ func newProcessing(ctx context.Context, s *Server) (*processing, error) {
 			// for closing the intake log and storage after it.
 			DrainTimeout: drainTimeout(time.Duration(s.cfg.ShutdownGrace)),
 			Downstream:   s.downstream(),
+			Pipeline:     l.pipeline,
 		})
 		if err != nil {
 			return nil, err

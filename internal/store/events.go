@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/reflex-ops/reflex/internal/event"
@@ -63,6 +64,10 @@ type Batch struct {
 	Raw []event.Raw
 	// New holds processed events to insert.
 	New []event.Event
+	// Data, when it has one entry per event of New, holds their event_data
+	// as event.MarshalData encoded it, so that the store and what follows
+	// it (the processed stream) encode it once. Nil: each encodes it.
+	Data []json.RawMessage
 	// Repeats updates occurrence_count and last_seen_at of processed
 	// events stored by earlier batches (deduplication hits). Hits on events
 	// in New are already folded into New.
@@ -74,6 +79,29 @@ type Batch struct {
 	// writes commits it ahead of, and not merged into, large batches of
 	// the other lane.
 	Urgent bool
+}
+
+// EventData returns the event_data of b.New[i]: b.Data[i] when the batch
+// carries it, else its encoding now.
+func (b *Batch) EventData(i int) (json.RawMessage, error) {
+	if len(b.Data) == len(b.New) {
+		return b.Data[i], nil
+	}
+	return b.New[i].MarshalData()
+}
+
+// EncodeData fills b.Data from b.New.
+func (b *Batch) EncodeData() error {
+	b.Data = make([]json.RawMessage, len(b.New))
+	for i := range b.New {
+		d, err := b.New[i].MarshalData()
+		if err != nil {
+			b.Data = nil
+			return err
+		}
+		b.Data[i] = d
+	}
+	return nil
 }
 
 // Repeat is a deduplication hit on a stored processed event.

@@ -199,7 +199,7 @@ func Encode(d *Dialect, b *store.Batch, now time.Time) (*Encoded, error) {
 	}
 	for i := range b.New {
 		e := &b.New[i]
-		data, err := e.MarshalData()
+		data, err := b.EventData(i)
 		if err != nil {
 			return nil, fmt.Errorf("%s: encode event_data of event %d: %w", d.Name, e.ID, err)
 		}
