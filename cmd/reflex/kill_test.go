@@ -91,7 +91,8 @@ func startReflex(t *testing.T, bin, dataDir, eventsAddr, autoAddr, natsAddr stri
 // Besides the random kills, one cycle arms the server's crash hook
 // (REFLEX_TEST_CRASH_AFTER_COMMITS), so that it kills itself between a store
 // commit and the publish and acknowledgement of that batch: the restart
-// must republish what the consumer had not seen.
+// must republish what the consumer had not seen. Cycles 1 and 3 (the crash
+// hook's) run the low lane pipelined (--pipeline-depth 3).
 func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -122,6 +123,11 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 		crash := cycle == cycles // the last cycle crashes by itself
 		if cycle > 0 {
 			var env []string
+			if cycle%2 == 1 {
+				// The pipelined low lane: batches in flight past their
+				// stages when the kill comes.
+				env = append(env, "REFLEX_PIPELINE_DEPTH=3")
+			}
 			if crash {
 				env = append(env, "REFLEX_TEST_CRASH_AFTER_COMMITS=20")
 			}

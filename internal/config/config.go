@@ -58,6 +58,7 @@ type Config struct {
 	RateLimit      float64  `yaml:"rate-limit"`
 	RateBurst      int      `yaml:"rate-burst"`
 	Workers        int      `yaml:"workers"`
+	PipelineDepth  int      `yaml:"pipeline-depth"`
 	MaxInFlight    int      `yaml:"max-inflight"`
 	NodeID         int      `yaml:"node-id"`
 	ShutdownGrace  Duration `yaml:"shutdown-timeout"`
@@ -91,6 +92,7 @@ func Default() Config {
 		RateLimit:      10000,
 		RateBurst:      20000,
 		MaxInFlight:    64,
+		PipelineDepth:  1,
 		ShutdownGrace:  Duration(30 * time.Second),
 	}
 }
@@ -136,6 +138,7 @@ var options = []option{
 	{"rate-limit", "events per second accepted into processing per source system (0: no limit); critical events are never limited", func(c *Config) flag.Value { return (*floatValue)(&c.RateLimit) }},
 	{"rate-burst", "burst of the per-source rate limit", func(c *Config) flag.Value { return (*intValue)(&c.RateBurst) }},
 	{"workers", "pipeline partitions processed in parallel (0: number of CPUs)", func(c *Config) flag.Value { return (*intValue)(&c.Workers) }},
+	{"pipeline-depth", "low-lane batches in flight past their stages (1: one at a time; more overlaps the stages with the store, at a cost to the critical lane's latency on few cores: docs/benchmarks.md)", func(c *Config) flag.Value { return (*intValue)(&c.PipelineDepth) }},
 	{"max-inflight", "concurrent intake submissions; beyond it intake answers 429", func(c *Config) flag.Value { return (*intValue)(&c.MaxInFlight) }},
 	{"node-id", "instance number 0-15, part of every event id; unique per instance sharing one database", func(c *Config) flag.Value { return (*intValue)(&c.NodeID) }},
 	{"pprof-addr", "serve Go's net/http/pprof profiles on this address (empty: off; bind it to localhost)", func(c *Config) flag.Value { return (*stringValue)(&c.PprofAddr) }},
@@ -335,6 +338,9 @@ func (c Config) Validate() error {
 	}
 	if c.Workers < 0 || c.Workers > 256 {
 		bad("workers", "%d is not between 0 and 256", c.Workers)
+	}
+	if c.PipelineDepth < 1 || c.PipelineDepth > 8 {
+		bad("pipeline-depth", "%d is not between 1 and 8", c.PipelineDepth)
 	}
 	if c.MaxInFlight < 1 {
 		bad("max-inflight", "must be at least 1")

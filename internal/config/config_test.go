@@ -80,6 +80,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad log format", []string{"--log-format", "xml"}, nil, "log-format"},
 		{"bad int", []string{"--workers", "many"}, nil, "not an integer"},
 		{"node id range", []string{"--node-id", "16"}, nil, "node-id"},
+		{"pipeline depth range", []string{"--pipeline-depth", "0"}, nil, "pipeline-depth"},
 		{"nats listen with url", []string{"--nats-url", "nats://x:4222", "--nats-listen", ":4222", "--nats-token", "0123456789abcdef"}, nil, "nats-listen"},
 		{"nats listen without token", []string{"--nats-listen", "127.0.0.1:4222"}, nil, "nats-token"},
 		{"processed stream same as intake", []string{"--processed-stream", "REFLEX_INTAKE"}, nil, "processed-stream"},

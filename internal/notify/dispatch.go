@@ -92,7 +92,7 @@ const (
 	DefaultMaxGroups         = 10_000
 	DefaultMaxAlertsPerGroup = 1_000
 	DefaultAlertTTL          = 24 * time.Hour
-	DefaultRetryMin          = time.Second
+	DefaultRetryFirst        = time.Second
 	DefaultRetryMax          = time.Minute
 	DefaultMaxAttempts       = 6
 	DefaultSendTimeout       = 30 * time.Second
@@ -192,7 +192,7 @@ func NewDispatcher(opts DispatcherOptions) (*Dispatcher, error) {
 		maxGroups:   positive(opts.MaxGroups, DefaultMaxGroups),
 		maxAlerts:   positive(opts.MaxAlertsPerGroup, DefaultMaxAlertsPerGroup),
 		ttl:         positive(opts.AlertTTL, DefaultAlertTTL),
-		retryMin:    positive(opts.RetryMin, DefaultRetryMin),
+		retryMin:    positive(opts.RetryMin, DefaultRetryFirst),
 		retryMax:    positive(opts.RetryMax, DefaultRetryMax),
 		maxAttempts: positive(opts.MaxAttempts, DefaultMaxAttempts),
 		sendTimeout: positive(opts.SendTimeout, DefaultSendTimeout),

@@ -111,7 +111,7 @@ func LoadPolicyFile(path string) (*Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notify: read policy: %w", err)
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // read only
 	data, err := io.ReadAll(io.LimitReader(f, MaxPolicyBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("notify: read policy: %w", err)

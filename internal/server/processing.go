@@ -20,8 +20,9 @@ import (
 
 // Lane settings: the critical lane takes small batches and lingers briefly;
 // the low lane takes large batches, since the store costs less per event in
-// large transactions, and is pipelined (docs/design.md, "Lanes and
-// partitions"): its stages run while its last batch is stored.
+// large transactions, and may be pipelined (--pipeline-depth; docs/design.md,
+// "Lanes and partitions"): its stages then run while its last batch is
+// stored.
 // A batch ends at maxBatch intake messages or maxBytes of them, whichever
 // comes first: envelopes are small when intake is partitioned (a webhook
 // request of 1,000 hosts' events splits 16 ways), and a batch counted in
@@ -31,14 +32,14 @@ import (
 // 141 ms with these bounds). With one partition (the embedded default) the
 // byte bounds end the batches at about as many events as before.
 var lanes = []struct {
-	lane     bus.Lane
-	maxBatch int // intake messages per batch
-	maxBytes int // bytes of intake messages per batch
-	linger   time.Duration
-	pipeline int // batches past their stages at once (pipeline.RunnerOptions)
+	lane      bus.Lane
+	maxBatch  int // intake messages per batch
+	maxBytes  int // bytes of intake messages per batch
+	linger    time.Duration
+	pipelined bool // Pipeline is --pipeline-depth (else 1)
 }{
-	{bus.LaneHi, 256, 512 << 10, 2 * time.Millisecond, 1},
-	{bus.LaneLo, 512, 1 << 20, 20 * time.Millisecond, 2},
+	{bus.LaneHi, 256, 512 << 10, 2 * time.Millisecond, false},
+	{bus.LaneLo, 512, 1 << 20, 20 * time.Millisecond, true},
 }
 
 // processing is the pipeline of the Event Processing Service: the stages
@@ -131,6 +132,10 @@ func newProcessing(ctx context.Context, s *Server) (*processing, error) {
 		if err != nil {
 			return nil, err
 		}
+		depth := 1
+		if l.pipelined {
+			depth = s.cfg.PipelineDepth
+		}
 		r, err := pipeline.NewRunner(pipeline.RunnerOptions{
 			Consumer:   cons,
 			Lane:       string(l.lane),
@@ -146,7 +151,7 @@ func newProcessing(ctx context.Context, s *Server) (*processing, error) {
 			// for closing the intake log and storage after it.
 			DrainTimeout: drainTimeout(time.Duration(s.cfg.ShutdownGrace)),
 			Downstream:   s.downstream(),
-			Pipeline:     l.pipeline,
+			Pipeline:     depth,
 		})
 		if err != nil {
 			return nil, err

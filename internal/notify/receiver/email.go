@@ -154,7 +154,7 @@ func (e *email) Send(ctx context.Context, n notify.Notification) error {
 	if err != nil {
 		return e.classify(ctx, err, scrub)
 	}
-	defer c.Close()
+	defer c.Close() //nolint:errcheck // after Quit, or on a failure already reported
 
 	if _, isTLS := c.TLSConnectionState(); !isTLS && e.username != "" {
 		return permanent(fmt.Errorf("email: %s does not offer STARTTLS: refusing to authenticate in clear text", e.smarthost))
@@ -197,14 +197,14 @@ func (e *email) connect(ctx context.Context) (*smtp.Client, error) {
 	}
 	c := e.client(smtp.NewClient(conn))
 	if err := c.Hello(helloName); err != nil {
-		c.Close()
+		_ = c.Close()
 		return nil, fmt.Errorf("email: ehlo %s: %w", e.smarthost, err)
 	}
 	if ok, _ := c.Extension("STARTTLS"); !ok {
 		return c, nil
 	}
 	_ = c.Quit()
-	c.Close()
+	_ = c.Close()
 	return e.dialStartTLS(ctx)
 }
 
@@ -216,7 +216,7 @@ func (e *email) dialConn(ctx context.Context) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("email: dial %s: %w", e.smarthost, err)
 	}
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	return &ctxConn{Conn: conn, stop: stop}, nil
 }
 
@@ -245,7 +245,7 @@ func (e *email) dialStartTLS(ctx context.Context) (*smtp.Client, error) {
 	cfg.ServerName = e.host
 	c, err := smtp.NewClientStartTLS(conn, cfg)
 	if err != nil {
-		conn.Close()
+		_ = conn.Close()
 		err = fmt.Errorf("email: starttls with %s: %w", e.smarthost, err)
 		if !classifiable(ctx, err) {
 			// Besides a reply or a broken connection, what fails here is
@@ -256,7 +256,7 @@ func (e *email) dialStartTLS(ctx context.Context) (*smtp.Client, error) {
 	}
 	e.client(c)
 	if err := c.Hello(helloName); err != nil {
-		c.Close()
+		_ = c.Close()
 		return nil, fmt.Errorf("email: ehlo over tls with %s: %w", e.smarthost, err)
 	}
 	return c, nil

@@ -124,7 +124,7 @@ type session struct {
 func (s *session) AuthMechanisms() []string { return []string{sasl.Plain} }
 
 func (s *session) Auth(string) (sasl.Server, error) {
-	return sasl.NewPlainServer(func(identity, username, password string) error {
+	return sasl.NewPlainServer(func(_, username, password string) error {
 		s.m.mu.Lock()
 		defer s.m.mu.Unlock()
 		s.m.auths = append(s.m.auths, username)

@@ -206,7 +206,7 @@ func TestTimeoutAndConnectionErrorsAreRetryable(t *testing.T) {
 	// A peer that answers only once the client gave up.
 	release := make(chan struct{})
 	p := newPeer(t, 200)
-	p.handlerF = func(w http.ResponseWriter, r *http.Request) {
+	p.handlerF = func(_ http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 		case <-release:
