@@ -332,14 +332,17 @@ func (r *Runner) runPipelined(ctx context.Context) error {
 			sb, ok := r.storeAll(pctx, group)
 			if !ok {
 				// Given up at stop. The batches behind these ran their
-				// stages on top of them: undo all, the newest first.
+				// stages on top of them: undo all, the newest first, once
+				// the last has come (their slots freed meanwhile, so that
+				// a batch in hand is not kept waiting for one).
+				release(group)
 				for q := range toStore {
+					release([]*pending{q})
 					group = append(group, q)
 				}
 				for i := len(group) - 1; i >= 0; i-- {
 					group[i].b.Abort()
 				}
-				release(group)
 				return
 			}
 			if len(group) > 1 {
