@@ -140,16 +140,22 @@ func TestPipelinedOverlapsStagesWithTheStore(t *testing.T) {
 
 		gs.gate <- struct{}{} // the first
 		synctest.Wait()
-		gs.gate <- struct{}{} // the second and third, in one transaction
-		synctest.Wait()
-		gs.gate <- struct{}{} // the fourth
+		close(gs.gate) // the rest
 		synctest.Wait()
 		require.NoError(t, r.stop())
 		w := gs.written()
-		require.Len(t, w, 3)
 		require.Equal(t, envs[0], w[0])
-		require.Equal(t, append(slices.Clone(envs[1]), envs[2]...), w[1], "the batches that waited are merged, in intake order")
-		require.Equal(t, envs[3], w[2])
+		require.GreaterOrEqual(t, len(w[1]), 4)
+		require.Equal(t, append(slices.Clone(envs[1]), envs[2]...), w[1][:4],
+			"the batches that waited are merged, in intake order")
+		var all, stored []int64
+		for _, ids := range envs {
+			all = append(all, ids...)
+		}
+		for _, ids := range w {
+			stored = append(stored, ids...)
+		}
+		require.Equal(t, all, stored, "each stored once, in intake order")
 		require.Equal(t, 4, r.log.Acked())
 		require.Zero(t, r.log.Pending())
 		require.Equal(t, 8, gs.RawLen())
