@@ -15,6 +15,7 @@ import (
 	"github.com/reflex-ops/reflex/internal/event"
 	"github.com/reflex-ops/reflex/internal/ingest/webhook"
 	"github.com/reflex-ops/reflex/internal/intake"
+	"github.com/reflex-ops/reflex/internal/normalize"
 	"github.com/reflex-ops/reflex/internal/store"
 )
 
@@ -79,6 +80,10 @@ type EventsOptions struct {
 	Decode Decoder
 	// Webhook is passed to Decode.
 	Webhook webhook.Options
+	// Rules holds the trigger rules, response templates and rule
+	// executions of /api/v1/rules/ (usually the same store as Store); nil
+	// means the rule API is not served (its paths are 404).
+	Rules RuleStore
 	// Assets is updated after each asset write; nil means no cache to
 	// update.
 	Assets AssetCache
@@ -107,11 +112,14 @@ type eventsAPI struct {
 	decode  Decoder
 	webhook webhook.Options
 	assets  AssetCache
-	assetMu sync.Mutex // serializes asset writes (store, then cache)
-	maxBody int64
-	logger  *slog.Logger
-	intake  *intakeMetrics
-	now     func() time.Time
+	rules   RuleStore
+	// normalizer normalizes the events of rule tests.
+	normalizer *normalize.Stage
+	assetMu    sync.Mutex // serializes asset writes (store, then cache)
+	maxBody    int64
+	logger     *slog.Logger
+	intake     *intakeMetrics
+	now        func() time.Time
 }
 
 // NewEvents returns the HTTP handler of the Event Processing Service. It
@@ -135,6 +143,7 @@ func NewEvents(opts EventsOptions) (http.Handler, error) {
 		decode:  opts.Decode,
 		webhook: opts.Webhook,
 		assets:  opts.Assets,
+		rules:   opts.Rules,
 		maxBody: opts.MaxBodyBytes,
 		logger:  opts.Logger,
 		now:     opts.Now,
@@ -158,6 +167,9 @@ func NewEvents(opts EventsOptions) (http.Handler, error) {
 	if s.intake, err = newIntakeMetrics(opts.Registerer); err != nil {
 		return nil, fmt.Errorf("api: new events: %w", err)
 	}
+	if s.normalizer, err = newTestNormalizer(); err != nil {
+		return nil, fmt.Errorf("api: new events: %w", err)
+	}
 
 	rt := newRouter("events", s.logger, hm, s.now)
 	rt.ops = opts.Ops
@@ -177,6 +189,9 @@ func NewEvents(opts EventsOptions) (http.Handler, error) {
 	mux.Handle("POST /api/v1/keys", s.with(auth.ScopeAdmin, s.createKey))
 	mux.Handle("GET /api/v1/keys", s.with(auth.ScopeAdmin, s.listKeys))
 	mux.Handle("DELETE /api/v1/keys/{id}", s.with(auth.ScopeAdmin, s.revokeKey))
+	if s.rules != nil {
+		s.routeRules(mux)
+	}
 	return rt, nil
 }
 

@@ -322,6 +322,7 @@ func (s *Server) startEvents(ctx context.Context) error {
 		Auth:         s.auth,
 		Submit:       s.intake,
 		Assets:       s.proc.inventory,
+		Rules:        s.store,
 		MaxBodyBytes: int64(s.cfg.MaxBodyBytes),
 		Webhook:      webhook.Options{MaxEventBytes: api.MaxEventBytes(s.bus.MaxPayload())},
 		Logger:       s.log.With("component", "api"),

@@ -1,0 +1,134 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// RuleStore holds the trigger rules, the response templates and the
+// history of rule executions (the rules schema in PostgreSQL). It stores
+// what it is given: validating conditions and definitions is the caller's
+// job (the API compiles conditions with internal/rules/cond before it
+// stores them). Names are unique among rules and among templates, because
+// rule files match by name. Implementations are safe for concurrent use.
+type RuleStore interface {
+	// CreateTriggerRule stores a new rule and returns it with its ID (and
+	// CreatedAt and UpdatedAt, set to now when zero). ErrConflict if a
+	// rule of the same name exists.
+	CreateTriggerRule(ctx context.Context, r TriggerRule) (TriggerRule, error)
+	// TriggerRule returns the rule with this id, or ErrNotFound.
+	TriggerRule(ctx context.Context, id int64) (TriggerRule, error)
+	// TriggerRules lists the rules by id; with active set, only the rules
+	// whose Active is *active.
+	TriggerRules(ctx context.Context, active *bool) ([]TriggerRule, error)
+	// UpdateTriggerRule replaces every field of the rule r.ID but its
+	// CreatedBy and CreatedAt, sets UpdatedAt (to now when zero) and
+	// returns the stored rule. ErrNotFound if there is no such rule,
+	// ErrConflict if another rule has r.Name.
+	UpdateTriggerRule(ctx context.Context, r TriggerRule) (TriggerRule, error)
+	// DeleteTriggerRule deletes the rule. ErrNotFound if there is none;
+	// ErrConflict while a response template or an execution refers to it
+	// (deactivate it instead, or delete its templates first).
+	DeleteTriggerRule(ctx context.Context, id int64) error
+
+	// CreateResponseTemplate stores a new template and returns it with
+	// its ID (and CreatedAt, set to now when zero). ErrConflict if a
+	// template of the same name exists; ErrNotFound if its trigger rule
+	// does not exist.
+	CreateResponseTemplate(ctx context.Context, t ResponseTemplate) (ResponseTemplate, error)
+	// ResponseTemplate returns the template with this id, or ErrNotFound.
+	ResponseTemplate(ctx context.Context, id int64) (ResponseTemplate, error)
+	// ResponseTemplates lists the templates by id; with active set, only
+	// those whose Active is *active.
+	ResponseTemplates(ctx context.Context, active *bool) ([]ResponseTemplate, error)
+	// UpdateResponseTemplate replaces every field of the template t.ID
+	// but its CreatedAt and returns the stored template. ErrNotFound if
+	// there is no such template or its new trigger rule does not exist
+	// (the error says which), ErrConflict if another template has t.Name.
+	UpdateResponseTemplate(ctx context.Context, t ResponseTemplate) (ResponseTemplate, error)
+	// DeleteResponseTemplate deletes the template. ErrNotFound if there
+	// is none; ErrConflict while an execution refers to it.
+	DeleteResponseTemplate(ctx context.Context, id int64) error
+
+	// InsertRuleExecution records an execution and returns it with its ID
+	// (and StartedAt, set to now when zero). ErrNotFound if its trigger
+	// rule, or its response template when it has one, does not exist.
+	InsertRuleExecution(ctx context.Context, x RuleExecution) (RuleExecution, error)
+	// RuleExecution returns the execution with this id, or ErrNotFound.
+	RuleExecution(ctx context.Context, id int64) (RuleExecution, error)
+	// RuleExecutions lists executions, newest (by StartedAt, then id)
+	// first, as q filters and limits them.
+	RuleExecutions(ctx context.Context, q RuleExecutionQuery) ([]RuleExecution, error)
+}
+
+// TriggerRule is a stored trigger rule (rules.trigger_rules).
+type TriggerRule struct {
+	ID          int64  `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	// Conditions is the rule's condition document (see docs/rules.md).
+	// PostgreSQL's jsonb does not keep the order of its keys nor its
+	// spacing: compare documents, not bytes.
+	Conditions json.RawMessage `json:"conditions"`
+	// SeverityThreshold is the minimum severity of a matching event; ""
+	// means none.
+	SeverityThreshold  string   `json:"severity_threshold"`
+	TimeWindowMinutes  int      `json:"time_window_minutes"`
+	MinCount           int      `json:"min_count"`
+	GroupBy            []string `json:"group_by"`
+	MaxTriggersPerHour int      `json:"max_triggers_per_hour"`
+	Active             bool     `json:"active"`
+	// CreatedBy names who created the rule: the id of the API key (or
+	// the principal's name for the admin token). Empty when unknown.
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ResponseTemplate is a stored response template (rules.response_templates).
+type ResponseTemplate struct {
+	ID   int64  `json:"id"`
+	Name string `json:"name"`
+	// Type is investigation, remediation or escalation.
+	Type          string `json:"type"`
+	TriggerRuleID int64  `json:"trigger_rule_id"`
+	// Definition is the response_definition document: the template's
+	// actions ({"actions": [...]}), as the API validated them.
+	Definition              json.RawMessage `json:"definition"`
+	ApprovalRequired        bool            `json:"approval_required"`
+	RollbackSupported       bool            `json:"rollback_supported"`
+	MaxExecutionTimeMinutes int             `json:"max_execution_time_minutes"`
+	Active                  bool            `json:"active"`
+	CreatedAt               time.Time       `json:"created_at"`
+}
+
+// RuleExecution is one firing of a rule and what became of it
+// (rules.rule_executions).
+type RuleExecution struct {
+	ID                 int64  `json:"id"`
+	TriggerRuleID      int64  `json:"trigger_rule_id"`
+	ResponseTemplateID *int64 `json:"response_template_id"`
+	TriggeringEventID  int64  `json:"triggering_event_id"`
+	// Status is pending, running, completed, failed or cancelled.
+	Status      string          `json:"execution_status"`
+	StartedAt   time.Time       `json:"started_at"`
+	CompletedAt *time.Time      `json:"completed_at"`
+	Result      json.RawMessage `json:"execution_result,omitempty"`
+	Error       string          `json:"error_message,omitempty"`
+}
+
+// RuleExecutionQuery filters RuleExecutions. The zero value lists the
+// DefaultExecutionLimit newest executions.
+type RuleExecutionQuery struct {
+	RuleID int64     // 0: any rule
+	Status string    // "": any status
+	Since  time.Time // zero: no bound; else StartedAt >= Since
+	Limit  int       // 0: DefaultExecutionLimit; at most MaxExecutionLimit
+}
+
+// Bounds of RuleExecutionQuery.Limit.
+const (
+	DefaultExecutionLimit = 100
+	MaxExecutionLimit     = 1000
+)
