@@ -81,6 +81,7 @@ Usage:
   reflex migrate [flags]   apply the database migrations and exit
   reflex send [flags]      post an event to a running server
   reflex loadgen [flags]   post events at a set rate and report throughput and latency
+  reflex rules <command>   apply, list and test trigger rules and response templates
   reflex version           print the version
 
 Run 'reflex <command> --help' for the flags of a command.
@@ -108,6 +109,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runSend(ctx, args[1:], stdout, stderr)
 	case "loadgen":
 		err = runLoadgen(ctx, args[1:], stdout, stderr)
+	case "rules":
+		err = runRules(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "reflex %s\n", versionString())
 	case "help", "-h", "--help":
