@@ -240,14 +240,22 @@ func (r *Runner) Run(ctx context.Context) error {
 	if r.opts.Pipeline > 1 {
 		return r.runPipelined(ctx)
 	}
+	return r.poll(ctx, func(msgs []bus.Msg) {
+		bctx, done := r.batchContext(ctx)
+		r.handle(bctx, msgs)
+		done()
+	})
+}
+
+// poll hands each batch the consumer returns to f until ctx ends (nil) or
+// the consumer is closed (an error), backing off while reads fail.
+func (r *Runner) poll(ctx context.Context, f func(msgs []bus.Msg)) error {
 	wait := r.opts.RetryMin
 	for {
 		msgs, err := r.opts.Consumer.Next(ctx)
 		r.status.update(func(s *RunnerStatus) { s.LastPoll = r.opts.Now() })
 		if len(msgs) > 0 {
-			bctx, done := r.batchContext(ctx)
-			r.handle(bctx, msgs)
-			done()
+			f(msgs)
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -370,45 +378,25 @@ func (r *Runner) runPipelined(ctx context.Context) error {
 		<-stopped
 	}()
 
-	wait := r.opts.RetryMin
-	for {
-		msgs, err := r.opts.Consumer.Next(ctx)
-		r.status.update(func(s *RunnerStatus) { s.LastPoll = r.opts.Now() })
-		if len(msgs) > 0 {
-			if track(msgs, 0) {
-				// Wait until everything in flight is acknowledged.
-				for range r.opts.Pipeline {
-					slots <- struct{}{}
-				}
-				for range r.opts.Pipeline {
-					<-slots
-				}
+	return r.poll(ctx, func(msgs []bus.Msg) {
+		if track(msgs, 0) {
+			// Wait until everything in flight is acknowledged.
+			for range r.opts.Pipeline {
+				slots <- struct{}{}
 			}
-			slots <- struct{}{}
-			if p := r.prepare(pctx, msgs); p != nil {
-				p.msgs = msgs
-				track(msgs, 1)
-				toStore <- p
-			} else {
+			for range r.opts.Pipeline {
 				<-slots
 			}
 		}
-		if ctx.Err() != nil {
-			return nil
+		slots <- struct{}{}
+		if p := r.prepare(pctx, msgs); p != nil {
+			p.msgs = msgs
+			track(msgs, 1)
+			toStore <- p
+		} else {
+			<-slots
 		}
-		if err == nil {
-			wait = r.opts.RetryMin
-			continue
-		}
-		if errors.Is(err, bus.ErrClosed) {
-			return fmt.Errorf("pipeline: %s lane: %w", r.opts.Lane, err)
-		}
-		r.log.Error("intake log read failed", "err", err)
-		if !sleep(ctx, wait) {
-			return nil
-		}
-		wait = min(2*wait, r.opts.RetryMax)
-	}
+	})
 }
 
 // batchContext returns the context of one batch: it outlives ctx by at most
