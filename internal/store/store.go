@@ -33,6 +33,7 @@ type Store interface {
 	EventStore
 	AssetStore
 	KeyStore
+	NotificationStore
 }
 
 // Lifecycle opens, checks and closes a store.
