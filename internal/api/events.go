@@ -97,6 +97,9 @@ type EventsOptions struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Notifications serves the policy, silences and notification records
+	// (notifications.go); without its Store those routes are 404.
+	Notifications NotificationOptions
 }
 
 // eventsAPI holds the handlers of the Event Processing Service.
@@ -177,6 +180,7 @@ func NewEvents(opts EventsOptions) (http.Handler, error) {
 	mux.Handle("POST /api/v1/keys", s.with(auth.ScopeAdmin, s.createKey))
 	mux.Handle("GET /api/v1/keys", s.with(auth.ScopeAdmin, s.listKeys))
 	mux.Handle("DELETE /api/v1/keys/{id}", s.with(auth.ScopeAdmin, s.revokeKey))
+	s.notificationRoutes(mux, opts.Notifications)
 	return rt, nil
 }
 
