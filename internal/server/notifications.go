@@ -96,9 +96,10 @@ func (s *Server) startNotifications(ctx context.Context) error {
 		return fmt.Errorf("server: notifications: %w", err)
 	}
 	done := make(chan struct{})
+	runCtx := context.WithoutCancel(ctx) // the router outlives Start; its stop ends it
 	go func() {
 		defer close(done)
-		_ = n.d.Run(context.Background()) // only ErrRan, impossible here
+		_ = n.d.Run(runCtx) // only ErrRan, impossible here
 	}()
 	s.stops.push("notifications", func(ctx context.Context) error {
 		stopped := make(chan struct{})

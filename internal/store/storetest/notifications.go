@@ -22,7 +22,7 @@ type Notifications interface {
 func RunNotifications(t *testing.T, open func(t *testing.T) Notifications) {
 	for _, tt := range []struct {
 		name string
-		fn   func(t *testing.T, s Notifications, ctx context.Context, base time.Time)
+		fn   func(t *testing.T, e *notifyEnv)
 	}{
 		{"Policy", testPolicy},
 		{"Silences", testSilences},
@@ -31,12 +31,19 @@ func RunNotifications(t *testing.T, open func(t *testing.T) Notifications) {
 		t.Run("Notifications/"+tt.name, func(t *testing.T) {
 			s := open(t)
 			ctx, base := setUp(t, s)
-			tt.fn(t, s, ctx, base.Truncate(time.Microsecond))
+			tt.fn(t, &notifyEnv{s: s, ctx: ctx, base: base.Truncate(time.Microsecond)})
 		})
 	}
 }
 
-func testPolicy(t *testing.T, s Notifications, ctx context.Context, base time.Time) {
+type notifyEnv struct {
+	s    Notifications
+	ctx  context.Context
+	base time.Time
+}
+
+func testPolicy(t *testing.T, e *notifyEnv) {
+	s, ctx, base := e.s, e.ctx, e.base
 	_, err := s.Policy(ctx)
 	require.ErrorIs(t, err, store.ErrNotFound)
 
@@ -59,7 +66,8 @@ func testPolicy(t *testing.T, s Notifications, ctx context.Context, base time.Ti
 	require.Error(t, s.PutPolicy(ctx, store.StoredPolicy{MediaType: notify.MediaJSON}), "an empty document")
 }
 
-func testSilences(t *testing.T, s Notifications, ctx context.Context, base time.Time) {
+func testSilences(t *testing.T, e *notifyEnv) {
+	s, ctx, base := e.s, e.ctx, e.base
 	_, err := s.Silence(ctx, 1)
 	require.ErrorIs(t, err, store.ErrNotFound)
 	list, err := s.Silences(ctx, store.SilenceQuery{})
@@ -137,7 +145,8 @@ func silenceIDs(ss []notify.Silence) []int64 {
 	return out
 }
 
-func testNotificationRecords(t *testing.T, s Notifications, ctx context.Context, base time.Time) {
+func testNotificationRecords(t *testing.T, e *notifyEnv) {
+	s, ctx, base := e.s, e.ctx, e.base
 	list, err := s.Notifications(ctx, store.NotificationQuery{})
 	require.NoError(t, err)
 	require.Empty(t, list)
