@@ -102,6 +102,9 @@ type EventsOptions struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Notifications serves the policy, silences and notification records
+	// (notifications.go); without its Store those routes are 404.
+	Notifications NotificationOptions
 }
 
 // eventsAPI holds the handlers of the Event Processing Service.
@@ -192,6 +195,7 @@ func NewEvents(opts EventsOptions) (http.Handler, error) {
 	if s.rules != nil {
 		s.routeRules(mux)
 	}
+	s.notificationRoutes(mux, opts.Notifications)
 	return rt, nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/reflex-ops/reflex/internal/event"
+	"github.com/reflex-ops/reflex/internal/outbound"
 )
 
 // Config is the whole configuration of reflex server. Its YAML keys are the
@@ -63,6 +64,10 @@ type Config struct {
 	NodeID         int      `yaml:"node-id"`
 	ShutdownGrace  Duration `yaml:"shutdown-timeout"`
 	PprofAddr      string   `yaml:"pprof-addr"`
+
+	// Notifications (internal/notify, docs/notifications.md).
+	NotificationsFile string `yaml:"notifications-file"`
+	OutboundAllow     string `yaml:"outbound-allow"`
 }
 
 // Default returns the embedded defaults: both services, SQLite and an
@@ -142,6 +147,8 @@ var options = []option{
 	{"max-inflight", "concurrent intake submissions; beyond it intake answers 429", func(c *Config) flag.Value { return (*intValue)(&c.MaxInFlight) }},
 	{"node-id", "instance number 0-15, part of every event id; unique per instance sharing one database", func(c *Config) flag.Value { return (*intValue)(&c.NodeID) }},
 	{"pprof-addr", "serve Go's net/http/pprof profiles on this address (empty: off; bind it to localhost)", func(c *Config) flag.Value { return (*stringValue)(&c.PprofAddr) }},
+	{"notifications-file", "notification policy (YAML, or JSON when named *.json) loaded at start; it replaces the stored one", func(c *Config) flag.Value { return (*stringValue)(&c.NotificationsFile) }},
+	{"outbound-allow", "comma-separated CIDRs that notifications may reach although private, loopback or link-local (e.g. 10.0.0.0/8)", func(c *Config) flag.Value { return (*stringValue)(&c.OutboundAllow) }},
 	{"shutdown-timeout", "how long SIGTERM waits for intake to stop and the pipeline to drain", func(c *Config) flag.Value { return &c.ShutdownGrace }},
 }
 
@@ -271,6 +278,9 @@ func (c Config) Validate() error {
 	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		bad("database-url", "must start with postgres:// or postgresql://")
+	}
+	if _, err := outbound.ParseAllow(c.OutboundAllow); err != nil {
+		bad("outbound-allow", "%s", strings.TrimPrefix(err.Error(), "outbound: "))
 	}
 	if c.PprofAddr != "" {
 		if _, _, err := net.SplitHostPort(c.PprofAddr); err != nil {

@@ -88,6 +88,7 @@ func TestLoadErrors(t *testing.T) {
 		{"processed partitions range", []string{"--processed-partitions", "-1"}, nil, "processed-partitions"},
 		{"nats partitions range", []string{"--nats-partitions", "1025"}, nil, "nats-partitions"},
 		{"processed max bytes", []string{"--processed-max-bytes", "1KiB"}, nil, "processed-max-bytes"},
+		{"bad outbound allow", []string{"--outbound-allow", "127.0.0.1/32,10.0.0.0/33"}, nil, `outbound-allow: --outbound-allow entry 2 "10.0.0.0/33"`},
 		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
 		{"unknown flag", []string{"--nope"}, nil, "not defined"},
 	} {

@@ -74,7 +74,8 @@ type Server struct {
 	proc    *processing
 	adminKY string
 
-	processed *processedOut // the processed-event stream (processed.go)
+	processed *processedOut  // the processed-event stream (processed.go)
+	notify    *notifications // the notification router (notifications.go)
 
 	events, autonomous, pprof *listener
 
@@ -291,6 +292,9 @@ func (s *Server) startEvents(ctx context.Context) error {
 		s.adminKY = key
 		fmt.Fprintf(s.stderr, "\nreflex: generated the admin API key (shown once, stored only as a hash):\n\n    %s\n\nexport REFLEX_TOKEN=%s\n\n", key, key)
 	}
+	if err := s.startNotifications(ctx); err != nil {
+		return err
+	}
 	if err := s.openProcessed(ctx); err != nil {
 		return err
 	}
@@ -318,17 +322,18 @@ func (s *Server) startEvents(ctx context.Context) error {
 	// stop before it drains. Each pushes its own stop: the webhook is the
 	// events service below; syslog, SNMP and SMTP listeners go beside it.
 	h, err := api.NewEvents(api.EventsOptions{
-		Store:        s.store,
-		Auth:         s.auth,
-		Submit:       s.intake,
-		Assets:       s.proc.inventory,
-		Rules:        s.store,
-		MaxBodyBytes: int64(s.cfg.MaxBodyBytes),
-		Webhook:      webhook.Options{MaxEventBytes: api.MaxEventBytes(s.bus.MaxPayload())},
-		Logger:       s.log.With("component", "api"),
-		Registerer:   s.reg,
-		Now:          s.now,
-		Ops:          api.NewOps(api.OpsOptions{Ready: s.Ready, Gatherer: s.reg, Service: "events", Logger: s.log, Registerer: s.reg}),
+		Store:         s.store,
+		Auth:          s.auth,
+		Submit:        s.intake,
+		Assets:        s.proc.inventory,
+		Rules:         s.store,
+		MaxBodyBytes:  int64(s.cfg.MaxBodyBytes),
+		Webhook:       webhook.Options{MaxEventBytes: api.MaxEventBytes(s.bus.MaxPayload())},
+		Logger:        s.log.With("component", "api"),
+		Registerer:    s.reg,
+		Now:           s.now,
+		Ops:           api.NewOps(api.OpsOptions{Ready: s.Ready, Gatherer: s.reg, Service: "events", Logger: s.log, Registerer: s.reg}),
+		Notifications: api.NotificationOptions{Store: s.store, SetPolicy: s.notify.setPolicy, SilencesChanged: s.notify.silencesChanged},
 	})
 	if err != nil {
 		return err

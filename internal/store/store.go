@@ -34,6 +34,7 @@ type Store interface {
 	AssetStore
 	KeyStore
 	RuleStore
+	NotificationStore
 }
 
 // Lifecycle opens, checks and closes a store.

@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	RunAssets(t, func(t *testing.T) Assets { return open(t) })
 	RunKeys(t, func(t *testing.T) Keys { return open(t) })
 	RunRules(t, func(t *testing.T) Rules { return open(t) })
+	RunNotifications(t, func(t *testing.T) Notifications { return open(t) })
 }
 
 // Events is the part of a store that RunEvents checks.
