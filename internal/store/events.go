@@ -34,7 +34,8 @@ type EventStore interface {
 	// left out (unreadable ones logged and counted). Unlike Event it does
 	// not follow raw ids to the event they were folded into.
 	EventsByID(ctx context.Context, ids []int64) ([]event.Event, error)
-	// Events lists processed events matching q, newest first. Unreadable
+	// Events lists processed events matching q, newest first (oldest
+	// first with q.OldestFirst). Unreadable
 	// rows are skipped and their ids listed in EventPage.Unreadable.
 	Events(ctx context.Context, q EventQuery) (EventPage, error)
 	// Correlations lists the correlation rows that involve the processed
@@ -128,6 +129,14 @@ type EventQuery struct {
 	// or at the same time with a smaller id.
 	BeforeTime time.Time
 	BeforeID   int64
+	// OldestFirst lists events oldest first (by occurred_at, then id)
+	// instead; its cursor is (AfterTime, AfterID), and Before is ignored.
+	OldestFirst bool
+	// After is the cursor of an OldestFirst query: only events ordered
+	// strictly after (AfterTime, AfterID) oldest first, i.e. occurred
+	// later, or at the same time with a larger id.
+	AfterTime time.Time
+	AfterID   int64
 }
 
 // PageSize is q.Limit within 1..1000, 100 when unset. A store fetches one
@@ -150,7 +159,8 @@ type EventPage struct {
 	NextTime time.Time
 	NextID   int64
 	// Unreadable lists the ids of rows of this page that matched but could
-	// not be decoded (see ErrUnreadable), newest first; nil when none.
+	// not be decoded (see ErrUnreadable), in the page's order; nil when
+	// none.
 	Unreadable []int64
 }
 

@@ -287,13 +287,21 @@ func (q *Queries) Events(ctx context.Context, eq store.EventQuery) (store.EventP
 	if text := store.CleanText(eq.Text, 0); text != "" {
 		q.d.ContainsFold(&w, text, "title", "description")
 	}
-	if !eq.BeforeTime.IsZero() {
+	order := ` ORDER BY occurred_at DESC, id DESC`
+	switch {
+	case eq.OldestFirst:
+		order = ` ORDER BY occurred_at, id`
+		if !eq.AfterTime.IsZero() {
+			at := q.d.Time(eq.AfterTime)
+			w.Add("occurred_at >= ? AND (occurred_at > ? OR id > ?)", at, at, eq.AfterID)
+		}
+	case !eq.BeforeTime.IsZero():
 		bt := q.d.Time(eq.BeforeTime)
 		w.Add("occurred_at <= ? AND (occurred_at < ? OR id < ?)", bt, bt, eq.BeforeID)
 	}
 	limit := eq.PageSize()
 	l, err := q.listEvents(ctx, `SELECT `+processedSelect+` FROM `+q.table(ProcessedTable)+w.Clause()+
-		` ORDER BY occurred_at DESC, id DESC LIMIT ?`, append(w.Args(), limit+1)...)
+		order+` LIMIT ?`, append(w.Args(), limit+1)...)
 	if err != nil {
 		return store.EventPage{}, fmt.Errorf("%s: events: %w", q.d.Name, err)
 	}

@@ -426,3 +426,51 @@ func testRecentEvents(t *testing.T, e *env) {
 func bk(key string, count, occurrences int64) store.Bucket {
 	return store.Bucket{Key: key, Count: count, Occurrences: occurrences}
 }
+
+func testOldestFirst(t *testing.T, e *env) {
+	at := e.base.Add(-time.Minute)
+	var ps []pair
+	for i := range 5 {
+		p := mk(e.base, "web-01", event.Info, fmt.Sprintf("same time %d", i))
+		p.ev.OccurredAt = at
+		ps = append(ps, p)
+	}
+	older := mk(e.base, "web-01", event.Info, "older")
+	older.ev.OccurredAt = at.Add(-time.Microsecond)
+	newer := mk(e.base, "web-01", event.Info, "newer")
+	newer.ev.OccurredAt = at.Add(time.Microsecond)
+	outside := mk(e.base, "web-01", event.Info, "outside")
+	outside.ev.OccurredAt = at.Add(time.Hour)
+	other := mk(e.base, "db-01", event.Info, "other host")
+	other.ev.OccurredAt = at
+	e.write(t, batch(append(ps, newer, older, outside, other)...))
+
+	same := idsOf(ps...)
+	slices.Sort(same)
+	want := append(append([]int64{older.ev.ID}, same...), newer.ev.ID)
+
+	var got []int64
+	q := store.EventQuery{OldestFirst: true, Host: "web-01", Since: at.Add(-time.Second), Until: at.Add(time.Second), Limit: 2,
+		BeforeTime: at.Add(-time.Hour) /* ignored oldest first */}
+	for pages := 0; ; pages++ {
+		require.Less(t, pages, 10, "pagination does not end")
+		page, err := e.s.Events(e.ctx, q)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(page.Events), 2)
+		got = append(got, ids(page.Events)...)
+		if !page.More {
+			break
+		}
+		require.Equal(t, got[len(got)-1], page.NextID)
+		q.AfterTime, q.AfterID = page.NextTime, page.NextID
+	}
+	require.Equal(t, want, got)
+
+	atCursor := append(slices.Clone(same), other.ev.ID)
+	slices.Sort(atCursor)
+	page, err := e.s.Events(e.ctx, store.EventQuery{OldestFirst: true, AfterTime: at, AfterID: atCursor[1], Limit: 100})
+	require.NoError(t, err)
+	require.Equal(t, append(append(slices.Clone(atCursor[2:]), newer.ev.ID), outside.ev.ID), ids(page.Events),
+		"the cursor without filters")
+	require.False(t, page.More)
+}

@@ -71,6 +71,7 @@ func RunEvents(t *testing.T, open func(t *testing.T) Events) {
 		{"Correlations/time based and causal", testCorrelationGroups},
 		{"Events/filters", testEventFilters},
 		{"Events/pagination with equal times", testPagination},
+		{"Events/oldest first", testOldestFirst},
 		{"Events/limit", testLimit},
 		{"Analytics", testAnalytics},
 		{"RecentEvents", testRecentEvents},
