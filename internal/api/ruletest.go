@@ -16,7 +16,8 @@ import (
 
 // RuleTestRequest is the body of POST /api/v1/rules/triggers/{id}/test:
 // an event (one webhook payload) to try the rule on, or a time range of
-// stored events to backtest it over (not implemented yet: 501).
+// stored events to backtest it over (since, required, and until, RFC 3339
+// times; until defaults to now).
 type RuleTestRequest struct {
 	Event json.RawMessage `json:"event"`
 	Since json.RawMessage `json:"since"`
@@ -30,9 +31,6 @@ type RuleTestResult struct {
 	Reason  string `json:"reason"`
 }
 
-// errBacktest is the answer of a backtest request until backtests land.
-const errBacktest = "backtest is not implemented yet"
-
 // newTestNormalizer is the normalize stage of the test endpoint: the
 // pipeline's normalization of a webhook payload, without metrics.
 func newTestNormalizer() (*normalize.Stage, error) {
@@ -44,7 +42,8 @@ func newTestNormalizer() (*normalize.Stage, error) {
 // testTrigger serves POST /api/v1/rules/triggers/{id}/test. It changes
 // nothing: the event is normalized as the pipeline would normalize it
 // (not enriched, deduplicated or correlated) and matched against the
-// rule's severity threshold and conditions.
+// rule's severity threshold and conditions; or, for a backtest, the
+// stored events of the range are evaluated (see backtest).
 func (s *eventsAPI) testTrigger(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
 	rule, ok := s.findTrigger(w, r)
 	if !ok {
@@ -60,23 +59,27 @@ func (s *eventsAPI) testTrigger(w http.ResponseWriter, r *http.Request, _ auth.P
 	case backtest && req.Event != nil:
 		writeFieldError(w, badField("event", "give either an event or since and until (a backtest), not both"))
 		return
-	case backtest:
-		writeError(w, http.StatusNotImplemented, errBacktest, "")
-		return
-	case req.Event == nil:
+	case req.Event == nil && !backtest:
 		writeFieldError(w, badField("event", "required: the webhook payload to test (or since and until for a backtest)"))
 		return
 	}
-	ev, fe := s.testEvent(req.Event)
-	if fe != nil {
-		writeFieldError(w, fe)
-		return
+	var ev *event.Event
+	if !backtest {
+		var fe *fieldError
+		if ev, fe = s.testEvent(req.Event); fe != nil {
+			writeFieldError(w, fe)
+			return
+		}
 	}
 	m, err := cond.Compile(rule.Conditions)
 	if err != nil {
 		// Conditions are compiled before they are stored: only a row
 		// changed behind the API's back gets here.
 		writeError(w, http.StatusInternalServerError, fmt.Sprintf("the stored conditions of trigger rule %d do not compile: %v", rule.ID, err), "")
+		return
+	}
+	if backtest {
+		s.serveBacktest(w, r, rule, m, req)
 		return
 	}
 	writeJSON(w, http.StatusOK, explainRule(rule.SeverityThreshold, m, ev))
