@@ -237,3 +237,27 @@ func TestGroupKey(t *testing.T) {
 	require.NotEqual(t, GroupKey(&event.Event{}, []string{"metadata.x"}),
 		GroupKey(&event.Event{Data: map[string]any{"metadata": map[string]any{"x": ""}}}, []string{"metadata.x"}))
 }
+
+// TestDocsExample is the timeline of docs/rules.md "Windows and throttles".
+func TestDocsExample(t *testing.T) {
+	seed := Rule{ID: 1, Window: 5 * time.Minute, MinCount: 1, MaxPerHour: 3}
+	b := Rule{ID: 2, Window: 5 * time.Minute, MinCount: 2, MaxPerHour: 3}
+	s := New(Options{})
+	for i, tt := range []struct {
+		min          float64
+		seed, second Outcome
+	}{
+		{0, Fire, None},
+		{3, Fire, Fire},
+		{4, Fire, None},
+		{20, Suppressed, None},
+		{22, Suppressed, Fire},
+		{60, Fire, None},
+		{61, Suppressed, Fire},
+		{62, Suppressed, None},
+		{63, Fire, Fire},
+	} {
+		require.Equal(t, tt.seed, s.Observe(seed, "web-01", int64(i+1), at(tt.min)), "High CPU Alert at +%vm", tt.min)
+		require.Equal(t, tt.second, s.Observe(b, "web-01", int64(i+1), at(tt.min)), "B at +%vm", tt.min)
+	}
+}
