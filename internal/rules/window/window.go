@@ -112,7 +112,20 @@ type entry struct {
 	// fired holds the times of the allowed firings of the last hour,
 	// oldest first.
 	fired []time.Time
+	// ids indexes the ids of occs (bit inWindow) and last (bit inLast)
+	// for rules with a large MinCount, so that the duplicate check does
+	// not scan them; nil for small ones.
+	ids map[int64]uint8
 }
+
+// The bits of entry.ids.
+const (
+	inWindow uint8 = 1 << iota
+	inLast
+)
+
+// indexAbove is the MinCount above which an entry indexes its ids.
+const indexAbove = 16
 
 // State is the windows and throttles of all rules. It is safe for
 // concurrent use.
@@ -142,10 +155,16 @@ func (s *State) Observe(rule Rule, groupKey string, occurrenceID int64, at time.
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	en := s.entry(key{rule.ID, groupKey})
+	if minCount > indexAbove && en.ids == nil {
+		en.reindex()
+	}
 	if occurrenceID != 0 && en.seen(occurrenceID) {
 		return Duplicate
 	}
 	en.occs = append(en.occs, occurrence{occurrenceID, at})
+	if en.ids != nil && occurrenceID != 0 {
+		en.ids[occurrenceID] |= inWindow
+	}
 	// Keep the window ordered by time: a late occurrence goes in its place.
 	for i := len(en.occs) - 1; i > 0 && en.occs[i].at.Before(en.occs[i-1].at); i-- {
 		en.occs[i], en.occs[i-1] = en.occs[i-1], en.occs[i]
@@ -158,7 +177,13 @@ func (s *State) Observe(rule Rule, groupKey string, occurrenceID int64, at time.
 	}
 	// A window never needs more than minCount occurrences.
 	drop = max(drop, len(en.occs)-minCount)
-	en.occs = slices.Delete(en.occs, 0, drop)
+	if en.ids != nil {
+		for _, o := range en.occs[:drop] {
+			en.unmark(o.id, inWindow)
+		}
+	}
+	// Reslicing keeps dropping O(1); append reallocates to the live part.
+	en.occs = en.occs[drop:]
 	if len(en.occs) < minCount {
 		return None
 	}
@@ -169,7 +194,39 @@ func (s *State) Observe(rule Rule, groupKey string, occurrenceID int64, at time.
 		}
 	}
 	en.occs = en.occs[:0]
+	if en.ids != nil {
+		en.reindex()
+	}
 	return en.fire(rule.MaxPerHour, at)
+}
+
+// reindex builds ids from occs and last.
+func (en *entry) reindex() {
+	if en.ids == nil {
+		en.ids = make(map[int64]uint8, len(en.occs)+len(en.last))
+	} else {
+		clear(en.ids)
+	}
+	for _, id := range en.last {
+		en.ids[id] |= inLast
+	}
+	for _, o := range en.occs {
+		if o.id != 0 {
+			en.ids[o.id] |= inWindow
+		}
+	}
+}
+
+// unmark clears bit of id in ids.
+func (en *entry) unmark(id int64, bit uint8) {
+	if id == 0 {
+		return
+	}
+	if v := en.ids[id] &^ bit; v == 0 {
+		delete(en.ids, id)
+	} else {
+		en.ids[id] = v
+	}
 }
 
 // fire records a firing at t unless the throttle stops it.
@@ -178,7 +235,7 @@ func (en *entry) fire(maxPerHour int, t time.Time) Outcome {
 	for cut < len(en.fired) && t.Sub(en.fired[cut]) >= throttleSpan {
 		cut++
 	}
-	en.fired = slices.Delete(en.fired, 0, cut)
+	en.fired = en.fired[cut:]
 	if maxPerHour <= 0 {
 		// No throttle: nothing to remember.
 		en.fired = en.fired[:0]
@@ -192,6 +249,9 @@ func (en *entry) fire(maxPerHour int, t time.Time) Outcome {
 }
 
 func (en *entry) seen(id int64) bool {
+	if en.ids != nil {
+		return en.ids[id] != 0
+	}
 	return slices.Contains(en.last, id) ||
 		slices.ContainsFunc(en.occs, func(o occurrence) bool { return o.id == id })
 }

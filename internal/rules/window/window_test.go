@@ -261,3 +261,42 @@ func TestDocsExample(t *testing.T) {
 		require.Equal(t, tt.second, s.Observe(b, "web-01", int64(i+1), at(tt.min)), "B at +%vm", tt.min)
 	}
 }
+
+// TestLargeMinCount checks the indexed duplicate check against the plain
+// one: a rule with a large MinCount behaves as a small one scaled up.
+func TestLargeMinCount(t *testing.T) {
+	const n = 50000
+	r := Rule{ID: 1, Window: time.Hour, MinCount: n}
+	s := New(Options{})
+	base := at(0)
+	for i := range n - 1 {
+		require.Equal(t, None, s.Observe(r, "", int64(i+1), base.Add(time.Duration(i)*time.Millisecond)))
+	}
+	require.Equal(t, Duplicate, s.Observe(r, "", 1, base))
+	require.Equal(t, Duplicate, s.Observe(r, "", n-1, base))
+	require.Equal(t, Fire, s.Observe(r, "", n, base.Add(time.Minute)))
+	require.Equal(t, Duplicate, s.Observe(r, "", 7, base), "in the window that fired")
+	require.Equal(t, None, s.Observe(r, "", n+1, base.Add(2*time.Minute)))
+
+	// Occurrences leaving the window are no longer duplicates.
+	r2 := Rule{ID: 2, Window: time.Second, MinCount: 100}
+	require.Equal(t, None, s.Observe(r2, "", 1, base))
+	require.Equal(t, None, s.Observe(r2, "", 2, base.Add(2*time.Second)))
+	require.Equal(t, Duplicate, s.Observe(r2, "", 2, base.Add(2*time.Second)))
+	require.Equal(t, None, s.Observe(r2, "", 1, base.Add(2*time.Second)), "1 left the window")
+
+	// Snapshot and restore rebuild the index.
+	restored := New(Options{})
+	require.NoError(t, restored.Restore(s.Snapshot()))
+	require.Equal(t, Duplicate, restored.Observe(r2, "", 1, base.Add(2*time.Second)))
+	require.Equal(t, Duplicate, restored.Observe(r, "", 7, base))
+}
+
+func BenchmarkObserve(b *testing.B) {
+	s := New(Options{})
+	r := Rule{ID: 1, Window: 5 * time.Minute, MinCount: 3, MaxPerHour: 10}
+	groups := []string{"web-01", "web-02", "db-01", "cache-01"}
+	for i := 0; b.Loop(); i++ {
+		s.Observe(r, groups[i%len(groups)], int64(i+1), at(float64(i)/1000))
+	}
+}
