@@ -362,14 +362,7 @@ func (r *Runner) runPipelined(ctx context.Context) error {
 	go func() {
 		defer close(stopped)
 		for group := range toAck {
-			live := group[0].live
-			if len(group) > 1 {
-				live = nil
-				for _, p := range group {
-					live = append(live, p.live...)
-				}
-			}
-			r.deliver(pctx, group[0].sb, live)
+			r.deliver(pctx, group[0].sb, lives(group))
 			release(group)
 		}
 	}()
@@ -535,14 +528,7 @@ func (r *Runner) storeAll(ctx context.Context, ps []*pending) (*store.Batch, boo
 			sb.Data = nil
 		}
 	}
-	var live []bus.Msg
-	if len(ps) == 1 {
-		live = ps[0].live
-	} else {
-		for _, p := range ps {
-			live = append(live, p.live...)
-		}
-	}
+	live := lives(ps)
 	start := time.Now()
 	if !r.retry(ctx, "store", live, func() error {
 		t := time.Now()
@@ -570,6 +556,18 @@ func (r *Runner) storeAll(ctx context.Context, ps []*pending) (*store.Batch, boo
 		r.met.processed(src, n)
 	}
 	return sb, true
+}
+
+// lives returns the messages to acknowledge of ps, in order.
+func lives(ps []*pending) []bus.Msg {
+	if len(ps) == 1 {
+		return ps[0].live
+	}
+	var live []bus.Msg
+	for _, p := range ps {
+		live = append(live, p.live...)
+	}
+	return live
 }
 
 // deliver hands a stored batch to Downstream and then acknowledges its

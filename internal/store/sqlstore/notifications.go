@@ -111,14 +111,7 @@ func scanSilence(row Row) (notify.Silence, error) {
 
 // Silence returns the silence with this id.
 func (q *Queries) Silence(ctx context.Context, id int64) (notify.Silence, error) {
-	s, err := scanSilence(q.r.QueryRow(ctx, q.d.Rebind(`SELECT `+silenceSelect+` FROM `+q.silenceTable()+` WHERE id = ?`), id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return s, fmt.Errorf("%s: silence %d: %w", q.d.Name, id, store.ErrNotFound)
-	}
-	if err != nil {
-		return s, fmt.Errorf("%s: silence %d: %w", q.d.Name, id, err)
-	}
-	return s, nil
+	return byID(ctx, q, "silence", silenceSelect, q.silenceTable(), id, scanSilence)
 }
 
 // Silences lists the silences qs selects, newest first.

@@ -97,14 +97,7 @@ func (q *Queries) scanRule(row Row) (store.TriggerRule, error) {
 
 // TriggerRule returns the rule with this id.
 func (q *Queries) TriggerRule(ctx context.Context, id int64) (store.TriggerRule, error) {
-	r, err := q.scanRule(q.r.QueryRow(ctx, q.d.Rebind(`SELECT `+ruleSelect+` FROM `+q.triggerRules()+` WHERE id = ?`), id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return r, fmt.Errorf("%s: trigger rule %d: %w", q.d.Name, id, store.ErrNotFound)
-	}
-	if err != nil {
-		return r, fmt.Errorf("%s: trigger rule %d: %w", q.d.Name, id, err)
-	}
-	return r, nil
+	return byID(ctx, q, "trigger rule", ruleSelect, q.triggerRules(), id, q.scanRule)
 }
 
 // TriggerRules lists the rules by id, only those whose active is *active
@@ -218,14 +211,7 @@ func scanTemplate(row Row) (store.ResponseTemplate, error) {
 
 // ResponseTemplate returns the template with this id.
 func (q *Queries) ResponseTemplate(ctx context.Context, id int64) (store.ResponseTemplate, error) {
-	t, err := scanTemplate(q.r.QueryRow(ctx, q.d.Rebind(`SELECT `+templateSelect+` FROM `+q.templates()+` WHERE id = ?`), id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return t, fmt.Errorf("%s: response template %d: %w", q.d.Name, id, store.ErrNotFound)
-	}
-	if err != nil {
-		return t, fmt.Errorf("%s: response template %d: %w", q.d.Name, id, err)
-	}
-	return t, nil
+	return byID(ctx, q, "response template", templateSelect, q.templates(), id, scanTemplate)
 }
 
 // ResponseTemplates lists the templates by id, only those whose active is
@@ -349,14 +335,20 @@ func scanExecution(row Row) (store.RuleExecution, error) {
 
 // RuleExecution returns the execution with this id.
 func (q *Queries) RuleExecution(ctx context.Context, id int64) (store.RuleExecution, error) {
-	x, err := scanExecution(q.r.QueryRow(ctx, q.d.Rebind(`SELECT `+executionSelect+` FROM `+q.executions()+` WHERE id = ?`), id))
+	return byID(ctx, q, "rule execution", executionSelect, q.executions(), id, scanExecution)
+}
+
+// byID reads the row of table with this id (its columns cols) with scan;
+// what names the row in errors. No row is store.ErrNotFound.
+func byID[T any](ctx context.Context, q *Queries, what, cols, table string, id int64, scan func(Row) (T, error)) (T, error) {
+	v, err := scan(q.r.QueryRow(ctx, q.d.Rebind(`SELECT `+cols+` FROM `+table+` WHERE id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return x, fmt.Errorf("%s: rule execution %d: %w", q.d.Name, id, store.ErrNotFound)
+		return v, fmt.Errorf("%s: %s %d: %w", q.d.Name, what, id, store.ErrNotFound)
 	}
 	if err != nil {
-		return x, fmt.Errorf("%s: rule execution %d: %w", q.d.Name, id, err)
+		return v, fmt.Errorf("%s: %s %d: %w", q.d.Name, what, id, err)
 	}
-	return x, nil
+	return v, nil
 }
 
 // RuleExecutions lists executions, newest first.
