@@ -309,17 +309,6 @@ func consumerName(l Lane) string { return "pipeline-" + string(l) }
 func (b *Bus) setup(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, b.opts.ConnectTimeout)
 	defer cancel()
-	replicas := b.opts.Replicas
-	if replicas <= 0 {
-		replicas = 1
-		st, err := b.js.Stream(ctx, b.opts.Stream)
-		switch {
-		case err == nil:
-			replicas = max(1, st.CachedInfo().Config.Replicas)
-		case !errors.Is(err, jetstream.ErrStreamNotFound):
-			return fmt.Errorf("bus: stream %s: %w", b.opts.Stream, classify(err))
-		}
-	}
 	cfg := jetstream.StreamConfig{
 		Name:        b.opts.Stream,
 		Description: "reflex intake log",
@@ -330,15 +319,15 @@ func (b *Bus) setup(ctx context.Context) error {
 		MaxBytes:    b.opts.MaxBytes,
 		MaxMsgs:     b.opts.MaxMsgs,
 		MaxAge:      0,
-		Replicas:    replicas,
+		Replicas:    b.opts.Replicas,
 		Duplicates:  DefaultDuplicates,
 		// The default persist mode: a write is flushed (and, embedded,
 		// fsynced) before the publish is acknowledged.
 		PersistMode: jetstream.DefaultPersistMode,
 	}
-	st, err := b.js.CreateOrUpdateStream(ctx, cfg)
+	st, err := b.createStream(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("bus: create stream %s: %w", cfg.Name, classify(err))
+		return err
 	}
 	b.stream = st
 	b.cons = make(map[Lane]jetstream.Consumer, 2)

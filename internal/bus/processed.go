@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/reflex-ops/reflex/internal/event"
@@ -80,12 +79,9 @@ func (o *ProcessedOptions) setDefaults() {
 // for the components after the store (trigger rules, the intelligence
 // layer, the autonomous service). It is safe for concurrent use.
 type Processed struct {
-	opts   ProcessedOptions
-	log    *slog.Logger
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	stream jetstream.Stream
-	owned  bool // the connection is Processed's own (DialProcessed)
+	streamConn // its own connection from DialProcessed, else the Bus's
+	opts       ProcessedOptions
+	log        *slog.Logger
 }
 
 // OpenProcessed creates or updates the processed stream on the bus's NATS
@@ -100,20 +96,6 @@ func (b *Bus) OpenProcessed(ctx context.Context, opts ProcessedOptions) (*Proces
 		opts.Logger = b.opts.Logger
 	}
 	opts.setDefaults()
-	p := &Processed{opts: opts, log: opts.Logger.With("component", "processed-stream"), nc: b.nc, js: b.js}
-	ctx, cancel := context.WithTimeout(ctx, b.opts.ConnectTimeout)
-	defer cancel()
-	replicas := opts.Replicas
-	if replicas <= 0 {
-		replicas = 1
-		st, err := b.js.Stream(ctx, opts.Stream)
-		switch {
-		case err == nil:
-			replicas = max(1, st.CachedInfo().Config.Replicas)
-		case !errors.Is(err, jetstream.ErrStreamNotFound):
-			return nil, fmt.Errorf("bus: stream %s: %w", opts.Stream, classify(err))
-		}
-	}
 	cfg := jetstream.StreamConfig{
 		Name:        opts.Stream,
 		Description: "reflex processed events; " + partitionsKey + "=" + strconv.Itoa(opts.Partitions),
@@ -123,15 +105,15 @@ func (b *Bus) OpenProcessed(ctx context.Context, opts ProcessedOptions) (*Proces
 		Discard:     jetstream.DiscardNew,
 		MaxBytes:    opts.MaxBytes,
 		MaxMsgs:     -1,
-		Replicas:    replicas,
+		Replicas:    opts.Replicas,
 		Duplicates:  DefaultDuplicates,
 		Metadata:    map[string]string{partitionsKey: strconv.Itoa(opts.Partitions)},
 	}
-	st, err := b.js.CreateOrUpdateStream(ctx, cfg)
+	st, err := b.createStream(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("bus: create stream %s: %w", cfg.Name, classify(err))
+		return nil, err
 	}
-	p.stream = st
+	p := &Processed{streamConn: streamConn{nc: b.nc, js: b.js, stream: st}, opts: opts, log: opts.Logger.With("component", "processed-stream")}
 	p.log.Info("processed stream open", "stream", cfg.Name, "subjects", cfg.Subjects[0],
 		"partitions", opts.Partitions, "max_bytes", cfg.MaxBytes)
 	return p, nil
@@ -160,47 +142,16 @@ type DialOptions struct {
 func DialProcessed(ctx context.Context, opts DialOptions) (*Processed, error) {
 	po := ProcessedOptions{Stream: opts.Stream, SubjectPrefix: opts.SubjectPrefix, Logger: opts.Logger}
 	po.setDefaults()
-	if opts.ConnectTimeout <= 0 {
-		opts.ConnectTimeout = 10 * time.Second
-	}
 	log := po.Logger.With("component", "processed-stream")
-	nopts := []nats.Option{
-		nats.Name("reflex-downstream"),
-		nats.Timeout(opts.ConnectTimeout),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250 * time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				log.Warn("disconnected from NATS", "err", err)
-			}
-		}),
-	}
-	if opts.Token != "" {
-		nopts = append(nopts, nats.Token(opts.Token))
-	}
-	nc, err := nats.Connect(opts.URL, nopts...)
+	sc, err := dialStream(ctx, dialConfig{url: opts.URL, token: opts.Token, timeout: opts.ConnectTimeout,
+		log: log, stream: po.Stream, notFound: ErrNoProcessedStream})
 	if err != nil {
-		return nil, fmt.Errorf("bus: connect to NATS: %w: %w", ErrUnavailable, err)
+		return nil, err
 	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("bus: jetstream: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, opts.ConnectTimeout)
-	defer cancel()
-	st, err := js.Stream(ctx, po.Stream)
-	if err != nil {
-		nc.Close()
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return nil, fmt.Errorf("bus: %w: %s", ErrNoProcessedStream, po.Stream)
-		}
-		return nil, fmt.Errorf("bus: stream %s: %w", po.Stream, classify(err))
-	}
-	if n := streamPartitions(st.CachedInfo().Config); n > 0 {
+	if n := streamPartitions(sc.stream.CachedInfo().Config); n > 0 {
 		po.Partitions = n
 	}
-	return &Processed{opts: po, log: log, nc: nc, js: js, stream: st, owned: true}, nil
+	return &Processed{streamConn: sc, opts: po, log: log}, nil
 }
 
 // streamPartitions reads the partition count the events service recorded
@@ -221,9 +172,7 @@ func streamPartitions(cfg jetstream.StreamConfig) int {
 // Close closes the connection of a Processed from DialProcessed; for one
 // from OpenProcessed it does nothing (the Bus owns the connection).
 func (p *Processed) Close() error {
-	if p.owned {
-		p.nc.Close()
-	}
+	p.closeConn()
 	return nil
 }
 
@@ -269,16 +218,9 @@ func (p *Processed) Publish(ctx context.Context, msgs []ProcessedMessage) (dups 
 		}
 		out[i].subject = p.Subject(msg.Partition)
 	}
-	errs, dups, failed := publishAsync(ctx, p.js, p.opts.Stream, out)
-	if !failed {
-		return dups, nil
-	}
-	for i, msg := range msgs {
-		if err := errs[i]; err != nil && out[i].refused == nil {
-			errs[i] = fmt.Errorf("bus: publish processed %d: %w", msg.Partition, err)
-		}
-	}
-	return dups, &BatchError{Errs: errs}
+	return publishAsync(ctx, p.js, p.opts.Stream, out, func(i int, err error) error {
+		return fmt.Errorf("bus: publish processed %d: %w", msgs[i].Partition, err)
+	})
 }
 
 // ProcessedConsumerOptions configure a durable consumer of the processed
@@ -300,11 +242,10 @@ type ProcessedConsumerOptions struct {
 }
 
 // ProcessedConsumer is a durable pull consumer of the processed stream.
-// Fetch must not be called concurrently.
+// Fetch must not be called concurrently; Pending may be called from any
+// goroutine.
 type ProcessedConsumer struct {
-	p    *Processed
-	cfg  jetstream.ConsumerConfig
-	cons jetstream.Consumer
+	d *durable
 }
 
 // Consumer creates or updates the durable consumer opts.Name and returns
@@ -312,27 +253,16 @@ type ProcessedConsumer struct {
 // stream keeps only what some consumer still needs); an existing one
 // resumes where it left off.
 func (p *Processed) Consumer(ctx context.Context, opts ProcessedConsumerOptions) (*ProcessedConsumer, error) {
-	if opts.Name == "" || strings.ContainsAny(opts.Name, " .*>") {
-		return nil, fmt.Errorf("bus: processed consumer name %q must be non-empty without spaces, '.', '*' or '>'", opts.Name)
-	}
 	if opts.AckWait <= 0 {
 		opts.AckWait = DefaultProcessedAckWait
 	}
 	if opts.MaxAckPending <= 0 {
 		opts.MaxAckPending = DefaultProcessedMaxAckPending
 	}
-	if opts.MaxDeliver <= 0 {
-		opts.MaxDeliver = -1
-	}
-	cfg := jetstream.ConsumerConfig{
-		Durable:       opts.Name,
-		Description:   "reflex downstream component " + opts.Name,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       opts.AckWait,
-		MaxDeliver:    opts.MaxDeliver,
-		MaxAckPending: opts.MaxAckPending,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		ReplayPolicy:  jetstream.ReplayInstantPolicy,
+	cfg, err := consumerConfig("processed", opts.Name, "reflex downstream component "+opts.Name,
+		opts.AckWait, opts.MaxAckPending, opts.MaxDeliver)
+	if err != nil {
+		return nil, err
 	}
 	if len(opts.Partitions) == 0 {
 		cfg.FilterSubject = p.opts.SubjectPrefix + ".*"
@@ -344,20 +274,11 @@ func (p *Processed) Consumer(ctx context.Context, opts ProcessedConsumerOptions)
 			cfg.FilterSubjects = append(cfg.FilterSubjects, p.Subject(n))
 		}
 	}
-	c := &ProcessedConsumer{p: p, cfg: cfg}
-	if err := c.ensure(ctx); err != nil {
+	d, err := newDurable(ctx, "processed", p.stream, cfg)
+	if err != nil {
 		return nil, err
 	}
-	return c, nil
-}
-
-func (c *ProcessedConsumer) ensure(ctx context.Context) error {
-	cons, err := c.p.stream.CreateOrUpdateConsumer(ctx, c.cfg)
-	if err != nil {
-		return fmt.Errorf("bus: create processed consumer %s: %w", c.cfg.Durable, classify(err))
-	}
-	c.cons = cons
-	return nil
+	return &ProcessedConsumer{d: d}, nil
 }
 
 // Fetch waits up to wait for messages and returns at most n of them (none
@@ -365,50 +286,16 @@ func (c *ProcessedConsumer) ensure(ctx context.Context) error {
 // back (Nak) or terminated (Term). If the durable consumer was deleted
 // meanwhile, it is created again.
 func (c *ProcessedConsumer) Fetch(ctx context.Context, n int, wait time.Duration) ([]Msg, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if d, ok := ctx.Deadline(); ok {
-		wait = max(time.Millisecond, min(wait, time.Until(d)))
-	}
-	batch, err := c.cons.Fetch(max(1, n), jetstream.FetchMaxWait(wait))
-	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
-		if err := c.ensure(ctx); err != nil {
-			return nil, err
-		}
-		batch, err = c.cons.Fetch(max(1, n), jetstream.FetchMaxWait(wait))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("bus: fetch processed: %w", classify(err))
-	}
-	var out []Msg
-	for m := range batch.Messages() {
-		out = append(out, toMsg("", m))
-	}
-	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && len(out) == 0 {
-		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
-			return nil, errors.Join(fmt.Errorf("bus: fetch processed: %w", err), c.ensure(ctx))
-		}
-		return nil, fmt.Errorf("bus: fetch processed: %w", classify(err))
-	}
-	return out, nil
+	return c.d.fetch(ctx, n, wait)
 }
 
 // Pending is the consumer's backlog: messages not yet delivered plus those
 // delivered and not yet acknowledged.
 func (c *ProcessedConsumer) Pending(ctx context.Context) (uint64, error) {
-	info, err := c.cons.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("bus: processed consumer %s: %w", c.cfg.Durable, classify(err))
-	}
-	return info.NumPending + uint64(info.NumAckPending), nil
+	return c.d.pending(ctx)
 }
 
 // Info returns the stream's current state.
 func (p *Processed) Info(ctx context.Context) (*jetstream.StreamInfo, error) {
-	info, err := p.stream.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("bus: stream %s: %w", p.opts.Stream, classify(err))
-	}
-	return info, nil
+	return p.info(ctx)
 }

@@ -109,18 +109,12 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []Message) error {
 			out[i].subject = b.subject(msg.Lane, msg.Partition)
 		}
 	}
-	errs, dups, failed := publishAsync(ctx, b.js, b.opts.Stream, out)
+	dups, err := publishAsync(ctx, b.js, b.opts.Stream, out, func(i int, err error) error {
+		b.met.publishFailed(err)
+		return fmt.Errorf("bus: publish %s: %w", msgs[i].Lane, err)
+	})
 	b.met.duplicates.Add(float64(dups))
-	if !failed {
-		return nil
-	}
-	for i, msg := range msgs {
-		if err := errs[i]; err != nil && out[i].refused == nil {
-			b.met.publishFailed(err)
-			errs[i] = fmt.Errorf("bus: publish %s: %w", msg.Lane, err)
-		}
-	}
-	return &BatchError{Errs: errs}
+	return err
 }
 
 // asyncMsg is one message of publishAsync. A message with refused set is
@@ -134,13 +128,15 @@ type asyncMsg struct {
 // publishAsync publishes msgs to stream with asynchronous JetStream
 // publishes, at most batchWindow awaiting their acknowledgement at a time,
 // and waits for every acknowledgement. The messages reach the stream in the
-// order of msgs (one connection). errs[i] is message i's error (classified
-// as ErrFull, ErrUnavailable or ErrTooLarge where it is one of those; the
-// refused error as it is), failed whether any is set, dups how many the
-// stream acknowledged as duplicates.
-func publishAsync(ctx context.Context, js jetstream.JetStream, stream string, msgs []asyncMsg) (errs []error, dups int, failed bool) {
+// order of msgs (one connection). It returns how many the stream
+// acknowledged as duplicates and, when any failed, a *BatchError whose
+// Errs[i] is message i's error: the refused error as it is, or the publish
+// error (classified as ErrFull, ErrUnavailable or ErrTooLarge where it is
+// one of those) as wrap(i, err) returns it.
+func publishAsync(ctx context.Context, js jetstream.JetStream, stream string, msgs []asyncMsg, wrap func(i int, err error) error) (int, error) {
 	futures := make([]jetstream.PubAckFuture, len(msgs))
-	errs = make([]error, len(msgs))
+	errs := make([]error, len(msgs))
+	dups, failed := 0, false
 	fail := func(i int, err error) {
 		errs[i] = classify(err)
 		failed = true
@@ -190,7 +186,15 @@ func publishAsync(ctx context.Context, js jetstream.JetStream, stream string, ms
 	for i := max(0, len(msgs)-batchWindow); i < len(msgs); i++ {
 		wait(i)
 	}
-	return errs, dups, failed
+	if !failed {
+		return dups, nil
+	}
+	for i, e := range errs {
+		if e != nil && msgs[i].refused == nil {
+			errs[i] = wrap(i, e)
+		}
+	}
+	return dups, &BatchError{Errs: errs}
 }
 
 // batchWindow bounds the asynchronous publishes of one PublishBatch that

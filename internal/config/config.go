@@ -47,6 +47,13 @@ type Config struct {
 	ProcessedMaxBytes   ByteSize `yaml:"processed-max-bytes"`
 	ProcessedPartitions int      `yaml:"processed-partitions"`
 
+	// The stream of decision requests, from the rules to the Autonomous
+	// Response Service (see bus.Decisions).
+	DecisionsStream   string   `yaml:"decisions-stream"`
+	DecisionsSubject  string   `yaml:"decisions-subject"`
+	DecisionsMaxBytes ByteSize `yaml:"decisions-max-bytes"`
+	DecisionsMaxAge   Duration `yaml:"decisions-max-age"`
+
 	AdminToken     string   `yaml:"admin-token"`
 	LogLevel       string   `yaml:"log-level"`
 	LogFormat      string   `yaml:"log-format"`
@@ -86,6 +93,11 @@ func Default() Config {
 		ProcessedSubject:    "reflex.processed",
 		ProcessedMaxBytes:   1 << 30,
 		ProcessedPartitions: 0, // as the intake's
+
+		DecisionsStream:   "REFLEX_DECISIONS",
+		DecisionsSubject:  "reflex.decisions",
+		DecisionsMaxBytes: 256 << 20,
+		DecisionsMaxAge:   Duration(7 * 24 * time.Hour),
 
 		LogLevel:       "info",
 		LogFormat:      "text",
@@ -131,6 +143,10 @@ var options = []option{
 	{"processed-subject-prefix", "subject prefix of the processed stream (<prefix>.<partition>)", func(c *Config) flag.Value { return (*stringValue)(&c.ProcessedSubject) }},
 	{"processed-max-bytes", "size bound of the processed stream (e.g. 1GiB); when a consumer's backlog fills it, the pipeline waits", func(c *Config) flag.Value { return &c.ProcessedMaxBytes }},
 	{"processed-partitions", "partitions of the processed stream, hosts mapped to them by hash; 0: as nats-partitions", func(c *Config) flag.Value { return (*intValue)(&c.ProcessedPartitions) }},
+	{"decisions-stream", "JetStream stream of decision requests for the Autonomous Response Service; requests wait here until it takes them", func(c *Config) flag.Value { return (*stringValue)(&c.DecisionsStream) }},
+	{"decisions-subject", "subject of the decisions stream (one subject, no wildcards, outside the intake and processed subjects)", func(c *Config) flag.Value { return (*stringValue)(&c.DecisionsSubject) }},
+	{"decisions-max-bytes", "size bound of the decisions stream (e.g. 256MiB); when full, the oldest requests are dropped, so the rules never wait for the Autonomous Response Service", func(c *Config) flag.Value { return &c.DecisionsMaxBytes }},
+	{"decisions-max-age", "how long a decision request waits at most for the Autonomous Response Service before it is dropped (e.g. 7d, 12h)", func(c *Config) flag.Value { return &c.DecisionsMaxAge }},
 	{"admin-token", "admin API token; empty: one is generated at first start and printed once", func(c *Config) flag.Value { return (*stringValue)(&c.AdminToken) }},
 	{"log-level", "log level: debug, info, warn or error", func(c *Config) flag.Value { return (*stringValue)(&c.LogLevel) }},
 	{"log-format", "log format: text or json", func(c *Config) flag.Value { return (*stringValue)(&c.LogFormat) }},
@@ -313,6 +329,25 @@ func (c Config) Validate() error {
 	}
 	if c.ProcessedPartitions < 0 || c.ProcessedPartitions > 1024 {
 		bad("processed-partitions", "%d is not between 0 (as nats-partitions) and 1024", c.ProcessedPartitions)
+	}
+	if c.DecisionsStream == "" || strings.ContainsAny(c.DecisionsStream, " .*>") ||
+		c.DecisionsStream == c.NATSStream || c.DecisionsStream == c.ProcessedStream {
+		bad("decisions-stream", "%q must be non-empty without spaces, '.', '*' or '>', and differ from nats-stream and processed-stream", c.DecisionsStream)
+	}
+	// Streams may not share subjects: the decisions subject stays outside
+	// the intake's and the processed stream's.
+	within := func(prefix string) bool {
+		return c.DecisionsSubject == prefix || strings.HasPrefix(c.DecisionsSubject, prefix+".")
+	}
+	if c.DecisionsSubject == "" || strings.ContainsAny(c.DecisionsSubject, " *>") ||
+		within(c.NATSSubject) || within(c.ProcessedSubject) {
+		bad("decisions-subject", "%q must be non-empty without spaces, '*' or '>', and outside nats-subject-prefix and processed-subject-prefix (neither one of them nor starting with one and a '.')", c.DecisionsSubject)
+	}
+	if c.DecisionsMaxBytes < 1<<20 {
+		bad("decisions-max-bytes", "%d is below the minimum of 1MiB", c.DecisionsMaxBytes)
+	}
+	if c.DecisionsMaxAge < Duration(time.Minute) {
+		bad("decisions-max-age", "%s is shorter than the minimum of 1m", c.DecisionsMaxAge)
 	}
 	if c.NATSPartitions < 0 || c.NATSPartitions > 1024 {
 		bad("nats-partitions", "%d is not between 0 (the default of the mode) and 1024", c.NATSPartitions)

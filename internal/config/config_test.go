@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/reflex-ops/reflex/internal/bus"
 	"github.com/reflex-ops/reflex/internal/event"
 )
 
@@ -88,6 +89,19 @@ func TestLoadErrors(t *testing.T) {
 		{"processed partitions range", []string{"--processed-partitions", "-1"}, nil, "processed-partitions"},
 		{"nats partitions range", []string{"--nats-partitions", "1025"}, nil, "nats-partitions"},
 		{"processed max bytes", []string{"--processed-max-bytes", "1KiB"}, nil, "processed-max-bytes"},
+		{"decisions stream same as intake", []string{"--decisions-stream", "REFLEX_INTAKE"}, nil, "decisions-stream"},
+		{"decisions stream same as processed", []string{"--processed-stream", "P", "--decisions-stream", "P"}, nil, "decisions-stream"},
+		{"decisions stream with a dot", []string{"--decisions-stream", "REFLEX.D"}, nil, "decisions-stream"},
+		{"decisions stream empty", []string{"--decisions-stream="}, nil, "decisions-stream"},
+		{"decisions subject is the intake prefix", []string{"--decisions-subject", "reflex.intake"}, nil, "decisions-subject"},
+		{"decisions subject under the intake prefix", []string{"--decisions-subject", "reflex.intake.decisions"}, nil, "decisions-subject"},
+		{"decisions subject is the processed prefix", []string{"--processed-subject-prefix", "reflex.p", "--decisions-subject", "reflex.p"}, nil, "decisions-subject"},
+		{"decisions subject under the processed prefix", []string{"--decisions-subject", "reflex.processed.0"}, nil, "decisions-subject"},
+		{"decisions subject wildcard", []string{"--decisions-subject", "reflex.decisions.*"}, nil, "decisions-subject"},
+		{"decisions subject space", []string{"--decisions-subject", "reflex decisions"}, nil, "decisions-subject"},
+		{"decisions max bytes", []string{"--decisions-max-bytes", "512KiB"}, nil, "decisions-max-bytes: 524288 is below the minimum of 1MiB"},
+		{"decisions max age", []string{"--decisions-max-age", "30s"}, nil, "decisions-max-age: 30s is shorter than the minimum of 1m"},
+		{"bad decisions max age", nil, map[string]string{"REFLEX_DECISIONS_MAX_AGE": "a week"}, "REFLEX_DECISIONS_MAX_AGE"},
 		{"bad outbound allow", []string{"--outbound-allow", "127.0.0.1/32,10.0.0.0/33"}, nil, `outbound-allow: --outbound-allow entry 2 "10.0.0.0/33"`},
 		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
 		{"unknown flag", []string{"--nope"}, nil, "not defined"},
@@ -98,6 +112,29 @@ func TestLoadErrors(t *testing.T) {
 			require.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+func TestDecisionsStream(t *testing.T) {
+	cfg, _, err := Load("server", nil, env(nil), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, bus.DefaultDecisionsStream, cfg.DecisionsStream)
+	require.Equal(t, bus.DefaultDecisionsSubject, cfg.DecisionsSubject)
+	require.Equal(t, bus.DefaultDecisionsMaxBytes, int64(cfg.DecisionsMaxBytes))
+	require.Equal(t, bus.DefaultDecisionsMaxAge, time.Duration(cfg.DecisionsMaxAge))
+
+	file := filepath.Join(t.TempDir(), "reflex.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("decisions-stream: FROM_FILE\ndecisions-max-age: 12h\n"), 0o600))
+	cfg, _, err = Load("server",
+		// Sharing the intake prefix's characters, not its first token: no
+		// overlap.
+		[]string{"--config", file, "--decisions-subject", "reflex.intakes", "--decisions-max-age", "1m"},
+		env(map[string]string{"REFLEX_DECISIONS_MAX_BYTES": "1MiB", "REFLEX_DECISIONS_STREAM": "FROM_ENV"}),
+		io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, "FROM_ENV", cfg.DecisionsStream, "env beats file")
+	require.Equal(t, "reflex.intakes", cfg.DecisionsSubject)
+	require.Equal(t, ByteSize(1<<20), cfg.DecisionsMaxBytes, "the minimum is allowed")
+	require.Equal(t, time.Minute, time.Duration(cfg.DecisionsMaxAge), "flag beats file; the minimum is allowed")
 }
 
 func TestHelpDocumentsEveryFlag(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -144,6 +145,8 @@ func TestPostgresAndExternalNATSEndToEnd(t *testing.T) {
 	})
 	cfg.ProcessedStream, cfg.ProcessedSubject = "REFLEX_TEST_P_"+suffix, "reflex.testp."+suffix
 	t.Cleanup(func() { deleteStream(t, cfg.NATSURL, cfg.ProcessedStream) })
+	cfg.DecisionsStream, cfg.DecisionsSubject = "REFLEX_TEST_D_"+suffix, "reflex.testd."+suffix
+	t.Cleanup(func() { deleteStream(t, cfg.NATSURL, cfg.DecisionsStream) })
 	ts := start(t, cfg)
 	runEndToEnd(t, ts)
 	runProcessed(t, ts)
@@ -312,6 +315,8 @@ func TestServicesSplit(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 }
 
+// deleteStream deletes a stream of the test's on the external NATS, if it
+// exists.
 func deleteStream(t *testing.T, url, stream string) {
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -323,7 +328,7 @@ func deleteStream(t *testing.T, url, stream string) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := js.DeleteStream(ctx, stream); err != nil {
+	if err := js.DeleteStream(ctx, stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Errorf("delete stream %s: %v", stream, err)
 	}
 }

@@ -158,6 +158,8 @@ func leaseConfig(t *testing.T, url, stream string) config.Config {
 	// a deployment on the same NATS uses (the tests' cleanups delete it).
 	cfg.ProcessedStream = stream + "_P"
 	cfg.ProcessedSubject = "reflex.testp." + strings.ToLower(stream)
+	cfg.DecisionsStream = stream + "_D"
+	cfg.DecisionsSubject = "reflex.testd." + strings.ToLower(stream)
 	return cfg
 }
 
@@ -168,6 +170,7 @@ func TestSecondProcessingInstanceOnTheStreamFails(t *testing.T) {
 		deleteStream(t, url, stream)
 		deleteStream(t, url, "KV_"+bus.LeaseBucket(stream))
 		deleteStream(t, url, stream+"_P")
+		deleteStream(t, url, stream+"_D")
 	})
 	first := start(t, leaseConfig(t, url, stream))
 	held := gauge(t, first.srv.Registry(), "reflex_processing_lease_held")
@@ -198,6 +201,7 @@ func TestLosingTheLeaseStopsProcessing(t *testing.T) {
 		deleteStream(t, url, stream)
 		deleteStream(t, url, "KV_"+bus.LeaseBucket(stream))
 		deleteStream(t, url, stream+"_P")
+		deleteStream(t, url, stream+"_D")
 	})
 	cfg := leaseConfig(t, url, stream)
 	srv, err := New(Options{Config: cfg, Stderr: io.Discard, LeaseTTL: time.Second})
