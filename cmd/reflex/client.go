@@ -164,7 +164,8 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Float64Var(&o.Critical, "critical", 0.01, "fraction of critical events")
 	fs.Float64Var(&o.DupRatio, "dup-ratio", 0.1, "fraction of events that repeat an earlier event of their host")
 	fs.IntVar(&o.Backlog, "backlog", 0, "post this many low events as fast as accepted while posting critical events at --rate; the timed phase ends when the backlog is processed")
-	fs.DurationVar(&o.Drain, "drain", 2*time.Minute, "how long to wait for processing to catch up afterwards")
+	fs.DurationVar(&o.Drain, "drain", 2*time.Minute, "how long to wait for processing (and the rules engine) to catch up afterwards")
+	fs.IntVar(&o.Rules, "rules", 0, "before the load, create the trigger rules \"loadgen rule 0001\".. up to this many that the server lacks (mixed shapes; the token needs rules:write)")
 	quiet := fs.Bool("quiet", false, "no progress lines")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
 	fs.Usage = func() {

@@ -400,11 +400,11 @@ func runRulesList(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fmt.Errorf("rules list: %w", err)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RULE\tNAME\tACTIVE\tWINDOW\tMIN\tMAX/H\tCONDITIONS")
+	fmt.Fprintln(tw, "RULE\tNAME\tACTIVE\tWINDOW\tMIN\tMAX/H\tFIRED\tSUPPRESSED\tCONDITIONS")
 	for _, r := range rules {
 		conds, _ := json.Marshal(r["conditions"])
-		fmt.Fprintf(tw, "%d\t%v\t%v\t%vm\t%v\t%v\t%s\n", idOf(r), r["name"], r["active"], r["time_window_minutes"],
-			r["min_count"], r["max_triggers_per_hour"], conds)
+		fmt.Fprintf(tw, "%d\t%v\t%v\t%vm\t%v\t%v\t%v\t%v\t%s\n", idOf(r), r["name"], r["active"], r["time_window_minutes"],
+			r["min_count"], r["max_triggers_per_hour"], r["firings"], r["suppressed_firings"], conds)
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "RESPONSE\tNAME\tTYPE\tRULE\tACTIONS\tACTIVE")

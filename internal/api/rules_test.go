@@ -60,6 +60,7 @@ func TestTriggerRules(t *testing.T) {
 		"conditions": {"event_type": "threshold_breach", "severity": ["critical", "high"], "metadata.cpu_usage": {"$gt": 90}},
 		"severity_threshold": "", "time_window_minutes": 5, "min_count": 1, "group_by": ["source_host"],
 		"max_triggers_per_hour": 3, "active": true, "created_by": %q,
+		"firings": 0, "suppressed_firings": 0, "last_fired_at": null,
 		"created_at": "2026-11-27T10:00:00Z", "updated_at": "2026-11-27T10:00:00Z"}`, id, keyID(t, e, "rules")), w.Body.String())
 
 	path := fmt.Sprintf("/api/v1/rules/triggers/%d", id)

@@ -37,9 +37,14 @@ type Options struct {
 	// phase once the server has processed the backlog (or at Duration): it
 	// measures the critical lane while the low lane works off a backlog.
 	Backlog int
-	// Drain is how long to wait after the timed phase for processing to
-	// catch up; default 2m.
-	Drain    time.Duration
+	// Drain is how long to wait after the timed phase for processing (and
+	// the rules engine) to catch up; default 2m.
+	Drain time.Duration
+	// Rules, above 0, makes sure the first Rules trigger rules of
+	// Rules(n, 1) exist on the server (creating those missing) before the
+	// load starts, so that a run measures the pipeline and the rules
+	// engine with them loaded. The token needs rules:write.
+	Rules    int
 	Progress io.Writer // progress lines; nil for none
 	// OnAccepted, if set, is called with the ids of every accepted batch
 	// (concurrently, from the posting goroutines).
@@ -102,19 +107,37 @@ type Result struct {
 	Caught        bool          // processed caught up with accepted within Drain
 	PeakBacklog   float64       // Backlog mode: the most events accepted but not yet processed
 	Latency       map[string]Quantiles
+	// The rules engine, when the server runs it: records it evaluated
+	// during the run, per second over the timed phase and drain, whether
+	// it caught up with the processed events within Drain, and its
+	// firings and suppressed firings.
+	RulesRecords, RulesRate float64
+	RulesCaught             bool
+	Firings, Suppressed     float64
+	RulesCreated            int // rules created before the run (Options.Rules)
 }
 
 // Run posts events until the duration ends or ctx is done, then waits for
 // the server to process what it accepted.
 func Run(ctx context.Context, o Options) (Result, error) {
 	o.defaults()
+	var res Result
+	if o.Rules > 0 {
+		n, err := ensureRules(ctx, o)
+		if err != nil {
+			return res, err
+		}
+		res.RulesCreated = n
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, "%d trigger rules in place (%d created)\n", o.Rules, n)
+		}
+	}
 	metricsURL := o.URL + "/metrics"
 	before, err := scrape(ctx, o.Client, metricsURL)
 	if err != nil {
 		return Result{}, err
 	}
 	g := &generator{o: o, seq: new(atomic.Int64), c: &counters{}}
-	var res Result
 
 	start := time.Now()
 	phase, cancel := context.WithTimeout(ctx, o.Duration)
@@ -164,8 +187,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		if err != nil {
 			return res, err
 		}
-		if after.processed-before.processed >= float64(res.Accepted) {
-			res.Caught = true
+		processed := after.processed - before.processed
+		res.Caught = processed >= float64(res.Accepted)
+		res.RulesCaught = res.Caught && (!after.hasRules || after.rules-before.rules >= processed)
+		if res.Caught && res.RulesCaught {
 			break
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
@@ -199,6 +224,11 @@ func (r *Result) finish(before, after snapshot) {
 	r.AcceptedRate = float64(r.Accepted) / secs
 	r.Processed = after.processed - before.processed
 	r.ProcessedRate = r.Processed / (secs + r.DrainTime.Seconds())
+	if after.hasRules {
+		r.RulesRecords = after.rules - before.rules
+		r.RulesRate = r.RulesRecords / (secs + r.DrainTime.Seconds())
+		r.Firings, r.Suppressed = after.fired-before.fired, after.suppressed-before.suppressed
+	}
 	r.Latency = map[string]Quantiles{}
 	for lane, h := range after.latency {
 		d := h.sub(before.latency[lane])
@@ -417,6 +447,14 @@ func (r Result) Report(w io.Writer) {
 	if r.PeakBacklog > 0 {
 		fmt.Fprintf(w, "peak backlog (accepted, not yet processed): %.0f events\n", r.PeakBacklog)
 	}
+	if r.RulesRecords > 0 || r.Firings > 0 {
+		state := "caught up"
+		if !r.RulesCaught {
+			state = "did NOT catch up"
+		}
+		fmt.Fprintf(w, "rules engine: evaluated %.0f records (%.0f/s over timed phase + drain), %s; %.0f firings, %.0f suppressed\n",
+			r.RulesRecords, r.RulesRate, state, r.Firings, r.Suppressed)
+	}
 	for _, lane := range []string{"hi", "lo"} {
 		q, ok := r.Latency[lane]
 		if !ok {
@@ -443,6 +481,9 @@ func (o Options) Validate() error {
 	}
 	if o.Rate < 0 || o.Critical < 0 || o.Critical > 1 || o.DupRatio < 0 || o.DupRatio > 1 {
 		return fmt.Errorf("loadgen: rate must be >= 0, critical and dup-ratio in [0,1]")
+	}
+	if o.Rules < 0 || o.Rules > 100000 {
+		return fmt.Errorf("loadgen: rules must be in [0, 100000]")
 	}
 	return nil
 }

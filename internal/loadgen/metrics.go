@@ -16,11 +16,18 @@ import (
 const (
 	processedMetric = "reflex_events_processed_total"
 	latencyMetric   = "reflex_intake_to_processed_seconds"
+	rulesMetric     = "reflex_rules_records_total"
+	firingsMetric   = "reflex_rule_firings_total"
 )
 
 // snapshot is what the load generator reads from one scrape.
 type snapshot struct {
 	processed float64
+	// rules counts the records the rules engine evaluated (hasRules: the
+	// server runs it); fired and suppressed its firings.
+	rules             float64
+	hasRules          bool
+	fired, suppressed float64
 	// latency is the intake-to-processed histogram per lane: cumulative
 	// bucket counts by upper bound.
 	latency map[string]histogram
@@ -53,6 +60,22 @@ func scrape(ctx context.Context, client *http.Client, url string) (snapshot, err
 	if f := fams[processedMetric]; f != nil {
 		for _, m := range f.GetMetric() {
 			s.processed += m.GetCounter().GetValue()
+		}
+	}
+	if f := fams[rulesMetric]; f != nil {
+		s.hasRules = true
+		for _, m := range f.GetMetric() {
+			s.rules += m.GetCounter().GetValue()
+		}
+	}
+	if f := fams[firingsMetric]; f != nil {
+		for _, m := range f.GetMetric() {
+			switch label(m, "outcome") {
+			case "fired":
+				s.fired += m.GetCounter().GetValue()
+			case "suppressed":
+				s.suppressed += m.GetCounter().GetValue()
+			}
 		}
 	}
 	if f := fams[latencyMetric]; f != nil {

@@ -16,8 +16,7 @@ import (
 
 // Notifier takes rule firings to the notification router, which groups,
 // silences and sends them as the policy says. Dispatch does not block and
-// is safe for concurrent use. The rules engine is its caller; nothing
-// calls it yet.
+// is safe for concurrent use. The rules engine is its caller.
 type Notifier interface {
 	Dispatch(a notify.Alert)
 }

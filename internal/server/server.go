@@ -76,6 +76,7 @@ type Server struct {
 
 	processed *processedOut  // the processed-event stream (processed.go)
 	notify    *notifications // the notification router (notifications.go)
+	rules     *rulesOut      // the rules engine and the decisions stream (rules.go)
 
 	events, autonomous, pprof *listener
 
@@ -298,6 +299,9 @@ func (s *Server) startEvents(ctx context.Context) error {
 	if err := s.openProcessed(ctx); err != nil {
 		return err
 	}
+	if err := s.startRules(ctx); err != nil {
+		return err
+	}
 	s.proc, err = newProcessing(ctx, s)
 	if err != nil {
 		return err
@@ -326,7 +330,7 @@ func (s *Server) startEvents(ctx context.Context) error {
 		Auth:          s.auth,
 		Submit:        s.intake,
 		Assets:        s.proc.inventory,
-		Rules:         s.store,
+		Rules:         s.ruleStore(),
 		MaxBodyBytes:  int64(s.cfg.MaxBodyBytes),
 		Webhook:       webhook.Options{MaxEventBytes: api.MaxEventBytes(s.bus.MaxPayload())},
 		Logger:        s.log.With("component", "api"),

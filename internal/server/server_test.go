@@ -147,9 +147,13 @@ func TestPostgresAndExternalNATSEndToEnd(t *testing.T) {
 	t.Cleanup(func() { deleteStream(t, cfg.NATSURL, cfg.ProcessedStream) })
 	cfg.DecisionsStream, cfg.DecisionsSubject = "REFLEX_TEST_D_"+suffix, "reflex.testd."+suffix
 	t.Cleanup(func() { deleteStream(t, cfg.NATSURL, cfg.DecisionsStream) })
+	h := newHook(t)
+	cfg.NotificationsFile = policyFile(t, h.srv.URL)
+	cfg.OutboundAllow = "127.0.0.1/32"
 	ts := start(t, cfg)
 	runEndToEnd(t, ts)
 	runProcessed(t, ts)
+	runRuleStory(t, ts, h)
 
 	// The seed's schemas and tables exist in PostgreSQL.
 	ctx := context.Background()

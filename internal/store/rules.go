@@ -60,6 +60,60 @@ type RuleStore interface {
 	// RuleExecutions lists executions, newest (by StartedAt, then id)
 	// first, as q filters and limits them.
 	RuleExecutions(ctx context.Context, q RuleExecutionQuery) ([]RuleExecution, error)
+	// OccurrenceExecution returns the execution of the rule that the
+	// occurrence rawEventID made (its TriggeringRawEventID), or
+	// ErrNotFound.
+	OccurrenceExecution(ctx context.Context, ruleID, rawEventID int64) (RuleExecution, error)
+
+	// RecordFirings writes what the rules engine did with one batch of
+	// occurrences, all of it in one transaction, and returns the batch's
+	// executions as stored, in the order of b.Executions.
+	RecordFirings(ctx context.Context, b FiringBatch) ([]RuleExecution, error)
+	// RuleWindows returns the stored windows and throttles, in no
+	// particular order.
+	RuleWindows(ctx context.Context) ([]RuleWindow, error)
+	// PruneRuleWindows deletes the windows last updated before before and
+	// those of rules that no longer exist or are inactive, and returns how
+	// many it deleted.
+	PruneRuleWindows(ctx context.Context, before time.Time) (int64, error)
+}
+
+// FiringBatch is what the rules engine writes for one batch of
+// occurrences (see RuleStore.RecordFirings).
+type FiringBatch struct {
+	// Executions are the batch's firings, each with its
+	// TriggeringRawEventID. One whose rule already has an execution for
+	// that occurrence (a redelivered record) is not inserted again: the
+	// stored one is returned in its place. One whose rule no longer
+	// exists is left out: its place in the answer has ID 0.
+	Executions []RuleExecution
+	// Counts are added to the rules' suppression counters. (Firings and
+	// LastFiredAt count the executions inserted, by themselves.)
+	Counts []RuleCount
+	// Windows are stored in place of the rule and group key's; one with a
+	// nil State is deleted.
+	Windows []RuleWindow
+	// Forget lists rules whose windows are all deleted (deactivated or
+	// changed rules).
+	Forget []int64
+}
+
+// RuleCount is what a batch adds to a rule's suppression counter.
+type RuleCount struct {
+	RuleID     int64
+	Suppressed int64
+}
+
+// RuleWindow is the stored window and throttle of one rule and group key
+// (rules.rule_windows): the rules engine's state, kept so that it
+// continues across a restart.
+type RuleWindow struct {
+	RuleID   int64
+	GroupKey string
+	// State is the window package's KeySnapshot as JSON; the store does
+	// not read it.
+	State     json.RawMessage
+	UpdatedAt time.Time
 }
 
 // TriggerRule is a stored trigger rule (rules.trigger_rules).
@@ -79,6 +133,14 @@ type TriggerRule struct {
 	GroupBy            []string `json:"group_by"`
 	MaxTriggersPerHour int      `json:"max_triggers_per_hour"`
 	Active             bool     `json:"active"`
+	// Firings counts the rule's firings (its executions recorded by
+	// RecordFirings), SuppressedFirings those its throttle stopped, and
+	// LastFiredAt is the StartedAt of its last firing (null before the
+	// first). The rules engine keeps them; create and update leave them
+	// alone.
+	Firings           int64      `json:"firings"`
+	SuppressedFirings int64      `json:"suppressed_firings"`
+	LastFiredAt       *time.Time `json:"last_fired_at"`
 	// CreatedBy names who created the rule: the id of the API key (or
 	// the principal's name for the admin token). Empty when unknown.
 	CreatedBy string    `json:"created_by"`
@@ -110,6 +172,10 @@ type RuleExecution struct {
 	TriggerRuleID      int64  `json:"trigger_rule_id"`
 	ResponseTemplateID *int64 `json:"response_template_id"`
 	TriggeringEventID  int64  `json:"triggering_event_id"`
+	// TriggeringRawEventID is the occurrence that made the rule fire: the
+	// raw event's id (the processed event's own for a new event, the
+	// repeat's for one folded into it). 0 when unknown.
+	TriggeringRawEventID int64 `json:"triggering_raw_event_id,omitempty"`
 	// Status is pending, running, completed, failed or cancelled.
 	Status      string          `json:"execution_status"`
 	StartedAt   time.Time       `json:"started_at"`

@@ -43,16 +43,32 @@ func (s *State) Snapshot() Snapshot {
 	defer s.mu.Unlock()
 	out := Snapshot{Version: SnapshotVersion, Keys: make([]KeySnapshot, 0, s.lru.Len())}
 	for el := s.lru.Back(); el != nil; el = el.Prev() {
-		en := el.Value.(*entry)
-		ks := KeySnapshot{RuleID: en.key.rule, GroupKey: en.key.group}
-		for _, o := range en.occs {
-			ks.Window = append(ks.Window, OccurrenceSnapshot{o.id, o.at})
-		}
-		ks.LastIDs = append(ks.LastIDs, en.last...)
-		ks.Firings = append(ks.Firings, en.fired...)
-		out.Keys = append(out.Keys, ks)
+		out.Keys = append(out.Keys, el.Value.(*entry).snapshot())
 	}
 	return out
+}
+
+// Key returns a copy of the state of one rule and group key, and false
+// when the state holds none (never observed, evicted or forgotten). It
+// does not count as an observation for the bound.
+func (s *State) Key(ruleID int64, groupKey string) (KeySnapshot, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	el, ok := s.keys[key{ruleID, groupKey}]
+	if !ok {
+		return KeySnapshot{}, false
+	}
+	return el.Value.(*entry).snapshot(), true
+}
+
+func (en *entry) snapshot() KeySnapshot {
+	ks := KeySnapshot{RuleID: en.key.rule, GroupKey: en.key.group}
+	for _, o := range en.occs {
+		ks.Window = append(ks.Window, OccurrenceSnapshot{o.id, o.at})
+	}
+	ks.LastIDs = append(ks.LastIDs, en.last...)
+	ks.Firings = append(ks.Firings, en.fired...)
+	return ks
 }
 
 // Restore replaces the state with snap. Beyond the bound the least recently

@@ -300,3 +300,25 @@ func BenchmarkObserve(b *testing.B) {
 		s.Observe(r, groups[i%len(groups)], int64(i+1), at(float64(i)/1000))
 	}
 }
+
+func TestKey(t *testing.T) {
+	r := Rule{ID: 7, Window: 5 * time.Minute, MinCount: 2, MaxPerHour: 2}
+	s := New(Options{})
+	_, ok := s.Key(7, "a")
+	require.False(t, ok)
+	run(t, s, r, []step{{"a", 1, 0, None}, {"a", 2, 1, Fire}, {"a", 3, 2, None}, {"b", 4, 2, None}})
+	ks, ok := s.Key(7, "a")
+	require.True(t, ok)
+	require.Equal(t, KeySnapshot{
+		RuleID: 7, GroupKey: "a",
+		Window:  []OccurrenceSnapshot{{3, at(2)}},
+		LastIDs: []int64{1, 2},
+		Firings: []time.Time{at(1)},
+	}, ks)
+	// Key does not count as an observation: b stays the most recent.
+	snap := s.Snapshot()
+	require.Equal(t, "b", snap.Keys[len(snap.Keys)-1].GroupKey)
+	s.Forget(7)
+	_, ok = s.Key(7, "a")
+	require.False(t, ok)
+}

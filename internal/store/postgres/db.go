@@ -5,6 +5,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/reflex-ops/reflex/internal/store/sqlstore"
 )
@@ -19,6 +20,13 @@ type pgxDB struct {
 }
 
 var _ sqlstore.DB = pgxDB{}
+
+// pgxBegin is sqlstore.Options.Begin on pool: fn runs in a transaction.
+func pgxBegin(pool *pgxpool.Pool) func(ctx context.Context, fn func(tx sqlstore.DB) error) error {
+	return func(ctx context.Context, fn func(tx sqlstore.DB) error) error {
+		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return fn(pgxDB{tx}) })
+	}
+}
 
 func (p pgxDB) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
 	return p.q.Query(ctx, q, args...) //nolint:sqlclosecheck // an adapter: its caller closes the rows

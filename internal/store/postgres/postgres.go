@@ -87,7 +87,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	log := o.Logger.With("component", "store", "store", "postgres")
 	q, err := sqlstore.New(sqlstore.Postgres, pgxDB{pool}, pgxDB{pool},
-		sqlstore.Options{Logger: log, Registerer: o.Registerer, Now: o.Now})
+		sqlstore.Options{Logger: log, Registerer: o.Registerer, Now: o.Now, Begin: pgxBegin(pool)})
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: %w", err)

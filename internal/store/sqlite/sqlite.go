@@ -139,7 +139,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	c.SetMaxOpenConns(1)
 	log := o.Logger.With("component", "store", "store", "sqlite")
 	q, err := sqlstore.New(sqlstore.SQLite, sqlstore.SQLDB{DB: r}, sqlstore.SQLDB{DB: w},
-		sqlstore.Options{Logger: log, Registerer: o.Registerer, Now: o.Now})
+		sqlstore.Options{Logger: log, Registerer: o.Registerer, Now: o.Now, Begin: sqlstore.SQLBegin(w)})
 	if err != nil {
 		w.Close()
 		r.Close()

@@ -34,8 +34,32 @@ type Rows interface {
 	Close()
 }
 
-// SQLDB adapts a database/sql pool to DB.
-type SQLDB struct{ DB *sql.DB }
+// SQLDB adapts a database/sql pool or transaction to DB.
+type SQLDB struct{ DB SQLConn }
+
+// SQLConn is what SQLDB needs: *sql.DB and *sql.Tx provide it.
+type SQLConn interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// SQLBegin returns the Options.Begin of a database/sql pool: fn runs in a
+// transaction of db, committed when fn returns nil and rolled back
+// otherwise.
+func SQLBegin(db *sql.DB) func(ctx context.Context, fn func(tx DB) error) error {
+	return func(ctx context.Context, fn func(tx DB) error) error {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(SQLDB{DB: tx}); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+		return tx.Commit()
+	}
+}
 
 var _ DB = SQLDB{}
 

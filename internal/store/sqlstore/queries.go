@@ -1,6 +1,8 @@
 package sqlstore
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -21,6 +23,10 @@ type Options struct {
 	// Now is the clock; nil means time.Now. It stamps rows whose time is
 	// unset.
 	Now func() time.Time
+	// Begin runs fn in a write transaction, committed when fn returns nil
+	// (SQLBegin for database/sql). Required by the writes that span
+	// several statements (RecordFirings); nil makes them fail.
+	Begin func(ctx context.Context, fn func(tx DB) error) error
 }
 
 // Queries runs the queries of every part of store.Store except the ones
@@ -28,11 +34,12 @@ type Options struct {
 // EnforceRetention, Migrate, Ping, Close), which each store implements
 // itself. A store embeds *Queries. It is safe for concurrent use.
 type Queries struct {
-	d   *Dialect
-	r   DB // reads
-	w   DB // single-statement writes (assets, keys)
-	log *slog.Logger
-	now func() time.Time
+	d     *Dialect
+	r     DB // reads
+	w     DB // single-statement writes (assets, keys)
+	log   *slog.Logger
+	now   func() time.Time
+	begin func(ctx context.Context, fn func(tx DB) error) error
 
 	unreadable *prometheus.CounterVec
 	mu         sync.Mutex
@@ -58,7 +65,7 @@ func New(d *Dialect, r, w DB, o Options) (*Queries, error) {
 		o.Now = time.Now
 	}
 	q := &Queries{
-		d: d, r: r, w: w, log: o.Logger, now: o.Now,
+		d: d, r: r, w: w, log: o.Logger, now: o.Now, begin: o.Begin,
 		unreadable: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reflex_store_unreadable_rows_total",
 			Help: "Rows that a read skipped because they cannot be decoded, by table.",
@@ -69,6 +76,17 @@ func New(d *Dialect, r, w DB, o Options) (*Queries, error) {
 		return nil, err
 	}
 	return q, nil
+}
+
+// inTx runs fn with queries that read and write through one write
+// transaction, committed when fn returns nil.
+func (q *Queries) inTx(ctx context.Context, fn func(tx *Queries) error) error {
+	if q.begin == nil {
+		return fmt.Errorf("%s: this store runs no transactions (Options.Begin is nil)", q.d.Name)
+	}
+	return q.begin(ctx, func(tx DB) error {
+		return fn(&Queries{d: q.d, r: tx, w: tx, log: q.log, now: q.now, unreadable: q.unreadable, logged: map[rowKey]struct{}{}})
+	})
 }
 
 // Dialect returns the dialect of q.

@@ -33,7 +33,7 @@ func (q *Queries) executions() string   { return q.d.Table("rules", RuleExecutio
 
 const ruleSelect = `id, rule_name, COALESCE(rule_description, ''), event_conditions, COALESCE(severity_threshold, ''),
 	COALESCE(time_window_minutes, 0), min_count, group_by, COALESCE(max_triggers_per_hour, 10), COALESCE(active, TRUE),
-	COALESCE(created_by_key, ''), created_at, updated_at`
+	COALESCE(created_by_key, ''), created_at, updated_at, firings, suppressed_firings, last_fired_at`
 
 // ruleArgs are the values of the columns of r that CreateTriggerRule and
 // UpdateTriggerRule write, in ruleCols order.
@@ -74,15 +74,18 @@ func (q *Queries) CreateTriggerRule(ctx context.Context, r store.TriggerRule) (s
 
 func (q *Queries) scanRule(row Row) (store.TriggerRule, error) {
 	var (
-		r                store.TriggerRule
-		conds            []byte
-		created, updated time.Time
-		bad              error
+		r                       store.TriggerRule
+		conds                   []byte
+		created, updated, fired time.Time
+		bad                     error
 	)
 	if err := row.Scan(&r.ID, &r.Name, &r.Description, &conds, &r.SeverityThreshold, &r.TimeWindowMinutes,
 		&r.MinCount, q.d.StringsDest(&r.GroupBy, &bad), &r.MaxTriggersPerHour, &r.Active, &r.CreatedBy,
-		Time(&created), Time(&updated)); err != nil {
+		Time(&created), Time(&updated), &r.Firings, &r.SuppressedFirings, Time(&fired)); err != nil {
 		return r, err
+	}
+	if !fired.IsZero() {
+		r.LastFiredAt = &fired
 	}
 	if bad != nil {
 		return r, fmt.Errorf("decode group_by of trigger rule %d: %w", r.ID, bad)
@@ -146,6 +149,10 @@ func (q *Queries) DeleteTriggerRule(ctx context.Context, id int64) error {
 			return err
 		}
 		return fmt.Errorf("%s: delete trigger rule %d: response templates or executions refer to it: %w", q.d.Name, id, store.ErrConflict)
+	}
+	// Its windows go with it; PruneRuleWindows removes any left behind.
+	if _, err := q.w.Exec(ctx, q.d.Rebind(`DELETE FROM `+q.windows()+` WHERE rule_id = ?`), id); err != nil {
+		return fmt.Errorf("%s: delete windows of trigger rule %d: %w", q.d.Name, id, err)
 	}
 	return nil
 }
@@ -267,7 +274,8 @@ func (q *Queries) DeleteResponseTemplate(ctx context.Context, id int64) error {
 }
 
 const executionSelect = `id, COALESCE(trigger_rule_id, 0), response_template_id, COALESCE(triggering_event_id, 0),
-	execution_status, started_at, completed_at, execution_result, COALESCE(error_message, '')`
+	execution_status, started_at, completed_at, execution_result, COALESCE(error_message, ''),
+	COALESCE(triggering_raw_event_id, 0)`
 
 // InsertRuleExecution records an execution and returns it as stored.
 func (q *Queries) InsertRuleExecution(ctx context.Context, x store.RuleExecution) (store.RuleExecution, error) {
@@ -275,28 +283,7 @@ func (q *Queries) InsertRuleExecution(ctx context.Context, x store.RuleExecution
 		x.StartedAt = q.now()
 	}
 	what := fmt.Sprintf("insert execution of trigger rule %d", x.TriggerRuleID)
-	var (
-		tmpl, completed, result any
-		cond                    = `EXISTS (SELECT 1 FROM ` + q.triggerRules() + ` WHERE id = ?)`
-		condArgs                = []any{x.TriggerRuleID}
-	)
-	if x.ResponseTemplateID != nil {
-		tmpl = *x.ResponseTemplateID
-		cond += ` AND EXISTS (SELECT 1 FROM ` + q.templates() + ` WHERE id = ?)`
-		condArgs = append(condArgs, *x.ResponseTemplateID)
-	}
-	if x.CompletedAt != nil {
-		completed = q.d.Time(*x.CompletedAt)
-	}
-	if x.Result != nil {
-		result = q.d.JSON(store.CleanJSON(x.Result))
-	}
-	args := append([]any{x.TriggerRuleID, tmpl, x.TriggeringEventID, store.CleanText(x.Status, MaxStatusLen),
-		q.d.Time(x.StartedAt), completed, result, nullText(x.Error, 0)}, condArgs...)
-	var id int64
-	err := q.w.QueryRow(ctx, q.d.Rebind(`INSERT INTO `+q.executions()+` (trigger_rule_id, response_template_id,
-		triggering_event_id, execution_status, started_at, completed_at, execution_result, error_message)
-		SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE `+cond+` RETURNING id`), args...).Scan(&id)
+	id, err := q.insertExecution(ctx, x, "")
 	if errors.Is(err, sql.ErrNoRows) {
 		if err := q.ruleMissing(ctx, what, x.TriggerRuleID); err != nil {
 			return store.RuleExecution{}, err
@@ -309,6 +296,40 @@ func (q *Queries) InsertRuleExecution(ctx context.Context, x store.RuleExecution
 	return q.RuleExecution(ctx, id)
 }
 
+// insertExecution inserts x (its StartedAt set) unless its rule or its
+// template does not exist, and returns its id; suffix ends the statement
+// before RETURNING (an ON CONFLICT clause). No row inserted is
+// sql.ErrNoRows.
+func (q *Queries) insertExecution(ctx context.Context, x store.RuleExecution, suffix string) (int64, error) {
+	var (
+		tmpl, completed, result, raw any
+		cond                         = `EXISTS (SELECT 1 FROM ` + q.triggerRules() + ` WHERE id = ?)`
+		condArgs                     = []any{x.TriggerRuleID}
+	)
+	if x.ResponseTemplateID != nil {
+		tmpl = *x.ResponseTemplateID
+		cond += ` AND EXISTS (SELECT 1 FROM ` + q.templates() + ` WHERE id = ?)`
+		condArgs = append(condArgs, *x.ResponseTemplateID)
+	}
+	if x.CompletedAt != nil {
+		completed = q.d.Time(*x.CompletedAt)
+	}
+	if x.Result != nil {
+		result = q.d.JSON(store.CleanJSON(x.Result))
+	}
+	if x.TriggeringRawEventID != 0 {
+		raw = x.TriggeringRawEventID
+	}
+	args := append([]any{x.TriggerRuleID, tmpl, x.TriggeringEventID, raw, store.CleanText(x.Status, MaxStatusLen),
+		q.d.Time(x.StartedAt), completed, result, nullText(x.Error, 0)}, condArgs...)
+	var id int64
+	err := q.w.QueryRow(ctx, q.d.Rebind(`INSERT INTO `+q.executions()+` (trigger_rule_id, response_template_id,
+		triggering_event_id, triggering_raw_event_id, execution_status, started_at, completed_at, execution_result,
+		error_message)
+		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE `+cond+suffix+` RETURNING id`), args...).Scan(&id)
+	return id, err
+}
+
 func scanExecution(row Row) (store.RuleExecution, error) {
 	var (
 		x                  store.RuleExecution
@@ -317,7 +338,7 @@ func scanExecution(row Row) (store.RuleExecution, error) {
 		result             []byte
 	)
 	if err := row.Scan(&x.ID, &x.TriggerRuleID, &tmpl, &x.TriggeringEventID, &x.Status, Time(&started),
-		Time(&completed), &result, &x.Error); err != nil {
+		Time(&completed), &result, &x.Error, &x.TriggeringRawEventID); err != nil {
 		return x, err
 	}
 	if tmpl.Valid {

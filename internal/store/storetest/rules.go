@@ -26,6 +26,7 @@ func RunRules(t *testing.T, open func(t *testing.T) Rules) {
 		{"trigger rules", testTriggerRules},
 		{"response templates", testResponseTemplates},
 		{"executions", testRuleExecutions},
+		{"firings", testFirings},
 	}
 	for _, tt := range tests {
 		t.Run("Rules/"+tt.name, func(t *testing.T) {
@@ -341,5 +342,133 @@ func testRuleExecutions(t *testing.T, e *ruleEnv) {
 	t.Run("in use", func(t *testing.T) {
 		require.ErrorIs(t, e.s.DeleteResponseTemplate(e.ctx, tmpl.ID), store.ErrConflict)
 		require.ErrorIs(t, e.s.DeleteTriggerRule(e.ctx, other.ID), store.ErrConflict, "an execution refers to it")
+	})
+}
+
+func testFirings(t *testing.T, e *ruleEnv) {
+	rule, err := e.s.CreateTriggerRule(e.ctx, highCPU(e.base))
+	require.NoError(t, err)
+	require.Zero(t, rule.Firings)
+	require.Nil(t, rule.LastFiredAt)
+	other, err := e.s.CreateTriggerRule(e.ctx, store.TriggerRule{Name: "Other", Conditions: json.RawMessage(`{}`), Active: true})
+	require.NoError(t, err)
+	tmpl, err := e.s.CreateResponseTemplate(e.ctx, cpuPlaybook(rule.ID, e.base))
+	require.NoError(t, err)
+
+	fired := e.base.Add(time.Minute)
+	firing := func(ruleID, raw int64) store.RuleExecution {
+		return store.RuleExecution{TriggerRuleID: ruleID, TriggeringEventID: 9000, TriggeringRawEventID: raw,
+			Status: "pending", StartedAt: fired}
+	}
+	withTmpl := firing(rule.ID, 9001)
+	withTmpl.ResponseTemplateID = &tmpl.ID
+	xs, err := e.s.RecordFirings(e.ctx, store.FiringBatch{
+		Executions: []store.RuleExecution{withTmpl, firing(other.ID, 9001), firing(other.ID+100, 9002)},
+		Counts:     []store.RuleCount{{RuleID: rule.ID, Suppressed: 2}},
+		Windows: []store.RuleWindow{
+			{RuleID: rule.ID, GroupKey: "web-01", State: json.RawMessage(`{"rule_id": 1, "group_key": "web-01"}`), UpdatedAt: fired},
+			{RuleID: other.ID, GroupKey: "", State: json.RawMessage(`{"n": 1}`), UpdatedAt: fired},
+		},
+	})
+	require.NoError(t, err)
+	require.Len(t, xs, 3)
+	require.NotZero(t, xs[0].ID)
+	require.NotZero(t, xs[1].ID)
+	require.Zero(t, xs[2].ID, "a rule that does not exist gets no execution")
+	read, err := e.s.RuleExecution(e.ctx, xs[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, xs[0], read)
+	require.Equal(t, int64(9001), read.TriggeringRawEventID)
+	require.Equal(t, tmpl.ID, *read.ResponseTemplateID)
+	got, err := e.s.OccurrenceExecution(e.ctx, other.ID, 9001)
+	require.NoError(t, err)
+	require.Equal(t, xs[1], got)
+	_, err = e.s.OccurrenceExecution(e.ctx, other.ID, 9002)
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	r, err := e.s.TriggerRule(e.ctx, rule.ID)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), r.Firings)
+	require.Equal(t, int64(2), r.SuppressedFirings)
+	require.Equal(t, fired, *r.LastFiredAt)
+
+	// A redelivered firing is not inserted again, nor counted: the stored
+	// one comes back. Suppressions add up.
+	again := firing(rule.ID, 9001)
+	again.StartedAt = fired.Add(time.Hour)
+	xs2, err := e.s.RecordFirings(e.ctx, store.FiringBatch{
+		Executions: []store.RuleExecution{again},
+		Counts:     []store.RuleCount{{RuleID: rule.ID, Suppressed: 1}},
+		Windows: []store.RuleWindow{
+			{RuleID: rule.ID, GroupKey: "web-01", State: json.RawMessage(`{"v": 2}`), UpdatedAt: fired.Add(time.Hour)},
+			{RuleID: other.ID, GroupKey: ""}, // deleted
+		},
+	})
+	require.NoError(t, err)
+	require.Equal(t, xs[0], xs2[0])
+	all, err := e.s.RuleExecutions(e.ctx, store.RuleExecutionQuery{RuleID: rule.ID})
+	require.NoError(t, err)
+	require.Len(t, all, 1)
+	r, err = e.s.TriggerRule(e.ctx, rule.ID)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), r.Firings)
+	require.Equal(t, int64(3), r.SuppressedFirings)
+	require.Equal(t, fired, *r.LastFiredAt)
+	o, err := e.s.TriggerRule(e.ctx, other.ID)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), o.Firings)
+	require.Zero(t, o.SuppressedFirings)
+
+	ws, err := e.s.RuleWindows(e.ctx)
+	require.NoError(t, err)
+	require.Len(t, ws, 1)
+	require.Equal(t, rule.ID, ws[0].RuleID)
+	require.Equal(t, "web-01", ws[0].GroupKey)
+	require.JSONEq(t, `{"v": 2}`, string(ws[0].State))
+	require.Equal(t, fired.Add(time.Hour), ws[0].UpdatedAt)
+
+	// An update of a rule leaves its counters alone.
+	r.Description = "changed"
+	r, err = e.s.UpdateTriggerRule(e.ctx, r)
+	require.NoError(t, err)
+	require.Equal(t, int64(3), r.SuppressedFirings)
+
+	t.Run("forget and prune", func(t *testing.T) {
+		_, err := e.s.RecordFirings(e.ctx, store.FiringBatch{
+			Forget: []int64{rule.ID},
+			Windows: []store.RuleWindow{
+				{RuleID: other.ID, GroupKey: "old", State: json.RawMessage(`{}`), UpdatedAt: e.base},
+				{RuleID: other.ID, GroupKey: "new", State: json.RawMessage(`{}`), UpdatedAt: fired.Add(2 * time.Hour)},
+				{RuleID: other.ID + 100, GroupKey: "gone", State: json.RawMessage(`{}`), UpdatedAt: fired.Add(2 * time.Hour)},
+			},
+		})
+		require.NoError(t, err)
+		ws, err := e.s.RuleWindows(e.ctx)
+		require.NoError(t, err)
+		require.Len(t, ws, 3, "the rule's windows are forgotten")
+		n, err := e.s.PruneRuleWindows(e.ctx, fired)
+		require.NoError(t, err)
+		require.Equal(t, int64(2), n, "the old window and the one of a rule that does not exist")
+		ws, err = e.s.RuleWindows(e.ctx)
+		require.NoError(t, err)
+		require.Len(t, ws, 1)
+		require.Equal(t, "new", ws[0].GroupKey)
+	})
+
+	t.Run("a canceled batch writes nothing", func(t *testing.T) {
+		before, err := e.s.RuleWindows(e.ctx)
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(e.ctx)
+		cancel()
+		_, err = e.s.RecordFirings(ctx, store.FiringBatch{
+			Executions: []store.RuleExecution{firing(other.ID, 9100)},
+			Windows:    []store.RuleWindow{{RuleID: other.ID, GroupKey: "x", State: json.RawMessage(`{}`)}},
+		})
+		require.Error(t, err)
+		after, err := e.s.RuleWindows(e.ctx)
+		require.NoError(t, err)
+		require.Equal(t, before, after)
+		_, err = e.s.OccurrenceExecution(e.ctx, other.ID, 9100)
+		require.ErrorIs(t, err, store.ErrNotFound)
 	})
 }

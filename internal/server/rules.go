@@ -1,0 +1,136 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/reflex-ops/reflex/internal/bus"
+	"github.com/reflex-ops/reflex/internal/processed"
+	"github.com/reflex-ops/reflex/internal/rules/engine"
+	"github.com/reflex-ops/reflex/internal/store"
+)
+
+// recentRecords is how many recently handled processed-stream records the
+// rules engine's consumer remembers, to skip common redeliveries cheaply.
+const recentRecords = 16384
+
+// rulesOut is the rules engine of the events service and the decisions
+// stream it queues requests on.
+type rulesOut struct {
+	engine    *engine.Engine
+	decisions *bus.Decisions
+}
+
+// startRules opens the decisions stream, loads the rules engine and runs
+// it on the processed stream, with its stop pushed on the stack. It runs
+// after openProcessed and before the pipeline starts, so that the engine's
+// durable consumer exists before the first event is published (the
+// processed stream keeps a message only for the consumers that exist).
+func (s *Server) startRules(ctx context.Context) error {
+	dec, err := s.bus.OpenDecisions(ctx, bus.DecisionsOptions{
+		Stream:   s.cfg.DecisionsStream,
+		Subject:  s.cfg.DecisionsSubject,
+		MaxBytes: int64(s.cfg.DecisionsMaxBytes),
+		MaxAge:   time.Duration(s.cfg.DecisionsMaxAge),
+		Logger:   s.log,
+	})
+	if err != nil {
+		return err
+	}
+	eng, err := engine.New(ctx, engine.Options{
+		Store:      s.store,
+		Decisions:  dec,
+		Notifier:   s.Notifier(),
+		Logger:     s.log,
+		Registerer: s.reg,
+		Now:        s.now,
+	})
+	if err != nil {
+		return fmt.Errorf("server: rules engine: %w", err)
+	}
+	cons, err := processed.Consume(ctx, s.processed.stream, processed.ConsumerOptions{
+		Name:       engine.ConsumerName,
+		Recent:     recentRecords,
+		Logger:     s.log,
+		Registerer: s.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("server: rules engine: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	reloaded, consumed := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(reloaded)
+		eng.Run(runCtx)
+	}()
+	go func() {
+		defer close(consumed)
+		_ = cons.Run(runCtx, eng.Handle) // returns nil when runCtx ends
+	}()
+	s.stops.push("rules engine", func(ctx context.Context) error {
+		cancel() // the batch in the handler is finished and acknowledged
+		for _, done := range []chan struct{}{consumed, reloaded} {
+			select {
+			case <-done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	s.rules = &rulesOut{engine: eng, decisions: dec}
+	return nil
+}
+
+// ruleStore is the rule store that the API writes through: every change
+// of a rule or a template wakes the engine, which reads the rules again.
+func (s *Server) ruleStore() store.RuleStore {
+	if s.rules == nil {
+		return s.store
+	}
+	return wakingRules{RuleStore: s.store, wake: s.rules.engine.Wake}
+}
+
+// wakingRules wakes the rules engine after each successful write of a
+// rule or a template.
+type wakingRules struct {
+	store.RuleStore
+	wake func()
+}
+
+func (w wakingRules) CreateTriggerRule(ctx context.Context, r store.TriggerRule) (store.TriggerRule, error) {
+	r, err := w.RuleStore.CreateTriggerRule(ctx, r)
+	return r, w.after(err)
+}
+
+func (w wakingRules) UpdateTriggerRule(ctx context.Context, r store.TriggerRule) (store.TriggerRule, error) {
+	r, err := w.RuleStore.UpdateTriggerRule(ctx, r)
+	return r, w.after(err)
+}
+
+func (w wakingRules) DeleteTriggerRule(ctx context.Context, id int64) error {
+	return w.after(w.RuleStore.DeleteTriggerRule(ctx, id))
+}
+
+func (w wakingRules) CreateResponseTemplate(ctx context.Context, t store.ResponseTemplate) (store.ResponseTemplate, error) {
+	t, err := w.RuleStore.CreateResponseTemplate(ctx, t)
+	return t, w.after(err)
+}
+
+func (w wakingRules) UpdateResponseTemplate(ctx context.Context, t store.ResponseTemplate) (store.ResponseTemplate, error) {
+	t, err := w.RuleStore.UpdateResponseTemplate(ctx, t)
+	return t, w.after(err)
+}
+
+func (w wakingRules) DeleteResponseTemplate(ctx context.Context, id int64) error {
+	return w.after(w.RuleStore.DeleteResponseTemplate(ctx, id))
+}
+
+// after wakes the engine when a write succeeded, and passes its error on.
+func (w wakingRules) after(err error) error {
+	if err == nil {
+		w.wake()
+	}
+	return err
+}
