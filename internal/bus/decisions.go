@@ -172,6 +172,9 @@ func (d *Decisions) Stream() string { return d.opts.Stream }
 // Subject is the stream's subject.
 func (d *Decisions) Subject() string { return d.opts.Subject }
 
+// MaxPayload is the largest message the connection's server takes.
+func (d *Decisions) MaxPayload() int64 { return d.nc.MaxPayload() }
+
 // DecisionMessage is one decision request to publish.
 type DecisionMessage struct {
 	// MsgID is the request's identity (the rule firing's), required: a

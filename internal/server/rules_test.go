@@ -89,9 +89,9 @@ func (ts *testServer) takeDecisions(want int) []*decision.Request {
 		msgs, err := c.Fetch(ctx, want, 500*time.Millisecond)
 		require.NoError(ts.t, err)
 		for _, m := range msgs {
-			r, err := decision.Decode(m.Data)
+			rs, err := decision.Unpack(m.Data)
 			require.NoError(ts.t, err)
-			out = append(out, r)
+			out = append(out, rs...)
 			require.NoError(ts.t, m.Ack())
 		}
 	}

@@ -66,6 +66,10 @@ const (
 // maxCorrelations bounds the correlation groups a decision request carries.
 const maxCorrelations = 50
 
+// headerRoom is what a decision message leaves of the server's payload
+// limit for its headers (the message id and the expected stream).
+const headerRoom = 1024
+
 // Store is what the engine reads and writes: the rules and their
 // executions and windows, and the events behind the records.
 type Store interface {
@@ -77,6 +81,8 @@ type Store interface {
 // Decisions is where decision requests are queued (*bus.Decisions).
 type Decisions interface {
 	Publish(ctx context.Context, msgs []bus.DecisionMessage) (dups int, err error)
+	// MaxPayload bounds a message (0: no bound).
+	MaxPayload() int64
 }
 
 // Notifier takes alerts to the notification router (*notify.Dispatcher).
@@ -306,8 +312,16 @@ func (e *Engine) Handle(ctx context.Context, recs []processed.Record) error {
 			}
 			e.met.matches.Inc()
 			f := firing{rule: c, ev: ev, rec: rec, group: window.GroupKey(ev, c.rule.GroupBy), at: occurrenceTime(rec, ev)}
-			b.touched[touchKey{id, f.group}] = struct{}{}
-			switch e.state.Observe(c.win, f.group, rec.RawEventID, f.at) {
+			out := e.state.Observe(c.win, f.group, rec.RawEventID, f.at)
+			if out == window.Fire || (c.win.MinCount > 1 && out != window.Duplicate) {
+				// What a restart must find: the throttle's firings and the
+				// occurrences of a window that needs several. A
+				// suppression of a rule that fires on each match changes
+				// only the ids kept against redelivery, which the
+				// executions' unique key covers: not worth a write each.
+				b.touched[touchKey{id, f.group}] = struct{}{}
+			}
+			switch out {
 			case window.Fire:
 				f.count = max(c.win.MinCount, 1)
 				b.firings = append(b.firings, f)
@@ -321,7 +335,7 @@ func (e *Engine) Handle(ctx context.Context, recs []processed.Record) error {
 			}
 		}
 	}
-	if len(b.touched) == 0 && len(e.forget) == 0 {
+	if len(b.touched) == 0 && len(b.suppressed) == 0 && len(b.dups) == 0 && len(e.forget) == 0 {
 		return nil
 	}
 	xs, err := e.record(ctx, &b)
@@ -435,13 +449,23 @@ func (e *Engine) announce(ctx context.Context, b *batch, xs []store.RuleExecutio
 	if len(outs) == 0 {
 		return nil
 	}
-	msgs := make([]bus.DecisionMessage, 0, len(outs))
+	reqs := make([]*decision.Request, 0, len(outs))
+	corrs := map[int64][]event.Correlation{} // several rules often fire on one event
 	for _, o := range outs {
-		data, err := e.request(ctx, o.f, o.x)
+		r, err := e.request(ctx, o.f, o.x, corrs)
 		if err != nil {
 			return err
 		}
-		msgs = append(msgs, bus.DecisionMessage{MsgID: decision.MsgID(o.x.ID), Data: data})
+		reqs = append(reqs, r)
+	}
+	// Leave room for the message's headers under the server's limit.
+	packed, err := decision.Pack(reqs, max(0, int(e.opts.Decisions.MaxPayload())-headerRoom))
+	if err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
+	msgs := make([]bus.DecisionMessage, len(packed))
+	for i, p := range packed {
+		msgs[i] = bus.DecisionMessage{MsgID: p.MsgID, Data: p.Data}
 	}
 	if _, err := e.opts.Decisions.Publish(ctx, msgs); err != nil {
 		e.met.publishFailures.Inc()
@@ -455,19 +479,25 @@ func (e *Engine) announce(ctx context.Context, b *batch, xs []store.RuleExecutio
 	return nil
 }
 
-// request encodes the decision request of a firing.
-func (e *Engine) request(ctx context.Context, f firing, x store.RuleExecution) ([]byte, error) {
-	corrs, err := e.opts.Store.Correlations(ctx, f.ev.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		corrs, err = nil, nil // removed by retention meanwhile: the request goes without
+// request is the decision request of a firing, with the event's
+// correlations read once per batch (seen caches them by event id).
+func (e *Engine) request(ctx context.Context, f firing, x store.RuleExecution, seen map[int64][]event.Correlation) (*decision.Request, error) {
+	corrs, ok := seen[f.ev.ID]
+	if !ok {
+		var err error
+		corrs, err = e.opts.Store.Correlations(ctx, f.ev.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			corrs, err = nil, nil // removed by retention meanwhile: the request goes without
+		}
+		if err != nil {
+			return nil, fmt.Errorf("engine: correlations of event %d: %w", f.ev.ID, err)
+		}
+		if len(corrs) > maxCorrelations {
+			corrs = corrs[:maxCorrelations]
+		}
+		seen[f.ev.ID] = corrs
 	}
-	if err != nil {
-		return nil, fmt.Errorf("engine: correlations of event %d: %w", f.ev.ID, err)
-	}
-	if len(corrs) > maxCorrelations {
-		corrs = corrs[:maxCorrelations]
-	}
-	return decision.Encode(&decision.Request{
+	return &decision.Request{
 		ExecutionID:  x.ID,
 		RuleID:       f.rule.rule.ID,
 		RuleName:     f.rule.rule.Name,
@@ -478,7 +508,7 @@ func (e *Engine) request(ctx context.Context, f firing, x store.RuleExecution) (
 		Event:        *f.ev,
 		Correlations: corrs,
 		Templates:    f.rule.templates,
-	})
+	}, nil
 }
 
 // alertOf is the alert of a firing, labelled as docs/notifications.md

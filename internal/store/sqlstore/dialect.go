@@ -245,9 +245,15 @@ func (d *Dialect) ContainsFold(w *Where, text string, cols ...string) {
 // InsertSQL is a multi-row INSERT of n rows of cols into table that skips
 // rows whose key is stored already (a replay).
 func (d *Dialect) InsertSQL(table string, cols []string, n int) string {
+	return d.ValuesSQL(table, cols, n) + " ON CONFLICT DO NOTHING"
+}
+
+// ValuesSQL is a multi-row INSERT of n rows of cols into table, rebound,
+// for the caller to end (with an ON CONFLICT clause, RETURNING ...).
+func (d *Dialect) ValuesSQL(table string, cols []string, n int) string {
 	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
 	return d.Rebind("INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES " +
-		strings.TrimSuffix(strings.Repeat(row+", ", n), ", ") + " ON CONFLICT DO NOTHING")
+		strings.TrimSuffix(strings.Repeat(row+", ", n), ", "))
 }
 
 func escapeLike(s string) string {

@@ -283,7 +283,7 @@ func (q *Queries) InsertRuleExecution(ctx context.Context, x store.RuleExecution
 		x.StartedAt = q.now()
 	}
 	what := fmt.Sprintf("insert execution of trigger rule %d", x.TriggerRuleID)
-	id, err := q.insertExecution(ctx, x, "")
+	id, err := q.insertExecution(ctx, x)
 	if errors.Is(err, sql.ErrNoRows) {
 		if err := q.ruleMissing(ctx, what, x.TriggerRuleID); err != nil {
 			return store.RuleExecution{}, err
@@ -297,10 +297,9 @@ func (q *Queries) InsertRuleExecution(ctx context.Context, x store.RuleExecution
 }
 
 // insertExecution inserts x (its StartedAt set) unless its rule or its
-// template does not exist, and returns its id; suffix ends the statement
-// before RETURNING (an ON CONFLICT clause). No row inserted is
+// template does not exist, and returns its id. No row inserted is
 // sql.ErrNoRows.
-func (q *Queries) insertExecution(ctx context.Context, x store.RuleExecution, suffix string) (int64, error) {
+func (q *Queries) insertExecution(ctx context.Context, x store.RuleExecution) (int64, error) {
 	var (
 		tmpl, completed, result, raw any
 		cond                         = `EXISTS (SELECT 1 FROM ` + q.triggerRules() + ` WHERE id = ?)`
@@ -326,7 +325,7 @@ func (q *Queries) insertExecution(ctx context.Context, x store.RuleExecution, su
 	err := q.w.QueryRow(ctx, q.d.Rebind(`INSERT INTO `+q.executions()+` (trigger_rule_id, response_template_id,
 		triggering_event_id, triggering_raw_event_id, execution_status, started_at, completed_at, execution_result,
 		error_message)
-		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE `+cond+suffix+` RETURNING id`), args...).Scan(&id)
+		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE `+cond+` RETURNING id`), args...).Scan(&id)
 	return id, err
 }
 

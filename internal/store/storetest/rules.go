@@ -433,6 +433,42 @@ func testFirings(t *testing.T, e *ruleEnv) {
 	require.NoError(t, err)
 	require.Equal(t, int64(3), r.SuppressedFirings)
 
+	t.Run("many in one batch", func(t *testing.T) {
+		var many []store.RuleExecution
+		for i := range 450 { // several INSERT statements
+			many = append(many, firing(other.ID, int64(20000+i)))
+		}
+		many = append(many, firing(other.ID, 9001)) // stored already
+		xs, err := e.s.RecordFirings(e.ctx, store.FiringBatch{Executions: many, Windows: []store.RuleWindow{
+			{RuleID: other.ID, GroupKey: "twice", State: json.RawMessage(`{"n": 1}`), UpdatedAt: fired},
+			{RuleID: other.ID, GroupKey: "twice", State: json.RawMessage(`{"n": 2}`), UpdatedAt: fired}, // the last counts
+		}})
+		require.NoError(t, err)
+		seen := map[int64]bool{}
+		for i, x := range xs[:450] {
+			require.NotZero(t, x.ID)
+			require.Equal(t, int64(20000+i), x.TriggeringRawEventID)
+			require.False(t, seen[x.ID])
+			seen[x.ID] = true
+		}
+		require.Equal(t, got.ID, xs[450].ID, "the stored execution of the occurrence")
+		o, err := e.s.TriggerRule(e.ctx, other.ID)
+		require.NoError(t, err)
+		require.Equal(t, int64(451), o.Firings)
+		ws, err := e.s.RuleWindows(e.ctx)
+		require.NoError(t, err)
+		found := false
+		for _, w := range ws {
+			if w.GroupKey == "twice" {
+				require.JSONEq(t, `{"n": 2}`, string(w.State))
+				found = true
+			}
+		}
+		require.True(t, found)
+		_, err = e.s.RecordFirings(e.ctx, store.FiringBatch{Windows: []store.RuleWindow{{RuleID: other.ID, GroupKey: "twice"}}})
+		require.NoError(t, err)
+	})
+
 	t.Run("forget and prune", func(t *testing.T) {
 		_, err := e.s.RecordFirings(e.ctx, store.FiringBatch{
 			Forget: []int64{rule.ID},
