@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/reflex-ops/reflex/internal/bus"
@@ -102,28 +103,37 @@ func crashHook(v string, s *Server) (func(), error) {
 	}, nil
 }
 
+// streamInfo is what registerStreamGauges reads of a stream.
+type streamInfo interface {
+	Info(ctx context.Context) (*jetstream.StreamInfo, error)
+}
+
 // registerStreamGauges registers the processed stream's size, read at
 // scrape time.
 func registerStreamGauges(reg prometheus.Registerer, ps *bus.Processed) error {
+	return registerSizeGauges(reg, ps, "reflex_processed_stream",
+		"Messages in the processed stream: published and not yet acknowledged by every downstream consumer.",
+		"Bytes in the processed stream; publishes fail when it reaches --processed-max-bytes.")
+}
+
+// registerSizeGauges registers <prefix>_messages and <prefix>_bytes of a
+// stream, read at scrape time.
+func registerSizeGauges(reg prometheus.Registerer, st streamInfo, prefix, msgsHelp, bytesHelp string) error {
 	info := func(f func(msgs, bytes uint64) uint64) func() float64 {
 		return func() float64 {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			in, err := ps.Info(ctx)
+			in, err := st.Info(ctx)
 			if err != nil {
 				return 0
 			}
 			return float64(f(in.State.Msgs, in.State.Bytes))
 		}
 	}
-	msgs := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "reflex_processed_stream_messages",
-		Help: "Messages in the processed stream: published and not yet acknowledged by every downstream consumer.",
-	}, info(func(m, _ uint64) uint64 { return m }))
-	bytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "reflex_processed_stream_bytes",
-		Help: "Bytes in the processed stream; publishes fail when it reaches --processed-max-bytes.",
-	}, info(func(_, b uint64) uint64 { return b }))
+	msgs := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: prefix + "_messages", Help: msgsHelp},
+		info(func(m, _ uint64) uint64 { return m }))
+	bytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: prefix + "_bytes", Help: bytesHelp},
+		info(func(_, b uint64) uint64 { return b }))
 	for _, g := range []*prometheus.GaugeFunc{&msgs, &bytes} {
 		if err := promutil.Register(reg, g); err != nil {
 			return fmt.Errorf("server: %w", err)

@@ -15,13 +15,22 @@ import (
 	"github.com/reflex-ops/reflex/internal/store"
 )
 
-// retentionStore records the cut-offs of EnforceRetention; its other
-// methods are not used by the retention loop.
+// retentionStore records the cut-offs of EnforceRetention and
+// PruneNotifications; its other methods are not used by the retention
+// loop.
 type retentionStore struct {
 	store.Store
-	mu   sync.Mutex
-	cuts []time.Time
-	err  error
+	mu     sync.Mutex
+	cuts   []time.Time
+	pruned []time.Time
+	err    error
+}
+
+func (s *retentionStore) PruneNotifications(_ context.Context, before time.Time) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pruned = append(s.pruned, before)
+	return 1, s.err
 }
 
 func (s *retentionStore) EnforceRetention(_ context.Context, before time.Time) (int64, error) {
@@ -65,6 +74,9 @@ func TestRetentionRunsAtStartThenHourly(t *testing.T) {
 			time.Sleep(2 * time.Hour)
 			synctest.Wait()
 			require.Len(t, st.calls(), 4)
+			st.mu.Lock()
+			require.Equal(t, st.cuts, st.pruned, "notification records follow the events' retention")
+			st.mu.Unlock()
 
 			// The shutdown stops it: no more runs.
 			require.NoError(t, s.stops.stop(context.Background()))

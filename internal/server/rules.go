@@ -11,6 +11,12 @@ import (
 	"github.com/reflex-ops/reflex/internal/store"
 )
 
+// rulesBatchMessages is how many processed-stream messages the rules
+// engine takes per batch (one store transaction): fewer than the
+// consumer's default, so that a storm of firings holds the store's writer
+// for short transactions between the pipeline's commits.
+const rulesBatchMessages = 4
+
 // recentRecords is how many recently handled processed-stream records the
 // rules engine's consumer remembers, to skip common redeliveries cheaply.
 const recentRecords = 16384
@@ -38,6 +44,11 @@ func (s *Server) startRules(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := registerSizeGauges(s.reg, dec, "reflex_decisions_stream",
+		"Decision-request messages waiting in the decisions stream for the Autonomous Response Service (each holds the requests of one batch of firings).",
+		"Bytes in the decisions stream; at --decisions-max-bytes the oldest messages are dropped."); err != nil {
+		return err
+	}
 	eng, err := engine.New(ctx, engine.Options{
 		Store:      s.store,
 		Decisions:  dec,
@@ -50,10 +61,11 @@ func (s *Server) startRules(ctx context.Context) error {
 		return fmt.Errorf("server: rules engine: %w", err)
 	}
 	cons, err := processed.Consume(ctx, s.processed.stream, processed.ConsumerOptions{
-		Name:       engine.ConsumerName,
-		Recent:     recentRecords,
-		Logger:     s.log,
-		Registerer: s.reg,
+		Name:          engine.ConsumerName,
+		BatchMessages: rulesBatchMessages,
+		Recent:        recentRecords,
+		Logger:        s.log,
+		Registerer:    s.reg,
 	})
 	if err != nil {
 		return fmt.Errorf("server: rules engine: %w", err)

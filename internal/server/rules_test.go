@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -191,7 +192,14 @@ func runRuleStory(t *testing.T, ts *testServer, h *hook) {
 	require.Equal(t, int64(1), got.SuppressedFirings)
 	require.Len(t, ts.waitExecutions(rule.ID, 3), 3)
 
-	// Each firing queued a decision request, with the template.
+	// Each firing queued a decision request, with the template: they wait
+	// in the decisions stream.
+	resp, err := http.Get(ts.events + "/metrics")
+	require.NoError(t, err)
+	metrics, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Regexp(t, `(?m)^reflex_decisions_stream_messages [1-9]`, string(metrics))
 	reqs := ts.takeDecisions(3)
 	require.Equal(t, x.ID, reqs[0].ExecutionID)
 	require.Equal(t, "High CPU Alert", reqs[0].RuleName)

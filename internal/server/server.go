@@ -438,6 +438,16 @@ func (s *Server) retentionLoop(ctx context.Context) {
 		case n != 0:
 			s.log.Info("retention removed old events", "before", before, "removed", n)
 		}
+		// Delivery records and ended silences follow the events' retention.
+		n, err = s.store.PruneNotifications(ctx, before)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			s.log.Error("retention of notification records", "err", err)
+		case n != 0:
+			s.log.Info("retention removed old notification records and silences", "before", before, "removed", n)
+		}
 		select {
 		case <-ctx.Done():
 			return

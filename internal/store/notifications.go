@@ -31,6 +31,10 @@ type NotificationStore interface {
 
 	// InsertNotification records one attempt and returns its id.
 	InsertNotification(ctx context.Context, a notify.Attempt) (int64, error)
+	// PruneNotifications deletes the delivery records made before before
+	// and the silences that ended before it, and returns how many rows it
+	// deleted. The server runs it with the events' retention.
+	PruneNotifications(ctx context.Context, before time.Time) (int64, error)
 	// Notifications lists the records q selects, newest first.
 	Notifications(ctx context.Context, q NotificationQuery) ([]NotificationRecord, error)
 }

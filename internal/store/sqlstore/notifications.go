@@ -212,3 +212,17 @@ func (q *Queries) Notifications(ctx context.Context, nq store.NotificationQuery)
 }
 
 var _ store.NotificationStore = (*Queries)(nil)
+
+// PruneNotifications deletes the records and the silences older than
+// before.
+func (q *Queries) PruneNotifications(ctx context.Context, before time.Time) (int64, error) {
+	n, err := q.w.Exec(ctx, q.d.Rebind(`DELETE FROM `+q.notifyTable()+` WHERE at < ?`), q.d.Time(before))
+	if err != nil {
+		return 0, fmt.Errorf("%s: prune notification records: %w", q.d.Name, err)
+	}
+	m, err := q.w.Exec(ctx, q.d.Rebind(`DELETE FROM `+q.silenceTable()+` WHERE ends_at < ?`), q.d.Time(before))
+	if err != nil {
+		return n, fmt.Errorf("%s: prune silences: %w", q.d.Name, err)
+	}
+	return n + m, nil
+}

@@ -27,6 +27,7 @@ func RunNotifications(t *testing.T, open func(t *testing.T) Notifications) {
 		{"Policy", testPolicy},
 		{"Silences", testSilences},
 		{"Records", testNotificationRecords},
+		{"Prune", testPruneNotifications},
 	} {
 		t.Run("Notifications/"+tt.name, func(t *testing.T) {
 			s := open(t)
@@ -204,4 +205,27 @@ func recordIDs(rs []store.NotificationRecord) []int64 {
 		out[i] = r.ID
 	}
 	return out
+}
+
+func testPruneNotifications(t *testing.T, e *notifyEnv) {
+	s, ctx, base := e.s, e.ctx, e.base
+	for _, at := range []time.Time{base.Add(-2 * time.Hour), base.Add(-time.Minute), base} {
+		_, err := s.InsertNotification(ctx, notify.Attempt{Receiver: "ops", GroupKey: "{}", Status: notify.StatusSent, Attempt: 1, Alerts: 1, At: at})
+		require.NoError(t, err)
+	}
+	old, err := s.CreateSilence(ctx, notify.Silence{Matchers: map[string]any{"source_host": "a"}, StartsAt: base.Add(-3 * time.Hour), EndsAt: base.Add(-2 * time.Hour)})
+	require.NoError(t, err)
+	live, err := s.CreateSilence(ctx, notify.Silence{Matchers: map[string]any{"source_host": "b"}, StartsAt: base.Add(-3 * time.Hour), EndsAt: base.Add(time.Hour)})
+	require.NoError(t, err)
+
+	n, err := s.PruneNotifications(ctx, base.Add(-time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, int64(2), n, "one record and one silence")
+	recs, err := s.Notifications(ctx, store.NotificationQuery{})
+	require.NoError(t, err)
+	require.Len(t, recs, 2)
+	_, err = s.Silence(ctx, old.ID)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	_, err = s.Silence(ctx, live.ID)
+	require.NoError(t, err)
 }
