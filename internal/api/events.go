@@ -105,6 +105,10 @@ type EventsOptions struct {
 	// Notifications serves the policy, silences and notification records
 	// (notifications.go); without its Store those routes are 404.
 	Notifications NotificationOptions
+	// PrepareTest, if set, runs on the normalized event of a rule test
+	// the pipeline's stages that depend on nothing but the event (the
+	// server's enricher and severity scorer), before the rule is matched.
+	PrepareTest func(ctx context.Context, e *event.Event) error
 }
 
 // eventsAPI holds the handlers of the Event Processing Service.
@@ -116,8 +120,10 @@ type eventsAPI struct {
 	webhook webhook.Options
 	assets  AssetCache
 	rules   RuleStore
-	// normalizer normalizes the events of rule tests.
-	normalizer *normalize.Stage
+	// normalizer normalizes the events of rule tests; prepareTest, when
+	// set, runs the later stages that read only the event.
+	normalizer  *normalize.Stage
+	prepareTest func(ctx context.Context, e *event.Event) error
 	assetMu    sync.Mutex // serializes asset writes (store, then cache)
 	maxBody    int64
 	logger     *slog.Logger
@@ -150,6 +156,8 @@ func NewEvents(opts EventsOptions) (http.Handler, error) {
 		maxBody: opts.MaxBodyBytes,
 		logger:  opts.Logger,
 		now:     opts.Now,
+
+		prepareTest: opts.PrepareTest,
 	}
 	if s.decode == nil {
 		s.decode = webhook.Decode

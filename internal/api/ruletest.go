@@ -40,10 +40,11 @@ func newTestNormalizer() (*normalize.Stage, error) {
 }
 
 // testTrigger serves POST /api/v1/rules/triggers/{id}/test. It changes
-// nothing: the event is normalized as the pipeline would normalize it
-// (not enriched, deduplicated or correlated) and matched against the
-// rule's severity threshold and conditions; or, for a backtest, the
-// stored events of the range are evaluated (see backtest).
+// nothing: the event is normalized as the pipeline would normalize it,
+// enriched and scored when the server gives PrepareTest (not deduplicated
+// or correlated), and matched against the rule's severity threshold and
+// conditions; or, for a backtest, the stored events of the range are
+// evaluated (see backtest).
 func (s *eventsAPI) testTrigger(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
 	rule, ok := s.findTrigger(w, r)
 	if !ok {
@@ -69,6 +70,12 @@ func (s *eventsAPI) testTrigger(w http.ResponseWriter, r *http.Request, _ auth.P
 		if ev, fe = s.testEvent(req.Event); fe != nil {
 			writeFieldError(w, fe)
 			return
+		}
+		if s.prepareTest != nil {
+			if err := s.prepareTest(r.Context(), ev); err != nil {
+				s.unavailable(w, r, err, "prepare the test event")
+				return
+			}
 		}
 	}
 	m, err := cond.Compile(rule.Conditions)

@@ -53,34 +53,10 @@ func New(inv *Inventory, opts Options) (*Enricher, error) {
 func (en *Enricher) Process(_ context.Context, b *pipeline.Batch) error {
 	var known, unknown int
 	for _, e := range b.Events {
-		a, ok := en.inv.Get(e.SourceHost)
-		if !ok {
+		if en.Enrich(e) {
+			known++
+		} else {
 			unknown++
-			continue
-		}
-		known++
-		e.Asset = &event.Asset{
-			Criticality:  a.Criticality,
-			Dependencies: slices.Clone(a.Dependencies),
-			Environment:  a.Environment,
-			Owner:        a.Owner,
-			Service:      a.Service,
-			Team:         a.Team,
-		}
-		if a.Environment != "" {
-			e.Tag(tag("env:" + a.Environment))
-		}
-		if a.Team != "" {
-			e.Tag(tag("team:" + a.Team))
-		}
-		if a.Criticality != "" {
-			e.Tag(tag("criticality:" + a.Criticality))
-		}
-		for _, t := range a.Tags {
-			e.Tag(tag(t))
-		}
-		if e.SourceService == "" {
-			e.SourceService = a.Service
 		}
 	}
 	if known > 0 {
@@ -90,6 +66,39 @@ func (en *Enricher) Process(_ context.Context, b *pipeline.Batch) error {
 		en.events.WithLabelValues("unknown_host").Add(float64(unknown))
 	}
 	return nil
+}
+
+// Enrich adds e's asset to e as Process does, without counting it, and
+// reports whether e's host is a known asset.
+func (en *Enricher) Enrich(e *event.Event) bool {
+	a, ok := en.inv.Get(e.SourceHost)
+	if !ok {
+		return false
+	}
+	e.Asset = &event.Asset{
+		Criticality:  a.Criticality,
+		Dependencies: slices.Clone(a.Dependencies),
+		Environment:  a.Environment,
+		Owner:        a.Owner,
+		Service:      a.Service,
+		Team:         a.Team,
+	}
+	if a.Environment != "" {
+		e.Tag(tag("env:" + a.Environment))
+	}
+	if a.Team != "" {
+		e.Tag(tag("team:" + a.Team))
+	}
+	if a.Criticality != "" {
+		e.Tag(tag("criticality:" + a.Criticality))
+	}
+	for _, t := range a.Tags {
+		e.Tag(tag(t))
+	}
+	if e.SourceService == "" {
+		e.SourceService = a.Service
+	}
+	return true
 }
 
 // tag cuts t to MaxTagLen characters, the width of the tags column.

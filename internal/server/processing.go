@@ -46,6 +46,7 @@ var lanes = []struct {
 // and one runner per lane.
 type processing struct {
 	inventory *enrich.Inventory
+	enricher  *enrich.Enricher
 	dedup     *noise.Dedup
 	corr      *correlate.Correlator
 	runners   []*pipeline.Runner
@@ -104,6 +105,7 @@ func newProcessing(ctx context.Context, s *Server) (*processing, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.enricher = enricher
 
 	// Warm the windows from what was stored recently, so that a restart
 	// does not forget them.
@@ -229,4 +231,17 @@ func (p *processing) stop(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return errors.Join(p.errs...)
+}
+
+// prepareTest runs on the event of a rule test the stages after
+// normalization that read nothing but the event and the inventory: the
+// enricher (its asset, the asset's tags) and the severity scorer (as for
+// an event that is not correlated), so that a rule's conditions on
+// event_data.asset, tags, priority or the scored severity see what they
+// would see in the pipeline. Deduplication and correlation depend on the
+// events before it and are left out.
+func (p *processing) prepareTest(_ context.Context, e *event.Event) error {
+	p.enricher.Enrich(e)
+	severity.Score(e, "")
+	return nil
 }

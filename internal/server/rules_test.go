@@ -261,3 +261,28 @@ func TestRuleWindowAcrossRestart(t *testing.T) {
 	require.Equal(t, xs[0].ID, reqs[0].ExecutionID)
 	require.Equal(t, 3, reqs[0].Occurrences)
 }
+
+// TestRuleTestEnrichesAndScores: the event of a rule test goes through the
+// enricher and the scorer as in the pipeline, so a condition on the asset
+// or on the tags it adds matches in the test as it would live.
+func TestRuleTestEnrichesAndScores(t *testing.T) {
+	ts := start(t, testConfig(t))
+	require.Equal(t, http.StatusCreated, ts.do("PUT", ts.events+"/api/v1/assets/db-01",
+		`{"criticality": "critical", "environment": "production", "team": "dba"}`, nil))
+	var rule ruleAnswer
+	require.Equal(t, http.StatusCreated, ts.do("POST", ts.events+"/api/v1/rules/triggers",
+		`{"name": "Production databases", "conditions": {"event_data.asset.criticality": "critical", "tags": "env:production"}}`, &rule))
+	var tr struct {
+		Matched bool   `json:"matched"`
+		Reason  string `json:"reason"`
+	}
+	path := fmt.Sprintf("%s/api/v1/rules/triggers/%d/test", ts.events, rule.ID)
+	event := func(host string) string {
+		return `{"event": {"source": "zabbix", "event_type": "disk_full", "severity": "high", "host": "` + host + `", "message": "disk 95% full"}}`
+	}
+	require.Equal(t, http.StatusOK, ts.do("POST", path, event("db-01"), &tr))
+	require.True(t, tr.Matched, tr.Reason)
+	require.Equal(t, http.StatusOK, ts.do("POST", path, event("web-01"), &tr))
+	require.False(t, tr.Matched)
+	require.Regexp(t, `event_data.asset.criticality|tags`, tr.Reason, "an unknown host has no asset")
+}

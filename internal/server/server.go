@@ -338,6 +338,7 @@ func (s *Server) startEvents(ctx context.Context) error {
 		Now:           s.now,
 		Ops:           api.NewOps(api.OpsOptions{Ready: s.Ready, Gatherer: s.reg, Service: "events", Logger: s.log, Registerer: s.reg}),
 		Notifications: api.NotificationOptions{Store: s.store, SetPolicy: s.notify.setPolicy, SilencesChanged: s.notify.silencesChanged},
+		PrepareTest:   s.proc.prepareTest,
 	})
 	if err != nil {
 		return err
