@@ -124,11 +124,11 @@ type eventsAPI struct {
 	// set, runs the later stages that read only the event.
 	normalizer  *normalize.Stage
 	prepareTest func(ctx context.Context, e *event.Event) error
-	assetMu    sync.Mutex // serializes asset writes (store, then cache)
-	maxBody    int64
-	logger     *slog.Logger
-	intake     *intakeMetrics
-	now        func() time.Time
+	assetMu     sync.Mutex // serializes asset writes (store, then cache)
+	maxBody     int64
+	logger      *slog.Logger
+	intake      *intakeMetrics
+	now         func() time.Time
 }
 
 // NewEvents returns the HTTP handler of the Event Processing Service. It

@@ -89,7 +89,7 @@ func (s *Server) startRules(ctx context.Context) error {
 				return ctx.Err()
 			}
 		}
-		return nil
+		return eng.Flush(ctx)
 	})
 	s.rules = &rulesOut{engine: eng, decisions: dec}
 	return nil

@@ -37,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -61,6 +62,7 @@ const ConsumerName = "rules"
 const (
 	DefaultReloadEvery = 30 * time.Second
 	DefaultPruneEvery  = time.Hour
+	DefaultCountsEvery = 5 * time.Second
 )
 
 // maxCorrelations bounds the correlation groups a decision request carries.
@@ -105,6 +107,11 @@ type Options struct {
 	// PruneEvery is how often stored windows that cannot matter any more
 	// are deleted (default 1h).
 	PruneEvery time.Duration
+	// CountsEvery bounds how long suppressions of batches that changed
+	// nothing else wait in memory before they are written (default 5s);
+	// Flush writes them at once. A crash loses at most this much of the
+	// suppressed_firings counters, nothing else.
+	CountsEvery time.Duration
 	// Logger receives logs (nil: none).
 	Logger *slog.Logger
 	// Registerer registers the metrics (nil: not registered).
@@ -134,6 +141,11 @@ type Engine struct {
 	// batch's transaction failed): they are read back before the next
 	// batch.
 	stale bool
+	// unsaved are suppressions counted and not yet written, by rule: a
+	// batch that only suppressed firings writes nothing, and its counts go
+	// with the next write, at most CountsEvery later.
+	unsaved map[int64]int64
+	savedAt time.Time
 }
 
 // New returns an engine with the active rules and the stored windows
@@ -148,6 +160,9 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if opts.PruneEvery <= 0 {
 		opts.PruneEvery = DefaultPruneEvery
 	}
+	if opts.CountsEvery <= 0 {
+		opts.CountsEvery = DefaultCountsEvery
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -155,10 +170,11 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		opts.Now = time.Now
 	}
 	e := &Engine{
-		opts:  opts,
-		log:   opts.Logger.With("component", "rules"),
-		state: window.New(window.Options{MaxKeys: opts.MaxKeys}),
-		wake:  make(chan struct{}, 1),
+		opts:    opts,
+		log:     opts.Logger.With("component", "rules"),
+		state:   window.New(window.Options{MaxKeys: opts.MaxKeys}),
+		wake:    make(chan struct{}, 1),
+		unsaved: map[int64]int64{},
 	}
 	e.rules.Store(emptySet())
 	var err error
@@ -192,6 +208,8 @@ func (e *Engine) Run(ctx context.Context) {
 	defer reload.Stop()
 	prune := time.NewTicker(e.opts.PruneEvery)
 	defer prune.Stop()
+	counts := time.NewTicker(e.opts.CountsEvery)
+	defer counts.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -200,6 +218,11 @@ func (e *Engine) Run(ctx context.Context) {
 		case <-reload.C:
 		case <-prune.C:
 			e.prune(ctx)
+			continue
+		case <-counts.C:
+			if err := e.Flush(ctx); err != nil && ctx.Err() == nil {
+				e.log.Warn("writing the suppression counters failed; they are tried again", "err", err)
+			}
 			continue
 		}
 		if err := e.Reload(ctx); err != nil && ctx.Err() == nil {
@@ -335,7 +358,11 @@ func (e *Engine) Handle(ctx context.Context, recs []processed.Record) error {
 			}
 		}
 	}
-	if len(b.touched) == 0 && len(b.suppressed) == 0 && len(b.dups) == 0 && len(e.forget) == 0 {
+	if len(b.touched) == 0 && len(b.dups) == 0 && len(e.forget) == 0 &&
+		(len(b.suppressed) == 0 || time.Since(e.savedAt) < e.opts.CountsEvery) {
+		for id, n := range b.suppressed {
+			e.unsaved[id] += n // written with the next write, or by Flush
+		}
 		return nil
 	}
 	xs, err := e.record(ctx, &b)
@@ -394,7 +421,11 @@ func (e *Engine) record(ctx context.Context, b *batch) ([]store.RuleExecution, e
 			StartedAt:            now,
 		})
 	}
+	counts := maps.Clone(e.unsaved)
 	for id, n := range b.suppressed {
+		counts[id] += n
+	}
+	for id, n := range counts {
 		fb.Counts = append(fb.Counts, store.RuleCount{RuleID: id, Suppressed: n})
 	}
 	for k := range b.touched {
@@ -414,7 +445,21 @@ func (e *Engine) record(ctx context.Context, b *batch) ([]store.RuleExecution, e
 		return nil, fmt.Errorf("engine: %w", err)
 	}
 	e.forget = nil
+	clear(e.unsaved)
+	e.savedAt = time.Now()
 	return xs, nil
+}
+
+// Flush writes the suppressions counted and not yet written (see
+// Options.CountsEvery). The server calls it at stop, after the last batch.
+func (e *Engine) Flush(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.unsaved) == 0 {
+		return nil
+	}
+	_, err := e.record(ctx, &batch{})
+	return err
 }
 
 // announce queues the decision requests of the batch's firings (and of

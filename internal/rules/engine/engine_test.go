@@ -471,3 +471,33 @@ func TestTruncatedRecordReadsTheStore(t *testing.T) {
 	require.Len(t, xs, 1)
 	require.Equal(t, 1, v.q.requests()[0].Event.OccurrenceCount, "the record's own count")
 }
+
+// TestSuppressionsOnlyWaitForTheNextWrite: a batch that only suppressed
+// firings writes nothing; its counts go with the next write or Flush.
+func TestSuppressionsOnlyWaitForTheNextWrite(t *testing.T) {
+	v := newEnv(t)
+	r := highCPU()
+	r.MaxTriggersPerHour = 1
+	rule := v.rule(r)
+	suppressed := func() int64 {
+		t.Helper()
+		got, err := v.st.TriggerRule(context.Background(), rule.ID)
+		require.NoError(t, err)
+		return got.SuppressedFirings
+	}
+	require.NoError(t, v.handle(cpu(1, "a", 95, 0))) // fires: a write
+	require.NoError(t, v.handle(cpu(2, "a", 95, 1)))
+	require.NoError(t, v.handle(cpu(3, "a", 95, 2)))
+	require.Zero(t, suppressed(), "not written yet")
+	require.Equal(t, 2.0, testutil.ToFloat64(v.e.met.firings.WithLabelValues("suppressed")), "counted at once")
+
+	require.NoError(t, v.handle(cpu(4, "b", 95, 2))) // fires: the counts go with it
+	require.Equal(t, int64(2), suppressed())
+
+	require.NoError(t, v.handle(cpu(5, "a", 95, 3)))
+	require.Equal(t, int64(2), suppressed())
+	require.NoError(t, v.e.Flush(context.Background()))
+	require.Equal(t, int64(3), suppressed())
+	require.NoError(t, v.e.Flush(context.Background()), "nothing to write")
+	require.Equal(t, int64(3), suppressed())
+}
