@@ -85,6 +85,11 @@ type DispatcherOptions struct {
 	MaxAttempts        int
 	// SendTimeout bounds one attempt (30s).
 	SendTimeout time.Duration
+	// StopFlush bounds the last delivery at a stop (5s): the alerts that
+	// groups hold and have not notified yet (waiting for their
+	// group_wait or group_interval) are sent at once, once, rather than
+	// dropped; what is still unsent after it is counted as dropped.
+	StopFlush time.Duration
 }
 
 // Defaults of DispatcherOptions.
@@ -96,6 +101,7 @@ const (
 	DefaultRetryMax          = time.Minute
 	DefaultMaxAttempts       = 6
 	DefaultSendTimeout       = 30 * time.Second
+	DefaultStopFlush         = 5 * time.Second
 )
 
 const maxErrorLen = 512
@@ -125,6 +131,7 @@ type Dispatcher struct {
 	retryMax    time.Duration
 	maxAttempts int
 	sendTimeout time.Duration
+	stopFlush   time.Duration
 	jitter      func(d time.Duration) time.Duration // the wait of a backoff step d
 
 	mu        sync.Mutex
@@ -196,6 +203,7 @@ func NewDispatcher(opts DispatcherOptions) (*Dispatcher, error) {
 		retryMax:    positive(opts.RetryMax, DefaultRetryMax),
 		maxAttempts: positive(opts.MaxAttempts, DefaultMaxAttempts),
 		sendTimeout: positive(opts.SendTimeout, DefaultSendTimeout),
+		stopFlush:   positive(opts.StopFlush, DefaultStopFlush),
 		jitter:      equalJitter,
 		policy:      opts.Policy,
 		groups:      map[string]*group{},
@@ -757,9 +765,10 @@ func (d *Dispatcher) SetPolicy(p *Policy) {
 var ErrRan = errors.New("notify: dispatcher already ran")
 
 // Run runs the groups' timers and deliveries until ctx is done or Stop is
-// called; alerts dispatched before Run wait for it. On return every
-// goroutine of the dispatcher has ended: deliveries in flight are
-// canceled, and the alerts still pending are counted as dropped. Run
+// called; alerts dispatched before Run wait for it. At the end deliveries
+// in flight are canceled, the alerts not yet notified are sent once more,
+// at once, within StopFlush, and what is still pending then is counted as
+// dropped; on return every goroutine of the dispatcher has ended. Run
 // returns nil, or ErrRan when called a second time.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	d.mu.Lock()
@@ -783,11 +792,60 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	d.cancelRun()
 	d.mu.Unlock()
 	d.wg.Wait()
+	d.flushPending()
 	d.mu.Lock()
 	d.dropPending(dropStopped)
 	d.mu.Unlock()
 	close(d.done)
 	return nil
+}
+
+// flushPending delivers, at once and once (retries within StopFlush), the
+// alerts each group holds and has not notified, so that a stop does not
+// drop what waited for a group_wait or a group_interval. The groups'
+// goroutines have ended.
+func (d *Dispatcher) flushPending() {
+	type pending struct {
+		g  *group
+		dl *delivery
+	}
+	var todo []pending
+	d.mu.Lock()
+	now := d.now()
+	for el := d.order.Front(); el != nil; el = el.Next() {
+		g := el.Value.(*group)
+		dl := &delivery{receiver: g.receiver, groupKey: g.groupKey, at: now}
+		for _, e := range g.alerts {
+			if !e.notified {
+				dl.items = append(dl.items, item{e, e.alert})
+			}
+		}
+		if len(dl.items) == 0 {
+			continue
+		}
+		if d.policy != nil {
+			if r, ok := d.policy.Receiver(g.receiver); ok {
+				dl.secrets = urlSecrets(receiverSecrets(r))
+			}
+		}
+		todo = append(todo, pending{g, dl})
+	}
+	d.mu.Unlock()
+	if len(todo) == 0 {
+		return
+	}
+	d.log.Info("notification router stopping: sending the alerts not yet notified", "groups", len(todo), "within", d.stopFlush)
+	ctx, cancel := context.WithTimeout(context.Background(), d.stopFlush)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, p := range todo {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.finish(p.g, p.dl, d.deliver(ctx, p.dl))
+		}()
+	}
+	wg.Wait()
 }
 
 // Stop stops the dispatcher and waits until Run has returned. It is

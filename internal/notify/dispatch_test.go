@@ -761,11 +761,14 @@ func TestDispatchStop(t *testing.T) {
 		h.d.Dispatch(alert(1, "db-01"))
 		h.at(30 * time.Second) // the delivery is in flight, blocked
 		h.d.Dispatch(alert(2, "db-01"))
-		h.stop() // cancels it and returns
+		h.stop() // cancels it, tries both once more within StopFlush, returns
 		recs := h.records()
-		require.Len(t, recs, 1)
+		require.Len(t, recs, 2)
 		require.Equal(t, StatusFailed, recs[0].Status)
 		require.Equal(t, "context canceled", recs[0].Error)
+		require.Equal(t, StatusFailed, recs[1].Status)
+		require.Equal(t, "context deadline exceeded", recs[1].Error)
+		require.Equal(t, []int64{1, 2}, recs[1].EventIDs)
 		require.Equal(t, 2.0, h.dropped(dropStopped), "both alerts were never notified")
 
 		h.d.Stop() // idempotent
@@ -793,6 +796,25 @@ func TestDispatchStop(t *testing.T) {
 		cancel()
 		require.NoError(t, <-done)
 		h.d.Stop() // after Run returned
+	})
+}
+
+// TestDispatchStopSendsWhatWaits: at a stop, alerts waiting for their
+// group_wait (or a group_interval) are sent at once instead of dropped.
+func TestDispatchStopSendsWhatWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, onePolicy, nil).run()
+		h.d.Dispatch(alert(1, "db-01"))
+		h.at(30 * time.Second) // group_wait: sent
+		h.d.Dispatch(alert(2, "db-01"))
+		h.d.Dispatch(alert(3, "web-01"))
+		h.at(31 * time.Second) // 2 waits for the group_interval
+		h.stop()
+		sent := h.senders["ops"].notifications()
+		require.Len(t, sent, 2)
+		require.Len(t, sent[1].n.Alerts, 2, "the alerts that waited, in one notification of their group")
+		require.Equal(t, h.start.Add(31*time.Second), sent[1].at, "at the stop, not at the interval")
+		require.Equal(t, 0.0, h.dropped(dropStopped))
 	})
 }
 
