@@ -41,9 +41,10 @@ type Request struct {
 	Event event.Event `json:"event"`
 	// Correlations are the correlation groups that involve Event (its
 	// time-based group, causal groups), as GET
-	// /api/v1/events/{id}/correlations answers them. Requests of one event
-	// in one message carry the same correlations.
-	Correlations []event.Correlation `json:"correlations"`
+	// /api/v1/events/{id}/correlations answers them but with at most
+	// MaxRelated of each group's related event ids (the latest). Requests
+	// of one event in one message carry the same correlations.
+	Correlations []Correlation `json:"correlations"`
 	// Templates are the rule's active response templates, the candidates
 	// of the decision.
 	Templates []store.ResponseTemplate `json:"templates"`
@@ -51,6 +52,28 @@ type Request struct {
 	// (the request alone would not fit in a message): read the event
 	// from the store.
 	Truncated bool `json:"truncated,omitempty"`
+}
+
+// MaxRelated bounds the related event ids a request's correlation lists:
+// a busy host's time-based group can hold thousands.
+const MaxRelated = 100
+
+// Correlation is a correlation group in a request: the stored row, its
+// related ids cut to the latest MaxRelated, and how many it has in all.
+type Correlation struct {
+	event.Correlation
+	// RelatedTotal is the number of the group's related events; when it
+	// is above len(RelatedEventIDs), read the group for all of them.
+	RelatedTotal int `json:"related_total"`
+}
+
+// Bounded returns c as a request carries it.
+func Bounded(c event.Correlation) Correlation {
+	out := Correlation{Correlation: c, RelatedTotal: len(c.RelatedEventIDs)}
+	if n := len(c.RelatedEventIDs); n > MaxRelated {
+		out.RelatedEventIDs = c.RelatedEventIDs[n-MaxRelated:]
+	}
+	return out
 }
 
 // Message is the body of one stream message: the requests of one batch
@@ -155,7 +178,7 @@ type encoded struct{ event, corrs json.RawMessage }
 func encode(r *Request, events map[eventKey]encoded) ([]byte, error) {
 	r.V = Version
 	if r.Correlations == nil {
-		r.Correlations = []event.Correlation{}
+		r.Correlations = []Correlation{}
 	}
 	if r.Templates == nil {
 		r.Templates = []store.ResponseTemplate{}

@@ -24,8 +24,8 @@ func request(exec int64) *Request {
 			Data: map[string]any{"metadata": map[string]any{"cpu_usage": 95.5}}, OccurredAt: at,
 			Asset: &event.Asset{Criticality: "high"},
 		},
-		Correlations: []event.Correlation{{ID: 5, CorrelationID: "c-1", Type: event.CorrelationTimeBased,
-			PrimaryEventID: 1000, RelatedEventIDs: []int64{1000, 1001}, Score: 0.8, CreatedAt: at}},
+		Correlations: []Correlation{Bounded(event.Correlation{ID: 5, CorrelationID: "c-1", Type: event.CorrelationTimeBased,
+			PrimaryEventID: 1000, RelatedEventIDs: []int64{1000, 1001}, Score: 0.8, CreatedAt: at})},
 		Templates: []store.ResponseTemplate{{ID: 3, Name: "CPU Investigation Playbook", Type: "investigation",
 			TriggerRuleID: 7, Definition: json.RawMessage(`{"actions":[{"type":"diagnostic","script":"check_processes"}]}`)}},
 	}
@@ -119,4 +119,24 @@ func TestUnpackRefuses(t *testing.T) {
 	}
 	_, err := Unpack([]byte(`{"v": 9, "requests": []}`))
 	require.ErrorIs(t, err, ErrVersion)
+}
+
+func TestBoundedCorrelation(t *testing.T) {
+	ids := make([]int64, 250)
+	for i := range ids {
+		ids[i] = int64(i + 1)
+	}
+	c := Bounded(event.Correlation{ID: 1, RelatedEventIDs: ids})
+	require.Equal(t, 250, c.RelatedTotal)
+	require.Len(t, c.RelatedEventIDs, MaxRelated)
+	require.Equal(t, int64(151), c.RelatedEventIDs[0], "the latest")
+	require.Equal(t, int64(250), c.RelatedEventIDs[MaxRelated-1])
+	b, err := json.Marshal(c)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"related_total":250`)
+	require.Contains(t, string(b), `"correlation_id":""`, "the row's fields, flattened")
+
+	small := Bounded(event.Correlation{RelatedEventIDs: []int64{7}})
+	require.Equal(t, 1, small.RelatedTotal)
+	require.Equal(t, []int64{7}, small.RelatedEventIDs)
 }

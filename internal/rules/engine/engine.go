@@ -495,7 +495,7 @@ func (e *Engine) announce(ctx context.Context, b *batch, xs []store.RuleExecutio
 		return nil
 	}
 	reqs := make([]*decision.Request, 0, len(outs))
-	corrs := map[int64][]event.Correlation{} // several rules often fire on one event
+	corrs := map[int64][]decision.Correlation{} // several rules often fire on one event
 	for _, o := range outs {
 		r, err := e.request(ctx, o.f, o.x, corrs)
 		if err != nil {
@@ -526,19 +526,19 @@ func (e *Engine) announce(ctx context.Context, b *batch, xs []store.RuleExecutio
 
 // request is the decision request of a firing, with the event's
 // correlations read once per batch (seen caches them by event id).
-func (e *Engine) request(ctx context.Context, f firing, x store.RuleExecution, seen map[int64][]event.Correlation) (*decision.Request, error) {
+func (e *Engine) request(ctx context.Context, f firing, x store.RuleExecution, seen map[int64][]decision.Correlation) (*decision.Request, error) {
 	corrs, ok := seen[f.ev.ID]
 	if !ok {
-		var err error
-		corrs, err = e.opts.Store.Correlations(ctx, f.ev.ID)
+		rows, err := e.opts.Store.Correlations(ctx, f.ev.ID)
 		if errors.Is(err, store.ErrNotFound) {
-			corrs, err = nil, nil // removed by retention meanwhile: the request goes without
+			rows, err = nil, nil // removed by retention meanwhile: the request goes without
 		}
 		if err != nil {
 			return nil, fmt.Errorf("engine: correlations of event %d: %w", f.ev.ID, err)
 		}
-		if len(corrs) > maxCorrelations {
-			corrs = corrs[:maxCorrelations]
+		corrs = make([]decision.Correlation, 0, min(len(rows), maxCorrelations))
+		for _, c := range rows[:min(len(rows), maxCorrelations)] {
+			corrs = append(corrs, decision.Bounded(c))
 		}
 		seen[f.ev.ID] = corrs
 	}
