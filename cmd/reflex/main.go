@@ -82,6 +82,7 @@ Usage:
   reflex send [flags]      post an event to a running server
   reflex loadgen [flags]   post events at a set rate and report throughput and latency
   reflex rules <command>   apply, list and test trigger rules and response templates
+  reflex eval loghub DIR   score log template mining on loghub-style data
   reflex version           print the version
 
 Run 'reflex <command> --help' for the flags of a command.
@@ -111,6 +112,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runLoadgen(ctx, args[1:], stdout, stderr)
 	case "rules":
 		err = runRules(ctx, args[1:], stdout, stderr)
+	case "eval":
+		err = runEval(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "reflex %s\n", versionString())
 	case "help", "-h", "--help":

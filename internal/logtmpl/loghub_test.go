@@ -1,0 +1,50 @@
+package logtmpl
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// loghubDir is the benchmark data, read in place (never copied here).
+const loghubDir = "../../../shared/data/loghub"
+
+// TestLoghubAccuracy scores the default miner on the loghub systems and
+// fails below floors set from the measured figures (docs/intelligence.md):
+// a regression in the method shows here.
+func TestLoghubAccuracy(t *testing.T) {
+	res, err := EvalLoghub(loghubDir, Options{})
+	require.NoError(t, err, "the benchmark data is expected at %s", loghubDir)
+	require.Len(t, res, 12)
+	sum := 0.0
+	by := map[string]float64{}
+	for _, r := range res {
+		t.Logf("%-10s %5d lines %4d templates accuracy %.4f", r.System, r.Lines, r.Templates, r.Accuracy)
+		sum += r.Accuracy
+		by[r.System] = r.Accuracy
+		require.Equal(t, 2000, r.Lines)
+		require.Len(t, r.Assigned, r.Lines)
+	}
+	mean := sum / float64(len(res))
+	t.Logf("mean %.4f", mean)
+	require.GreaterOrEqual(t, mean, 0.86)
+	require.GreaterOrEqual(t, by["HDFS"], 0.99)
+	require.GreaterOrEqual(t, by["Apache"], 0.99)
+}
+
+func TestGroupingAccuracy(t *testing.T) {
+	// Lines 0-2 are one event, 3-4 another: a parse that splits the first
+	// and merges nothing gets the second right only.
+	truth := []string{"A", "A", "A", "B", "B"}
+	require.InDelta(t, 1.0, GroupingAccuracy([]int64{1, 1, 1, 2, 2}, truth), 1e-9)
+	require.InDelta(t, 0.4, GroupingAccuracy([]int64{1, 1, 3, 2, 2}, truth), 1e-9)
+	require.InDelta(t, 0.0, GroupingAccuracy([]int64{1, 1, 1, 1, 1}, truth), 1e-9, "merged: no line is right")
+	require.Zero(t, GroupingAccuracy(nil, nil))
+}
+
+func TestEvalLoghubErrors(t *testing.T) {
+	_, err := EvalLoghub(t.TempDir(), Options{})
+	require.ErrorContains(t, err, "no <System>/<System>_2k.log_structured.csv")
+	_, err = EvalLoghub("/nonexistent/loghub", Options{})
+	require.Error(t, err)
+}
