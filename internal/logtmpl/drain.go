@@ -79,17 +79,17 @@ func New(opts Options) *Miner {
 	if opts.MaxTemplates <= 0 {
 		opts.MaxTemplates = 100_000
 	}
-	masks := opts.Masks
-	if masks == nil {
-		masks = DefaultMasks
-	}
-	return &Miner{opts: opts, masks: masks, root: map[int]*node{}}
+	return &Miner{opts: opts, masks: opts.Masks, root: map[int]*node{}}
 }
 
 // Add mines msg and returns its template (after msg joined it) and
 // whether the template is new.
 func (m *Miner) Add(msg string) (Template, bool) {
-	tokens := strings.Fields(Apply(m.masks, msg))
+	masked := maskDefault(msg) // DefaultMasks, without regular expressions
+	if m.masks != nil {
+		masked = Apply(m.masks, msg)
+	}
+	tokens := strings.Fields(masked)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	leaf := m.leafOf(tokens)

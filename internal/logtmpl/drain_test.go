@@ -76,3 +76,17 @@ func TestMinerConcurrent(t *testing.T) {
 	}
 	require.Equal(t, int64(800), total)
 }
+
+// TestScanMatchesTheMasks: the scanner that the default masks run as
+// masks what the regular expressions of DefaultMasks mask.
+func TestScanMatchesTheMasks(t *testing.T) {
+	for _, in := range []string{
+		"blk_-6952295868487656571 served", "request 3f2a9c1e-0b7d-4c2e-9f1a-2b3c4d5e6f70 done",
+		"pc 0x7ffd1a2b in worker", "took 12.5 ms", "0000000f@2016/9/28:21:43:30.000 CSI perf trace:",
+		"session deadbeef12 opened", "plain words stay", "from 10.0.0.1:22 to 192.168.1.300",
+		"uid=0 euid=0 tty=NODEVssh ruser= rhost=218.188.2.4", "v1.2.3 and 1.2.3.4.5", "a12 B12 abc123 _12 x_1",
+		"", "12", "1.", ".5", "0x", "0xZZ", "10.0.0.1:", "DEADBEEF-1234-5678-9abc-def012345678x",
+	} {
+		require.Equal(t, Apply(DefaultMasks, in), maskDefault(in), "%q", in)
+	}
+}

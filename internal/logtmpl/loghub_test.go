@@ -48,3 +48,13 @@ func TestEvalLoghubErrors(t *testing.T) {
 	_, err = EvalLoghub("/nonexistent/loghub", Options{})
 	require.Error(t, err)
 }
+
+// TestScanOnLoghub: on every loghub line the scanner masks exactly what
+// the regular expressions of DefaultMasks mask.
+func TestScanOnLoghub(t *testing.T) {
+	lines := loghubLines(t)
+	require.Len(t, lines, 24000)
+	for _, l := range lines {
+		require.Equal(t, Apply(DefaultMasks, l), maskDefault(l), "%q", l)
+	}
+}
