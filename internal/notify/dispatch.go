@@ -434,12 +434,7 @@ func (d *Dispatcher) prepare(g *group) (*delivery, time.Duration, bool) {
 		return nil, 0, false
 	}
 	next := g.route.GroupInterval
-	dl := &delivery{receiver: g.receiver, groupKey: g.groupKey, at: now}
-	for _, e := range g.alerts {
-		if !e.notified {
-			dl.items = append(dl.items, item{e, e.alert})
-		}
-	}
+	dl := d.newDelivery(g, now)
 	if len(dl.items) == 0 && g.flushed && !now.Before(g.lastFlush.Add(g.route.RepeatInterval)) {
 		for _, e := range g.alerts {
 			dl.items = append(dl.items, item{e, e.alert})
@@ -449,12 +444,24 @@ func (d *Dispatcher) prepare(g *group) (*delivery, time.Duration, bool) {
 	if len(dl.items) == 0 {
 		return nil, next, true
 	}
+	return dl, next, true
+}
+
+// newDelivery is g's delivery at now of its alerts not yet notified, with
+// its receiver's secrets. d.mu is held.
+func (d *Dispatcher) newDelivery(g *group, now time.Time) *delivery {
+	dl := &delivery{receiver: g.receiver, groupKey: g.groupKey, at: now}
+	for _, e := range g.alerts {
+		if !e.notified {
+			dl.items = append(dl.items, item{e, e.alert})
+		}
+	}
 	if d.policy != nil {
 		if r, ok := d.policy.Receiver(g.receiver); ok {
 			dl.secrets = urlSecrets(receiverSecrets(r))
 		}
 	}
-	return dl, next, true
+	return dl
 }
 
 // finish marks the entries a delivery is done with.
@@ -805,44 +812,32 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // drop what waited for a group_wait or a group_interval. The groups'
 // goroutines have ended.
 func (d *Dispatcher) flushPending() {
-	type pending struct {
+	type flush struct {
 		g  *group
 		dl *delivery
 	}
-	var todo []pending
+	var flushes []flush
 	d.mu.Lock()
 	now := d.now()
 	for el := d.order.Front(); el != nil; el = el.Next() {
 		g := el.Value.(*group)
-		dl := &delivery{receiver: g.receiver, groupKey: g.groupKey, at: now}
-		for _, e := range g.alerts {
-			if !e.notified {
-				dl.items = append(dl.items, item{e, e.alert})
-			}
+		if dl := d.newDelivery(g, now); len(dl.items) > 0 {
+			flushes = append(flushes, flush{g, dl})
 		}
-		if len(dl.items) == 0 {
-			continue
-		}
-		if d.policy != nil {
-			if r, ok := d.policy.Receiver(g.receiver); ok {
-				dl.secrets = urlSecrets(receiverSecrets(r))
-			}
-		}
-		todo = append(todo, pending{g, dl})
 	}
 	d.mu.Unlock()
-	if len(todo) == 0 {
+	if len(flushes) == 0 {
 		return
 	}
-	d.log.Info("notification router stopping: sending the alerts not yet notified", "groups", len(todo), "within", d.stopFlush)
+	d.log.Info("notification router stopping: sending the alerts not yet notified", "groups", len(flushes), "within", d.stopFlush)
 	ctx, cancel := context.WithTimeout(context.Background(), d.stopFlush)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, p := range todo {
+	for _, f := range flushes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.finish(p.g, p.dl, d.deliver(ctx, p.dl))
+			d.finish(f.g, f.dl, d.deliver(ctx, f.dl))
 		}()
 	}
 	wg.Wait()

@@ -315,11 +315,11 @@ func (e *Engine) Handle(ctx context.Context, recs []processed.Record) error {
 	e.met.records.Add(float64(len(recs)))
 	b := batch{suppressed: map[int64]int64{}, touched: map[touchKey]struct{}{}}
 	var ids []int64
+	if len(rs.rules) == 0 {
+		recs = nil // nothing to evaluate; a pending forget is still written
+	}
 	for i := range recs {
 		rec := &recs[i]
-		if rs.index.Len() == 0 {
-			break
-		}
 		ev, err := e.eventOf(ctx, rec)
 		if err != nil {
 			return err
