@@ -20,6 +20,9 @@ const (
 	SourceEmail   SourceType = "email"
 	SourceMetrics SourceType = "metrics"
 	SourceDB      SourceType = "database"
+	// SourceReflex is reflex itself: events its components derive, such
+	// as new_log_pattern and anomaly (package derived).
+	SourceReflex SourceType = "reflex"
 )
 
 // Raw is an event as accepted at intake, before any processing: the bytes

@@ -120,6 +120,7 @@ func newProcessing(ctx context.Context, s *Server) (*processing, error) {
 	norm, err := normalize.New(normalize.Options{
 		Normalizers: map[event.SourceType]normalize.Normalizer{
 			event.SourceWebhook: webhook.Normalizer{},
+			event.SourceReflex:  webhook.Normalizer{}, // derived events are webhook payloads
 		},
 		MaxAge:     time.Duration(s.cfg.Retention),
 		Logger:     s.log,

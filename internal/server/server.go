@@ -24,6 +24,7 @@ import (
 	"github.com/reflex-ops/reflex/internal/bus"
 	"github.com/reflex-ops/reflex/internal/config"
 	"github.com/reflex-ops/reflex/internal/datadir"
+	"github.com/reflex-ops/reflex/internal/derived"
 	"github.com/reflex-ops/reflex/internal/event"
 	"github.com/reflex-ops/reflex/internal/ingest/webhook"
 	"github.com/reflex-ops/reflex/internal/intake"
@@ -70,6 +71,7 @@ type Server struct {
 	bus     *bus.Bus
 	intake  *intake.Intake
 	submit  *intake.Submitter // coalesces webhook requests into envelopes
+	derived *derived.Emitter  // events reflex raises itself (new_log_pattern, anomaly)
 	auth    *auth.Authenticator
 	proc    *processing
 	adminKY string
@@ -296,6 +298,9 @@ func (s *Server) startEvents(ctx context.Context) error {
 	if err := s.startNotifications(ctx); err != nil {
 		return err
 	}
+	if err := s.startDerived(); err != nil {
+		return err
+	}
 	if err := s.openProcessed(ctx); err != nil {
 		return err
 	}
@@ -345,6 +350,19 @@ func (s *Server) startEvents(ctx context.Context) error {
 	}
 	s.serve(s.events, h)
 	return nil
+}
+
+// startDerived builds the emitter of derived events on a dropping
+// submitter of its own. Its stop (publishing what it holds) runs after the
+// pipeline and the downstream consumers, which emit, have stopped.
+func (s *Server) startDerived() error {
+	sub, err := s.intake.NewSubmitter(intake.SubmitterOptions{Mode: intake.Dropping, MaxPendingEvents: 4096, MaxPendingBytes: 4 << 20})
+	if err != nil {
+		return err
+	}
+	s.stops.push("derived events submitter", sub.Close)
+	s.derived, err = derived.New(derived.Options{Submitter: sub, Now: s.now, Logger: s.log.With("component", "derived"), Registerer: s.reg})
+	return err
 }
 
 // bind binds a service's listener. Its stop (closing the socket, for a
