@@ -1,0 +1,139 @@
+package anomaly
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+var t0 = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC) // a Monday
+
+// noise is a deterministic pseudo-random sequence in [-1, 1).
+type noise uint32
+
+func (n *noise) next() float64 {
+	*n = *n*1664525 + 1013904223
+	return float64(uint32(*n)>>8)/(1<<23) - 1
+}
+
+func TestDetectorSpike(t *testing.T) {
+	d := New(Options{})
+	var nz noise = 1
+	for i := range 2000 {
+		p := d.Update(t0.Add(time.Duration(i)*time.Minute), 100+5*nz.next())
+		require.GreaterOrEqual(t, p.Score, 0.0)
+		require.LessOrEqual(t, p.Score, 1.0)
+		if i > 500 {
+			require.Less(t, p.Score, 0.8, "point %d of steady noise", i)
+			require.Less(t, p.Low, 100.0)
+			require.Greater(t, p.High, 100.0)
+		}
+	}
+	p := d.Update(t0.Add(2000*time.Minute), 200)
+	require.GreaterOrEqual(t, p.Score, 0.8)
+	require.Greater(t, 200.0, p.High)
+	// The repeat right after is held below the detection level.
+	p = d.Update(t0.Add(2001*time.Minute), 300)
+	require.Less(t, p.Score, 0.8)
+}
+
+func TestDetectorLevelShift(t *testing.T) {
+	d := New(Options{})
+	var nz noise = 3
+	for i := range 3000 {
+		d.Update(t0.Add(time.Duration(i)*5*time.Minute), 50+2*nz.next())
+	}
+	// A shift within the range's tolerance but far in noise units.
+	hit := false
+	for i := range 50 {
+		if d.Update(t0.Add(time.Duration(3000+i)*5*time.Minute), 51.8+0.1*nz.next()).Score >= 0.8 {
+			hit = true
+		}
+	}
+	require.True(t, hit)
+}
+
+func TestDetectorSeasonal(t *testing.T) {
+	d := New(Options{})
+	var nz noise = 5
+	daily := func(tm time.Time) float64 {
+		h := float64(tm.Hour()) + float64(tm.Minute())/60
+		return 100 + 50*math.Sin(2*math.Pi*h/24)
+	}
+	var seasonal bool
+	for i := range 6 * 288 { // six days of 5-minute points
+		tm := t0.Add(time.Duration(i) * 5 * time.Minute)
+		p := d.Update(tm, daily(tm)+nz.next())
+		if i > 5*288 {
+			seasonal = seasonal || p.Seasonal
+			require.InDelta(t, daily(tm), p.Expected, 8, "point %d", i)
+		}
+	}
+	require.True(t, seasonal, "a daily series uses its daily baseline after three days")
+}
+
+// TestDetectorOnline checks that a point's score depends on the points
+// before it only.
+func TestDetectorOnline(t *testing.T) {
+	var nz noise = 9
+	vals := make([]float64, 1500)
+	for i := range vals {
+		vals[i] = 10 + nz.next()
+	}
+	a, b := New(Options{}), New(Options{})
+	for i, v := range vals {
+		tm := t0.Add(time.Duration(i) * time.Minute)
+		pa := a.Update(tm, v)
+		if i >= 1000 {
+			v = 1000 // b's future differs from a's
+		}
+		pb := b.Update(tm, v)
+		if i <= 1000 {
+			if i < 1000 {
+				require.Equal(t, pa, pb, "point %d", i)
+			}
+		}
+	}
+}
+
+func TestDetectorNaN(t *testing.T) {
+	d := New(Options{})
+	for i := range 100 {
+		d.Update(t0.Add(time.Duration(i)*time.Minute), 1)
+	}
+	p := d.Update(t0.Add(101*time.Minute), math.NaN())
+	require.Equal(t, 0.0, p.Score)
+	require.Less(t, d.Update(t0.Add(102*time.Minute), 1).Score, 0.8)
+}
+
+func TestStateBytes(t *testing.T) {
+	require.Less(t, StateBytes(), 8192)
+	require.Greater(t, StateBytes(), 1024)
+}
+
+func TestWindowedGaussian(t *testing.T) {
+	w := NewWindowedGaussian(10, 2)
+	require.Equal(t, 0.0, w.Score(5))
+	require.InDelta(t, 0.5, w.Score(5), 1e-9) // constant window: value at the mean
+	for range 10 {
+		w.Score(5)
+	}
+	require.InDelta(t, 1.0, w.Score(6), 1e-9)
+}
+
+func BenchmarkDetector(b *testing.B) {
+	var nz noise = 1
+	vals := make([]float64, 4096)
+	for i := range vals {
+		vals[i] = 100 + 10*nz.next()
+	}
+	d := New(Options{})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		d.Update(t0.Add(time.Duration(i)*time.Minute), vals[i%len(vals)])
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "points/s")
+}
