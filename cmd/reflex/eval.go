@@ -19,17 +19,19 @@ import (
 // runEval runs `reflex eval <benchmark> DIR`.
 func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stderr, "Usage: reflex eval loghub DIR [--out OUT] [--json]\n\nScores reflex's methods on public benchmark data laid out like ../shared/data.")
+		fmt.Fprintln(stderr, "Usage: reflex eval loghub|nab DIR [--out OUT] [--json]\n\nScores reflex's methods on public benchmark data laid out like ../shared/data.")
 		if len(args) == 0 {
-			return errors.New("eval: name a benchmark (loghub)")
+			return errors.New("eval: name a benchmark (loghub, nab)")
 		}
 		return flag.ErrHelp
 	}
 	switch args[0] {
 	case "loghub":
 		return evalLoghub(args[1:], stdout, stderr)
+	case "nab":
+		return evalNAB(args[1:], stdout, stderr)
 	default:
-		return fmt.Errorf("eval: unknown benchmark %q (loghub)", args[0])
+		return fmt.Errorf("eval: unknown benchmark %q (loghub, nab)", args[0])
 	}
 }
 

@@ -49,3 +49,62 @@ func TestEvalLoghub(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "unknown benchmark")
 }
+
+// TestEvalNAB runs eval nab on a temporary copy of a few NAB files.
+func TestEvalNAB(t *testing.T) {
+	src := "../../../shared/data/nab"
+	dir := t.TempDir()
+	files := []string{"realTraffic/speed_7578.csv", "artificialWithAnomaly/art_daily_jumpsup.csv"}
+	for _, f := range append(files, "../labels/combined_windows.json", "../config/profiles.json") {
+		b, err := os.ReadFile(filepath.Join(src, "data", f))
+		require.NoError(t, err)
+		dst := filepath.Join(dir, "data", f)
+		require.NoError(t, os.MkdirAll(filepath.Dir(dst), 0o750))
+		require.NoError(t, os.WriteFile(dst, b, 0o600))
+	}
+	out := t.TempDir()
+	code, stdout, stderr := runCmd(t, "eval", "nab", dir, "--out", out)
+	require.Equal(t, 0, code, stderr)
+	require.Regexp(t, `(?m)^standard\s+\d+\.\d\s+\d\.\d{4}`, stdout)
+	require.Contains(t, stdout, "reward_low_FP_rate")
+	require.Contains(t, stdout, "reward_low_FN_rate")
+	require.Regexp(t, `(?m)^realTraffic\s+1\s+`, stdout)
+	require.Contains(t, stderr, "2/2 realTraffic/speed_7578.csv")
+
+	f, err := os.Open(filepath.Join(out, "realTraffic", "speed_7578.csv"))
+	require.NoError(t, err)
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	require.NoError(t, err)
+	require.Equal(t, []string{"timestamp", "value", "anomaly_score"}, rows[0])
+	require.Len(t, rows, 1128)
+	require.Equal(t, "2015-09-08 11:39:00", rows[1][0])
+
+	code, stdout, stderr = runCmd(t, "eval", "nab", "--json", dir)
+	require.Equal(t, 0, code, stderr)
+	var res struct {
+		Detector struct {
+			Profiles []struct {
+				Profile string  `json:"profile"`
+				Score   float64 `json:"score"`
+			} `json:"profiles"`
+			Categories []struct {
+				Category string `json:"category"`
+			} `json:"categories"`
+		} `json:"detector"`
+		Rows int `json:"rows"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(stdout), &res))
+	require.Len(t, res.Detector.Profiles, 3)
+	require.Equal(t, "standard", res.Detector.Profiles[0].Profile)
+	require.Greater(t, res.Detector.Profiles[0].Score, 20.0)
+	require.Len(t, res.Detector.Categories, 2)
+	require.Equal(t, 1127+4032, res.Rows)
+
+	code, _, stderr = runCmd(t, "eval", "nab")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "DIR is required")
+	code, _, stderr = runCmd(t, "eval", "nab", t.TempDir())
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "nab:")
+}

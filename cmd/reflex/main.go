@@ -83,6 +83,7 @@ Usage:
   reflex loadgen [flags]   post events at a set rate and report throughput and latency
   reflex rules <command>   apply, list and test trigger rules and response templates
   reflex eval loghub DIR   score log template mining on loghub-style data
+  reflex eval nab DIR      score anomaly detection on NAB-style data
   reflex version           print the version
 
 Run 'reflex <command> --help' for the flags of a command.
