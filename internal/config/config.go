@@ -72,6 +72,11 @@ type Config struct {
 	ShutdownGrace  Duration `yaml:"shutdown-timeout"`
 	PprofAddr      string   `yaml:"pprof-addr"`
 
+	// Anomaly detection (internal/anomaly/monitor, docs/intelligence.md).
+	AnomalyThreshold float64  `yaml:"anomaly-threshold"`
+	AnomalyMaxSeries int      `yaml:"anomaly-max-series"`
+	AnomalyInterval  Duration `yaml:"anomaly-interval"`
+
 	// Notifications (internal/notify, docs/notifications.md).
 	NotificationsFile string `yaml:"notifications-file"`
 	OutboundAllow     string `yaml:"outbound-allow"`
@@ -111,6 +116,10 @@ func Default() Config {
 		MaxInFlight:    64,
 		PipelineDepth:  1,
 		ShutdownGrace:  Duration(30 * time.Second),
+
+		AnomalyThreshold: 0.8,
+		AnomalyMaxSeries: 10000,
+		AnomalyInterval:  Duration(time.Minute),
 	}
 }
 
@@ -165,6 +174,9 @@ var options = []option{
 	{"pprof-addr", "serve Go's net/http/pprof profiles on this address (empty: off; bind it to localhost)", func(c *Config) flag.Value { return (*stringValue)(&c.PprofAddr) }},
 	{"notifications-file", "notification policy (YAML, or JSON when named *.json) loaded at start; it replaces the stored one", func(c *Config) flag.Value { return (*stringValue)(&c.NotificationsFile) }},
 	{"outbound-allow", "comma-separated CIDRs that notifications may reach although private, loopback or link-local (e.g. 10.0.0.0/8)", func(c *Config) flag.Value { return (*stringValue)(&c.OutboundAllow) }},
+	{"anomaly-threshold", "anomaly score (0-1] at which a point of an event-rate or metadata series raises an anomaly event", func(c *Config) flag.Value { return (*floatValue)(&c.AnomalyThreshold) }},
+	{"anomaly-max-series", "series the anomaly monitor tracks at most (event rates per host, service and type; metadata numbers per host and key); the least recently seen go first", func(c *Config) flag.Value { return (*intValue)(&c.AnomalyMaxSeries) }},
+	{"anomaly-interval", "width of a point of the event-rate series (e.g. 1m)", func(c *Config) flag.Value { return &c.AnomalyInterval }},
 	{"shutdown-timeout", "how long SIGTERM waits for intake to stop and the pipeline to drain", func(c *Config) flag.Value { return &c.ShutdownGrace }},
 }
 
@@ -302,6 +314,15 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.PprofAddr); err != nil {
 			bad("pprof-addr", "%q is not host:port: %v", c.PprofAddr, err)
 		}
+	}
+	if c.AnomalyThreshold <= 0 || c.AnomalyThreshold > 1 {
+		bad("anomaly-threshold", "%v must be in (0, 1]", c.AnomalyThreshold)
+	}
+	if c.AnomalyMaxSeries < 1 || c.AnomalyMaxSeries > 10_000_000 {
+		bad("anomaly-max-series", "%d must be between 1 and 10000000", c.AnomalyMaxSeries)
+	}
+	if time.Duration(c.AnomalyInterval) < time.Millisecond {
+		bad("anomaly-interval", "%v is below the minimum of 1ms", time.Duration(c.AnomalyInterval))
 	}
 	if c.NATSListen != "" && len(c.NATSToken) < 16 {
 		bad("nats-token", "a token of at least 16 characters is required with nats-listen: nothing listens without authentication")

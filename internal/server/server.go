@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/reflex-ops/reflex/internal/anomaly/monitor"
 	"github.com/reflex-ops/reflex/internal/api"
 	"github.com/reflex-ops/reflex/internal/auth"
 	"github.com/reflex-ops/reflex/internal/bus"
@@ -76,9 +77,10 @@ type Server struct {
 	proc    *processing
 	adminKY string
 
-	processed *processedOut  // the processed-event stream (processed.go)
-	notify    *notifications // the notification router (notifications.go)
-	rules     *rulesOut      // the rules engine and the decisions stream (rules.go)
+	processed *processedOut    // the processed-event stream (processed.go)
+	notify    *notifications   // the notification router (notifications.go)
+	rules     *rulesOut        // the rules engine and the decisions stream (rules.go)
+	anomaly   *monitor.Monitor // the anomaly monitor (anomaly.go)
 
 	events, autonomous, pprof *listener
 
@@ -305,6 +307,9 @@ func (s *Server) startEvents(ctx context.Context) error {
 		return err
 	}
 	if err := s.startRules(ctx); err != nil {
+		return err
+	}
+	if err := s.startAnomaly(ctx); err != nil {
 		return err
 	}
 	s.proc, err = newProcessing(ctx, s)
