@@ -31,7 +31,7 @@ import (
 // on the NAB corpus (docs/intelligence.md); every series uses the same.
 type Options struct {
 	// FastAlpha is the weight of a new value in the fast level (default
-	// 0.2).
+	// 0.1).
 	FastAlpha float64
 	// SlowAlpha is the weight of a new value in the slow level and in
 	// the error scales (default 0.003).
@@ -81,7 +81,7 @@ func (o Options) withDefaults() Options {
 			*v = d
 		}
 	}
-	def(&o.FastAlpha, 0.2)
+	def(&o.FastAlpha, 0.1)
 	def(&o.SlowAlpha, 0.003)
 	def(&o.SeasonAlpha, 0.1)
 	defi(&o.MinDays, 3)

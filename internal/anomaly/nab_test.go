@@ -35,15 +35,15 @@ func TestNABCorpus(t *testing.T) {
 	res := nab.Score(c, r)
 	wr, _ := nab.Evaluate(c, wgFunc, nil)
 	wg := nab.Score(c, wr)
-	floors := map[string]float64{"standard": 59, "reward_low_FP_rate": 43, "reward_low_FN_rate": 66}
+	floors := map[string]float64{"standard": 60, "reward_low_FP_rate": 45, "reward_low_FN_rate": 66}
 	for i, p := range res.Profiles {
 		t.Logf("%s %.1f (Windowed Gaussian %.1f) threshold %.3f", p.Profile, p.Score, wg.Profiles[i].Score, p.Threshold)
 		require.GreaterOrEqual(t, p.Score, floors[p.Profile], p.Profile)
 		require.Greater(t, p.Score, wg.Profiles[i].Score, p.Profile)
 	}
 	catFloors := map[string]float64{
-		"artificialNoAnomaly": -0.5, "artificialWithAnomaly": 68, "realAWSCloudwatch": 63,
-		"realAdExchange": 44, "realTraffic": 55, "realTweets": 59,
+		"artificialNoAnomaly": -0.5, "artificialWithAnomaly": 77, "realAWSCloudwatch": 64,
+		"realAdExchange": 44, "realTraffic": 55, "realTweets": 60,
 	}
 	for i, cr := range res.Categories {
 		t.Logf("%-22s %6.1f held out %6.1f (Windowed Gaussian %6.1f)", cr.Category, cr.Score, cr.HeldOut, wg.Categories[i].Score)
@@ -73,5 +73,5 @@ func TestNABFew(t *testing.T) {
 	r, _ := nab.Evaluate(c, detectorFunc(Options{}), nil)
 	res := nab.Score(c, r)
 	t.Logf("standard %.1f threshold %.3f", res.Profiles[0].Score, res.Profiles[0].Threshold)
-	require.GreaterOrEqual(t, res.Profiles[0].Score, 38.0) // measured 41.3
+	require.GreaterOrEqual(t, res.Profiles[0].Score, 41.0) // measured 44.4
 }
