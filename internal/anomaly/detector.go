@@ -2,27 +2,30 @@
 // series: each point is scored in [0,1] from the points before it only,
 // with an expected range, in a state of fixed size per series.
 //
-// A Detector combines three cheap detectors, each calibrated against its
-// own history so that one configuration serves every series:
+// A Detector combines three cheap detectors, chosen by ablation on the
+// NAB corpus (docs/intelligence.md):
 //
-//   - a residual detector: the point against the best of a fast level
-//     (EWMA) and, once enough cycles were seen, seasonal baselines per
-//     half hour of the day and per hour of the week, scaled by that
-//     baseline's mean absolute error;
-//   - a level-shift detector: a short EWMA of the values against a slow
-//     one, scaled by the slow one's deviation;
-//   - a distribution-change detector: the relative entropy of the
-//     histogram of the last values against a long-run histogram.
+//   - range: a value beyond the range of the recent points (by a
+//     fraction of that range) is anomalous by itself;
+//   - distribution change: the relative entropy of the histogram of the
+//     last values against a long-run histogram, as a tail probability
+//     against the running distribution of its own past values;
+//   - context novelty: a context (the fine bins of the last few values)
+//     never seen before, as the probability of as many novel contexts
+//     among the last points at the series' own long-run rate of novelty.
 //
-// Each raw statistic becomes a tail probability against the running
-// distribution of its own past values; the smallest (Bonferroni corrected)
-// becomes the score, -log10(p)/Decades. After a detection the score is
-// held below the detection level for a while (NAB rewards the first
-// detection of an anomaly and punishes the repeats).
+// The smaller probability, Bonferroni corrected, becomes the score,
+// -log10(p)/Decades; a value out of range scores 1. After a detection the
+// score is held below the detection level for a while (NAB rewards the
+// first detection of an anomaly and punishes the repeats). The expected
+// range of a point is the best of a fast level (EWMA) and, once enough
+// cycles were seen, seasonal baselines per half hour of the day and per
+// hour of the week, plus or minus three scaled mean absolute errors.
 package anomaly
 
 import (
 	"math"
+	"math/bits"
 	"reflect"
 	"time"
 )
@@ -30,11 +33,11 @@ import (
 // Options configure a Detector. The zero value is the configuration tuned
 // on the NAB corpus (docs/intelligence.md); every series uses the same.
 type Options struct {
-	// FastAlpha is the weight of a new value in the fast level (default
-	// 0.1).
+	// FastAlpha is the weight of a new value in the fast level that
+	// predicts the expected value (default 0.1).
 	FastAlpha float64
 	// SlowAlpha is the weight of a new value in the slow level and in
-	// the error scales (default 0.003).
+	// the error scales (default 0.002).
 	SlowAlpha float64
 	// SeasonAlpha is the weight of a new value in its seasonal bucket
 	// (default 0.1).
@@ -49,25 +52,29 @@ type Options struct {
 	// of histogram bins and of recent values compared with the long-run
 	// histogram (defaults 8 and 24).
 	Bins, Window int
-	// Spatial is the fraction of the range of the values seen so far by
-	// which a value must leave that range to be anomalous by itself
-	// (default 0.05).
+	// Spatial is the fraction of the range of the recent values (the
+	// last 16,384 points) by which a value must leave that range to be
+	// anomalous by itself (default 0.05).
 	Spatial float64
 	// Decades maps a tail probability p to the score -log10(p)/Decades
-	// (default 10: p = 1e-10 scores 1).
+	// (default 8: p = 1e-8 scores 1).
 	Decades float64
 	// DetectAt is the score at or above which a point is a detection
-	// (default 0.8); Hold is the number of points after a detection whose
-	// score is capped below DetectAt (default 200).
-	DetectAt float64
-	Hold     int
+	// (default 0.8). After a detection the score is capped below
+	// DetectAt for HoldFraction of the points seen so far (default 0.1),
+	// at most Hold points (default 400): a young series recovers fast, an
+	// old one does not report one anomaly many times.
+	DetectAt     float64
+	Hold         int
+	HoldFraction float64
 	// Warmup is the number of points scored 0 while the state fills
 	// (default 30).
 	Warmup int
 
-	// mask disables components in experiments: bit 0 the residual, 1
-	// the level shift, 2 the distribution change.
-	mask int
+	// disable turns detectors off in ablation experiments (TestTune):
+	// bit 0 the range, 1 the distribution change, 2 the context novelty.
+	disable    int
+	seasonGain float64
 }
 
 func (o Options) withDefaults() Options {
@@ -82,17 +89,18 @@ func (o Options) withDefaults() Options {
 		}
 	}
 	def(&o.FastAlpha, 0.1)
-	def(&o.SlowAlpha, 0.003)
+	def(&o.SlowAlpha, 0.002)
 	def(&o.SeasonAlpha, 0.1)
 	defi(&o.MinDays, 3)
 	defi(&o.MinWeeks, 2)
 	def(&o.CalAlpha, 0.005)
 	defi(&o.Bins, 8)
 	defi(&o.Window, 24)
-	def(&o.Decades, 10)
+	def(&o.Decades, 8)
 	def(&o.Spatial, 0.05)
 	def(&o.DetectAt, 0.8)
-	defi(&o.Hold, 200)
+	defi(&o.Hold, 400)
+	def(&o.HoldFraction, 0.1)
 	defi(&o.Warmup, 30)
 	o.Bins = min(o.Bins, maxBins)
 	o.Window = min(o.Window, maxWindow)
@@ -104,6 +112,12 @@ const (
 	weekBuckets = 168 // hours of the week
 	maxBins     = 16
 	maxWindow   = 64
+	ctxBits     = 8192
+	// The range is that of the last rangeBlocks*rangeBlock points (16384:
+	// 57 days of 5-minute points, 11 days of 1-minute ones).
+	rangeBlocks = 16
+	rangeBlock  = 1024
+	ctxLen      = 4
 )
 
 // Point is the verdict on one point.
@@ -119,7 +133,7 @@ type Point struct {
 
 // baseline is a predictor with its tracked mean absolute error.
 type bucket struct {
-	mean, err float64
+	mean, err float32 // float32: the seasonal state is most of a series' bytes
 	n         uint32
 }
 
@@ -155,18 +169,23 @@ type Detector struct {
 	day        [dayBuckets]bucket
 	week       [weekBuckets]bucket
 
-	// distribution change
-	lo, hi  float64
+	// range and distribution change
+	lo, hi  float64 // the range of the last rangeBlocks blocks
+	blocks  [rangeBlocks][2]float64
 	ring    [maxWindow]uint8
 	ringN   int
 	cur     [maxBins]float64
 	ref     [maxBins]float64
 	refN    float64
-	calRes  calib
-	calLev  calib
 	calDist calib
 
 	hold int
+
+	// context novelty
+	ctx       uint32 // last ctxLen fine bins, 4 bits each
+	seen      [ctxBits / 64]uint64
+	novelBits uint8   // novelty of the last 8 points
+	novelRate float64 // long-run rate of novel contexts
 }
 
 // New answers a Detector with opts (zero fields take their defaults).
@@ -198,44 +217,30 @@ func (d *Detector) Update(t time.Time, v float64) Point {
 	di := dayIndex(t)
 	wi := weekIndex(t)
 	if span >= time.Duration(o.MinDays)*24*time.Hour && d.day[di].n > 0 && d.dayErr() < err {
-		pred, err, seasonal = d.day[di].mean, d.day[di].err, true
+		pred, err, seasonal = float64(d.day[di].mean), float64(d.day[di].err), true
 	}
 	if span >= time.Duration(o.MinWeeks)*7*24*time.Hour && d.week[wi].n > 0 && d.weekErr() < math.Min(err, d.dayErr()) {
-		pred, err, seasonal = d.week[wi].mean, d.week[wi].err, true
+		pred, err, seasonal = float64(d.week[wi].mean), float64(d.week[wi].err), true
 	}
 	floor := 1e-3*math.Abs(d.slow.mean) + 1e-9
 	sigma := 1.2533*err + floor
-	res := math.Abs(v-pred) / sigma
-
-	// Level shift: the fast level (with v) against the slow one.
-	fastNext := d.fast.mean + o.FastAlpha*(v-d.fast.mean)
-	lev := math.Abs(fastNext-d.slow.mean) / (1.2533*d.slow.dev*math.Sqrt(o.FastAlpha/(2-o.FastAlpha)) + floor)
-
-	// A value well outside the range seen so far.
-	spatial := false
-	if r := d.hi - d.lo; d.n > o.Warmup && (v > d.hi+o.Spatial*r || v < d.lo-o.Spatial*r) {
-		spatial = true
-	}
-
-	// Distribution change.
-	dist := d.distStat(v)
-
 	pt := Point{Expected: pred, Low: pred - 3*sigma, High: pred + 3*sigma, Seasonal: seasonal}
-	pRes := d.calRes.p(res, o.CalAlpha)
-	pLev := d.calLev.p(lev, o.CalAlpha)
-	pDist := d.calDist.p(dist, o.CalAlpha)
-	if o.mask&1 != 0 {
-		pRes = 1
-	}
-	if o.mask&2 != 0 {
-		pLev = 1
-	}
-	if o.mask&4 != 0 {
+
+	// A value well outside the range of the recent points.
+	r := d.hi - d.lo
+	outside := d.n > o.Warmup && (v > d.hi+o.Spatial*r || v < d.lo-o.Spatial*r) && o.disable&1 == 0
+
+	pDist := d.calDist.p(d.distStat(v), o.CalAlpha)
+	pCtx := d.novelty(v)
+	if o.disable&2 != 0 {
 		pDist = 1
 	}
-	p := 3 * math.Min(pRes, math.Min(pLev, pDist))
-	if spatial && o.mask&8 == 0 {
-		p = math.Min(p, math.Pow(10, -o.Decades*o.DetectAt*1.5))
+	if o.disable&4 != 0 {
+		pCtx = 1
+	}
+	p := 3 * math.Min(pDist, pCtx) // Bonferroni over the three detectors
+	if outside {
+		p = 0
 	}
 	score := surprise(p, o.Decades)
 	if d.n <= o.Warmup {
@@ -245,7 +250,7 @@ func (d *Detector) Update(t time.Time, v float64) Point {
 		d.hold--
 		score = math.Min(score, o.DetectAt*0.5)
 	} else if score >= o.DetectAt {
-		d.hold = o.Hold
+		d.hold = min(o.Hold, int(float64(d.n)*o.HoldFraction))
 	}
 	pt.Score = score
 
@@ -257,7 +262,7 @@ func (d *Detector) dayErr() float64 {
 	s, n := 0.0, 0
 	for _, b := range d.day {
 		if b.n > 0 {
-			s += b.err
+			s += float64(b.err)
 			n++
 		}
 	}
@@ -271,7 +276,7 @@ func (d *Detector) weekErr() float64 {
 	s, n := 0.0, 0
 	for _, b := range d.week {
 		if b.n > 0 {
-			s += b.err
+			s += float64(b.err)
 			n++
 		}
 	}
@@ -293,13 +298,14 @@ func (d *Detector) learn(_ time.Time, v float64, di, wi int) {
 	for _, b := range []*bucket{&d.day[di], &d.week[wi]} {
 		b.n++
 		if b.n == 1 {
-			b.mean = v
-			b.err = d.fastErr
+			b.mean = float32(v)
+			b.err = float32(d.fastErr)
 			continue
 		}
 		a := math.Max(o.SeasonAlpha, 1/float64(b.n))
-		b.err += math.Max(o.SlowAlpha, a/4) * (math.Abs(v-b.mean) - b.err)
-		b.mean += a * (v - b.mean)
+		mean, err := float64(b.mean), float64(b.err)
+		b.err = float32(err + math.Max(o.SlowAlpha, a/4)*(math.Abs(v-mean)-err))
+		b.mean = float32(mean + a*(v-mean))
 	}
 }
 
@@ -307,12 +313,7 @@ func (d *Detector) learn(_ time.Time, v float64, di, wi int) {
 // window, and moves the window on.
 func (d *Detector) distStat(v float64) float64 {
 	o := d.o
-	if v < d.lo {
-		d.lo = v
-	}
-	if v > d.hi {
-		d.hi = v
-	}
+	d.extend(v)
 	bin := 0
 	if d.hi > d.lo {
 		bin = int(float64(o.Bins) * (v - d.lo) / (d.hi - d.lo))
@@ -354,4 +355,54 @@ func dayIndex(t time.Time) int {
 
 func weekIndex(t time.Time) int {
 	return int(t.Weekday())*24 + t.Hour()
+}
+
+// novelty marks whether the context of v (the fine bins of the last
+// values) was never seen, and answers the probability of as many novel
+// contexts among the last 8 points at the long-run rate of novelty.
+func (d *Detector) novelty(v float64) float64 {
+	bin := uint32(0)
+	if d.hi > d.lo {
+		bin = uint32(min(max(int(16*(v-d.lo)/(d.hi-d.lo)), 0), 15))
+	}
+	d.ctx = (d.ctx<<4 | bin) & (1<<(4*ctxLen) - 1)
+	h := (d.ctx * 2654435761) >> (32 - 13) // Fibonacci hash to 13 bits
+	word, bit := h/64, uint64(1)<<(h%64)
+	novel := d.seen[word]&bit == 0
+	d.seen[word] |= bit
+	d.novelBits <<= 1
+	x := 0.0
+	if novel {
+		d.novelBits |= 1
+		x = 1
+	}
+	r := math.Max(d.novelRate, 1e-4)
+	d.novelRate += math.Max(0.002, 1/float64(d.n)) * (x - d.novelRate)
+	if d.n < 100 || !novel {
+		return 1
+	}
+	k := bits.OnesCount8(d.novelBits)
+	// P(at least k of 8) ~ C(8,k) r^k for a small r.
+	return math.Min(1, binom8[k]*math.Pow(r, float64(k)))
+}
+
+var binom8 = [9]float64{1, 8, 28, 56, 70, 56, 28, 8, 1}
+
+// extend adds v to the range of the recent points: the minimum and the
+// maximum of rangeBlocks blocks of rangeBlock points, the oldest block
+// replaced when a new one starts.
+func (d *Detector) extend(v float64) {
+	i := d.n - 1 // points before v
+	k := i / rangeBlock % rangeBlocks
+	if i%rangeBlock != 0 {
+		b := &d.blocks[k]
+		b[0], b[1] = math.Min(b[0], v), math.Max(b[1], v)
+		d.lo, d.hi = math.Min(d.lo, v), math.Max(d.hi, v)
+		return
+	}
+	d.blocks[k] = [2]float64{v, v}
+	d.lo, d.hi = v, v
+	for _, b := range d.blocks[:min(i/rangeBlock+1, rangeBlocks)] {
+		d.lo, d.hi = math.Min(d.lo, b[0]), math.Max(d.hi, b[1])
+	}
 }

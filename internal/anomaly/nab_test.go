@@ -35,19 +35,24 @@ func TestNABCorpus(t *testing.T) {
 	res := nab.Score(c, r)
 	wr, _ := nab.Evaluate(c, wgFunc, nil)
 	wg := nab.Score(c, wr)
-	floors := map[string]float64{"standard": 60, "reward_low_FP_rate": 45, "reward_low_FN_rate": 66}
 	for i, p := range res.Profiles {
 		t.Logf("%s %.1f (Windowed Gaussian %.1f) threshold %.3f", p.Profile, p.Score, wg.Profiles[i].Score, p.Threshold)
+	}
+	for i, cr := range res.Categories {
+		t.Logf("%-22s %6.1f held out %6.1f (Windowed Gaussian %6.1f)", cr.Category, cr.Score, cr.HeldOut, wg.Categories[i].Score)
+	}
+	floors := map[string]float64{"standard": 70, "reward_low_FP_rate": 62, "reward_low_FN_rate": 74}
+	for i, p := range res.Profiles {
 		require.GreaterOrEqual(t, p.Score, floors[p.Profile], p.Profile)
 		require.Greater(t, p.Score, wg.Profiles[i].Score, p.Profile)
 	}
 	catFloors := map[string]float64{
-		"artificialNoAnomaly": -0.5, "artificialWithAnomaly": 77, "realAWSCloudwatch": 64,
-		"realAdExchange": 44, "realTraffic": 55, "realTweets": 60,
+		"artificialNoAnomaly": -0.5, "artificialWithAnomaly": 55, "realAWSCloudwatch": 68,
+		"realAdExchange": 57, "realTraffic": 73, "realTweets": 76,
 	}
 	for i, cr := range res.Categories {
-		t.Logf("%-22s %6.1f held out %6.1f (Windowed Gaussian %6.1f)", cr.Category, cr.Score, cr.HeldOut, wg.Categories[i].Score)
 		require.GreaterOrEqual(t, cr.Score, catFloors[cr.Category], cr.Category)
+		require.GreaterOrEqual(t, cr.Score, wg.Categories[i].Score, "%s: below Windowed Gaussian", cr.Category)
 	}
 }
 
@@ -73,5 +78,5 @@ func TestNABFew(t *testing.T) {
 	r, _ := nab.Evaluate(c, detectorFunc(Options{}), nil)
 	res := nab.Score(c, r)
 	t.Logf("standard %.1f threshold %.3f", res.Profiles[0].Score, res.Profiles[0].Threshold)
-	require.GreaterOrEqual(t, res.Profiles[0].Score, 41.0) // measured 44.4
+	require.GreaterOrEqual(t, res.Profiles[0].Score, 62.0) // measured 65.2
 }

@@ -11,16 +11,28 @@ import (
 )
 
 // tuneGrid is the configurations TestTune compares: the default and its
-// neighbours in the parameters that matter most.
+// neighbours in each parameter.
 var tuneGrid = []Options{
 	{},
-	{FastAlpha: 0.2},
-	{CalAlpha: 0.003},
-	{FastAlpha: 0.2, CalAlpha: 0.003},
-	{Hold: 150},
-	{FastAlpha: 0.2, Hold: 150},
-	{SlowAlpha: 0.01},
-	{Window: 12},
+	{Hold: 300}, {Hold: 600},
+	{HoldFraction: 0.05, Hold: 1000}, {HoldFraction: 0.15},
+	{Decades: 7}, {Decades: 10},
+	{CalAlpha: 0.003}, {CalAlpha: 0.01},
+	{Bins: 6}, {Bins: 10},
+	{Window: 20}, {Window: 30},
+	{Spatial: 0.03}, {Spatial: 0.08},
+	{SlowAlpha: 0.0015}, {SlowAlpha: 0.003},
+}
+
+// ablations are the default without one of its detectors.
+var ablations = []struct {
+	name string
+	o    Options
+}{
+	{"without range", Options{disable: 1}},
+	{"without distribution change", Options{disable: 2}},
+	{"without context novelty", Options{disable: 4}},
+	{"range only", Options{disable: 6}},
 }
 
 // TestTune prints the tuning grid on the NAB corpus and, for every
@@ -45,6 +57,11 @@ func TestTune(t *testing.T) {
 			fmt.Fprintf(&out, " %s %.1f", p.Profile, p.Score)
 		}
 		fmt.Fprintf(&out, " (threshold %.3f) %.0f rows/s\n", res.Profiles[0].Threshold, rate)
+	}
+	for _, a := range ablations {
+		r, _ := nab.Evaluate(c, detectorFunc(a.o), nil)
+		res := nab.Score(c, r)
+		fmt.Fprintf(&out, "ablation %s: standard %.1f\n", a.name, res.Profiles[0].Score)
 	}
 	fmt.Fprintf(&out, "\n%-22s %8s %8s %10s\n", "held out", "config", "thr", "standard")
 	for _, cat := range c.Categories() {
