@@ -168,6 +168,8 @@ type Detector struct {
 	fastErr    float64
 	day        [dayBuckets]bucket
 	week       [weekBuckets]bucket
+	errSum     [2]float64 // sums of the day's and the week's bucket errors
+	errN       [2]int32   // buckets seen
 
 	// range and distribution change
 	lo, hi  float64 // the range of the last rangeBlocks blocks
@@ -258,32 +260,16 @@ func (d *Detector) Update(t time.Time, v float64) Point {
 	return pt
 }
 
-func (d *Detector) dayErr() float64 {
-	s, n := 0.0, 0
-	for _, b := range d.day {
-		if b.n > 0 {
-			s += float64(b.err)
-			n++
-		}
-	}
-	if n == 0 {
-		return math.Inf(1)
-	}
-	return s / float64(n)
-}
+// dayErr and weekErr answer the mean error of the seasonal buckets seen.
+func (d *Detector) dayErr() float64 { return meanErr(d.errSum[0], d.errN[0]) }
 
-func (d *Detector) weekErr() float64 {
-	s, n := 0.0, 0
-	for _, b := range d.week {
-		if b.n > 0 {
-			s += float64(b.err)
-			n++
-		}
-	}
+func (d *Detector) weekErr() float64 { return meanErr(d.errSum[1], d.errN[1]) }
+
+func meanErr(sum float64, n int32) float64 {
 	if n == 0 {
 		return math.Inf(1)
 	}
-	return s / float64(n)
+	return sum / float64(n)
 }
 
 // learn folds v into the baselines.
@@ -295,17 +281,20 @@ func (d *Detector) learn(_ time.Time, v float64, di, wi int) {
 	}
 	d.fast.update(v, o.FastAlpha)
 	d.slow.update(v, o.SlowAlpha)
-	for _, b := range []*bucket{&d.day[di], &d.week[wi]} {
+	for k, b := range [2]*bucket{&d.day[di], &d.week[wi]} {
 		b.n++
 		if b.n == 1 {
 			b.mean = float32(v)
 			b.err = float32(d.fastErr)
+			d.errSum[k] += float64(b.err)
+			d.errN[k]++
 			continue
 		}
 		a := math.Max(o.SeasonAlpha, 1/float64(b.n))
 		mean, err := float64(b.mean), float64(b.err)
 		b.err = float32(err + math.Max(o.SlowAlpha, a/4)*(math.Abs(v-mean)-err))
 		b.mean = float32(mean + a*(v-mean))
+		d.errSum[k] += float64(b.err) - err
 	}
 }
 
