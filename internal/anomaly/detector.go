@@ -73,8 +73,7 @@ type Options struct {
 
 	// disable turns detectors off in ablation experiments (TestTune):
 	// bit 0 the range, 1 the distribution change, 2 the context novelty.
-	disable    int
-	seasonGain float64
+	disable int
 }
 
 func (o Options) withDefaults() Options {
