@@ -2,33 +2,12 @@ package anomaly
 
 import "math"
 
-// tailP answers the two-sided tail probability of a standard normal
-// deviate: P(|Z| >= z).
-func tailP(z float64) float64 {
-	if z <= 0 || math.IsNaN(z) {
-		return 1
-	}
-	return math.Erfc(z / math.Sqrt2)
-}
-
 // upperP answers the one-sided tail probability P(Z >= z).
 func upperP(z float64) float64 {
 	if math.IsNaN(z) {
 		return 1
 	}
 	return 0.5 * math.Erfc(z/math.Sqrt2)
-}
-
-// chi2P answers the upper tail probability of a chi-square statistic x
-// with k degrees of freedom by the Wilson-Hilferty approximation.
-func chi2P(x float64, k int) float64 {
-	if x <= 0 || k <= 0 {
-		return 1
-	}
-	kf := float64(k)
-	v := 2 / (9 * kf)
-	z := (math.Cbrt(x/kf) - (1 - v)) / math.Sqrt(v)
-	return upperP(z)
 }
 
 // surprise maps a tail probability to a score in [0,1]: -log10(p)/decades,
