@@ -209,8 +209,10 @@ func (m *Miner) leafOf(tokens []string) *node {
 // bestMatch returns the template of leaf most similar to tokens, how many
 // of its constant words the message has other words in place of, and
 // whether it is similar enough to join. The similarity is same/(same +
-// cost) over the template's constant tokens (cost: see diffCost); of
-// equal similarity, the one with fewer wildcards wins.
+// cost) over the template's constant tokens, where a token that differs
+// costs 0 when the two have the same letters or both look like
+// parameters, WordWeight when they are two words, else 1; of equal
+// similarity, the one with fewer wildcards wins.
 func (m *Miner) bestMatch(leaf []*cluster, tokens []string) (*cluster, int, bool) {
 	var best *cluster
 	bestSim, bestWild, bestWords := -1.0, 0, 0
@@ -255,12 +257,17 @@ func (m *Miner) fold(leaf *node, c *cluster) *cluster {
 			continue
 		}
 		var sib []*cluster
+		var values map[string]bool // the distinct words at p
 		for _, d := range leaf.leaf {
 			if d != c && len(d.tokens) == len(c.tokens) && d.tokens[p] != t && wordPair(t, d.tokens[p]) && sameBut(c.tokens, d.tokens, p) {
+				if values == nil {
+					values = map[string]bool{t: true}
+				}
 				sib = append(sib, d)
+				values[d.tokens[p]] = true
 			}
 		}
-		if len(sib)+1 < m.opts.WordValues {
+		if len(values) < m.opts.WordValues {
 			continue
 		}
 		live := c
@@ -305,7 +312,8 @@ func sameBut(a, b []string, p int) bool {
 	return true
 }
 
-// merge turns the positions where c and tokens differ into wildcards.
+// merge turns the positions where c and tokens differ into parameters
+// (mergeToken).
 func merge(c *cluster, tokens []string) {
 	for i, t := range c.tokens {
 		if t != tokens[i] {

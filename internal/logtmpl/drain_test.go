@@ -2,6 +2,7 @@ package logtmpl
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -96,6 +97,31 @@ func TestMinerWords(t *testing.T) {
 			require.Equal(t, tc.same, a.ID == b.ID, "%q / %q", a.Text, b.Text)
 		})
 	}
+}
+
+// TestMinerFoldsManyWords: a word parameter with many values ends in one
+// live template, and two with few values stay apart. (Among the leading
+// tokens, which route in the tree, a word stays a constant, as in Drain:
+// there it names the event far more often than not.)
+func TestMinerFoldsManyWords(t *testing.T) {
+	m := New(Options{})
+	names := []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"}
+	for i := range 400 {
+		m.Add(fmt.Sprintf("login of user %s from 10.0.%d.1", names[i%len(names)]+strings.Repeat("x", i/len(names)), i%250))
+	}
+	m.Add("state changed to RUNNING")
+	m.Add("state changed to STOPPED")
+	live := map[string]int64{}
+	for _, tp := range m.Templates() {
+		if tp.FoldedInto == 0 {
+			live[tp.Text] = tp.Count
+		}
+	}
+	require.Equal(t, map[string]int64{
+		"login of user <*> from <*>": 400,
+		"state changed to RUNNING":   1,
+		"state changed to STOPPED":   1,
+	}, live)
 }
 
 func TestMergeToken(t *testing.T) {
