@@ -16,6 +16,7 @@
 package logtmpl
 
 import (
+	"slices"
 	"strings"
 	"sync"
 )
@@ -74,6 +75,8 @@ type Miner struct {
 	mu       sync.Mutex
 	root     map[int]*node // by token count
 	clusters []*cluster    // by id - 1
+	tokens   []string      // Add's buffers, reused under mu
+	glued    []bool
 }
 
 type node struct {
@@ -119,9 +122,10 @@ func (m *Miner) Add(msg string) (Template, bool) {
 	if m.masks != nil {
 		masked = Apply(m.masks, msg)
 	}
-	tokens, glued := tokenize(masked)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.tokens, m.glued = tokenizeInto(masked, m.tokens[:0], m.glued[:0])
+	tokens := m.tokens
 	leaf := m.leafOf(tokens)
 	best, words, ok := m.bestMatch(leaf.leaf, tokens)
 	if ok && words == 1 && m.opts.WordValues > 1 {
@@ -132,7 +136,7 @@ func (m *Miner) Add(msg string) (Template, bool) {
 		best.count++
 		return best.template(), false
 	}
-	c := &cluster{id: int64(len(m.clusters) + 1), tokens: tokens, glued: glued, count: 1}
+	c := &cluster{id: int64(len(m.clusters) + 1), tokens: slices.Clone(tokens), glued: slices.Clone(m.glued), count: 1}
 	m.clusters = append(m.clusters, c)
 	leaf.leaf = append(leaf.leaf, c)
 	if m.opts.WordValues > 1 {

@@ -155,7 +155,7 @@ func TestTokenize(t *testing.T) {
 		"  logname= uid=<*>\ttty=:0 done  ": {"logname", "=", "uid", "=", "<*>", "tty", "=", ":0", "done"},
 		"took <*> ms, lifetime <<*> sec":    {"took", "<*> ms,", "lifetime", "<<*> sec"},
 		"ms <*>  ms B":                      {"ms", "<*>", "ms", "B"},
-		"":                                  {},
+		"":                                  nil,
 	} {
 		got, _ := tokenize(in)
 		require.Equal(t, want, got, "%q", in)

@@ -13,23 +13,32 @@ import (
 // one space are one token (<*> ms, <<*> sec). glued[i] is whether no space
 // precedes tokens[i] (the template's text keeps the message's spacing).
 func tokenize(s string) (tokens []string, glued []bool) {
-	tokens = make([]string, 0, 16)
-	glued = make([]bool, 0, 16)
+	return tokenizeInto(s, nil, nil)
+}
+
+// tokenizeInto is tokenize appending to tokens and glued (of length 0),
+// so that a caller can reuse them.
+func tokenizeInto(s string, tokens []string, glued []bool) ([]string, []bool) {
 	space := true
 	prevEnd := -1 // where the last token ends
 	for i := 0; i < len(s); {
 		c := s[i]
-		if n := spaceAt(s, i); n > 0 {
+		if k := byteClass[c]; k == classSpace || (k == classOther && spaceAt(s, i) > 0) {
 			space = true
-			i += n
+			i += spaceAt(s, i)
 			continue
 		}
 		start := i
-		if isSep(c) {
+		if byteClass[c] == classSep {
 			i++
 		} else {
-			for i < len(s) && !isSep(s[i]) && spaceAt(s, i) == 0 {
-				i++
+			for i < len(s) {
+				k := byteClass[s[i]]
+				if k == classPlain || (k == classOther && spaceAt(s, i) == 0) {
+					i++
+					continue
+				}
+				break
 			}
 		}
 		if k := len(tokens) - 1; k >= 0 && prevEnd == start-1 && s[start-1] == ' ' &&
@@ -52,6 +61,29 @@ func tokenize(s string) (tokens []string, glued []bool) {
 	return tokens, glued
 }
 
+// The classes of bytes for tokenize: classOther is a byte of a non-ASCII
+// character, which may be white space.
+const (
+	classPlain = iota
+	classSpace
+	classSep
+	classOther
+)
+
+var byteClass = func() (t [256]byte) {
+	for c := range t {
+		switch {
+		case c >= utf8.RuneSelf:
+			t[c] = classOther
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f':
+			t[c] = classSpace
+		case c == '=' || c == '(' || c == ')':
+			t[c] = classSep
+		}
+	}
+	return t
+}()
+
 // spaceAt is the length of the white space (as strings.Fields sees it)
 // at s[i], or 0.
 func spaceAt(s string, i int) int {
@@ -68,8 +100,6 @@ func spaceAt(s string, i int) int {
 	}
 	return 0
 }
-
-func isSep(c byte) bool { return c == '=' || c == '(' || c == ')' }
 
 // wordLike: letters only, but for trailing punctuation, and not a name of
 // a day, a month or a unit (those are parts of parameters).
