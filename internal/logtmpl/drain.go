@@ -87,7 +87,7 @@ type node struct {
 type cluster struct {
 	id     int64
 	tokens []string
-	glued  []bool // glued[i]: no space before tokens[i] in the text
+	glued  []bool // glued[i]: no space before tokens[i] in the text (tokenize gives both)
 	count  int64
 	into   *cluster // the template this one was folded into, or nil
 }
@@ -334,7 +334,7 @@ func (c *cluster) template() Template {
 	var b strings.Builder
 	b.Grow(n)
 	for i, t := range c.tokens {
-		if i > 0 && !c.glued[i] {
+		if i > 0 && (i >= len(c.glued) || !c.glued[i]) { // no glue known: a space
 			b.WriteByte(' ')
 		}
 		b.WriteString(t)
