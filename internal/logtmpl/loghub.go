@@ -15,7 +15,7 @@ import (
 type SystemResult struct {
 	System    string  `json:"system"`
 	Lines     int     `json:"lines"`
-	Templates int     `json:"templates"`
+	Templates int     `json:"templates"` // live ones (not folded)
 	Accuracy  float64 `json:"accuracy"`
 	// LinesPerSecond is the miner's rate on the system's lines, one core.
 	LinesPerSecond float64 `json:"lines_per_second"`
@@ -101,10 +101,17 @@ func evalSystem(name, path string, opts Options) (SystemResult, error) {
 	groups := make([]int64, len(assigned))
 	final := m.Templates()
 	for i, a := range assigned {
-		groups[i] = a.ID
-		assigned[i] = final[a.ID-1]
+		id := m.Resolve(a.ID) // a template folded later: the lines join the live one
+		groups[i] = id
+		assigned[i] = final[id-1]
 	}
-	res := SystemResult{System: name, Lines: len(contents), Templates: len(final),
+	live := 0
+	for _, t := range final {
+		if t.FoldedInto == 0 {
+			live++
+		}
+	}
+	res := SystemResult{System: name, Lines: len(contents), Templates: live,
 		Accuracy: GroupingAccuracy(groups, truth), Assigned: assigned, LineIDs: ids}
 	if elapsed > 0 {
 		res.LinesPerSecond = float64(len(contents)) / elapsed.Seconds()
