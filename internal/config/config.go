@@ -19,6 +19,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/reflex-ops/reflex/internal/calendar"
 	"github.com/reflex-ops/reflex/internal/event"
 	"github.com/reflex-ops/reflex/internal/outbound"
 )
@@ -75,6 +76,12 @@ type Config struct {
 	// Notifications (internal/notify, docs/notifications.md).
 	NotificationsFile string `yaml:"notifications-file"`
 	OutboundAllow     string `yaml:"outbound-allow"`
+
+	// The context analyzer's calendar (internal/calendar,
+	// docs/intelligence.md).
+	BusinessHours string `yaml:"business-hours"`
+	Timezone      string `yaml:"timezone"`
+	Holidays      string `yaml:"holidays"`
 }
 
 // Default returns the embedded defaults: both services, SQLite and an
@@ -111,6 +118,9 @@ func Default() Config {
 		MaxInFlight:    64,
 		PipelineDepth:  1,
 		ShutdownGrace:  Duration(30 * time.Second),
+
+		BusinessHours: "Mon-Fri 09:00-18:00",
+		Timezone:      "UTC",
 	}
 }
 
@@ -165,6 +175,9 @@ var options = []option{
 	{"pprof-addr", "serve Go's net/http/pprof profiles on this address (empty: off; bind it to localhost)", func(c *Config) flag.Value { return (*stringValue)(&c.PprofAddr) }},
 	{"notifications-file", "notification policy (YAML, or JSON when named *.json) loaded at start; it replaces the stored one", func(c *Config) flag.Value { return (*stringValue)(&c.NotificationsFile) }},
 	{"outbound-allow", "comma-separated CIDRs that notifications may reach although private, loopback or link-local (e.g. 10.0.0.0/8)", func(c *Config) flag.Value { return (*stringValue)(&c.OutboundAllow) }},
+	{"business-hours", "business hours of the context analyzer: comma-separated spans 'DAYS HH:MM-HH:MM' (e.g. 'Mon-Fri 09:00-18:00, Sat 10:00-14:00'); empty: none configured", func(c *Config) flag.Value { return (*stringValue)(&c.BusinessHours) }},
+	{"timezone", "IANA time zone of business hours and holidays (e.g. Europe/Paris)", func(c *Config) flag.Value { return (*stringValue)(&c.Timezone) }},
+	{"holidays", "comma-separated dates outside business hours all day (e.g. 2026-12-25,2027-01-01)", func(c *Config) flag.Value { return (*stringValue)(&c.Holidays) }},
 	{"shutdown-timeout", "how long SIGTERM waits for intake to stop and the pipeline to drain", func(c *Config) flag.Value { return &c.ShutdownGrace }},
 }
 
@@ -265,6 +278,12 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 	return cfg, fl, cfg.Validate()
 }
 
+// Calendar is the business-hours calendar of BusinessHours, Timezone and
+// Holidays.
+func (c Config) Calendar() (*calendar.Calendar, error) {
+	return calendar.Parse(c.BusinessHours, c.Timezone, strings.Split(c.Holidays, ","))
+}
+
 // Parse decodes a YAML configuration over c. Unknown keys are errors.
 func Parse(data []byte, c *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -294,6 +313,16 @@ func (c Config) Validate() error {
 	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		bad("database-url", "must start with postgres:// or postgresql://")
+	}
+	if _, err := c.Calendar(); err != nil {
+		field := "business-hours"
+		switch {
+		case strings.Contains(err.Error(), "time zone"):
+			field = "timezone"
+		case strings.Contains(err.Error(), "holiday"):
+			field = "holidays"
+		}
+		bad(field, "%s", strings.TrimPrefix(err.Error(), "calendar: "))
 	}
 	if _, err := outbound.ParseAllow(c.OutboundAllow); err != nil {
 		bad("outbound-allow", "%s", strings.TrimPrefix(err.Error(), "outbound: "))

@@ -23,6 +23,7 @@ import (
 	"github.com/reflex-ops/reflex/internal/auth"
 	"github.com/reflex-ops/reflex/internal/bus"
 	"github.com/reflex-ops/reflex/internal/config"
+	"github.com/reflex-ops/reflex/internal/contextual"
 	"github.com/reflex-ops/reflex/internal/datadir"
 	"github.com/reflex-ops/reflex/internal/derived"
 	"github.com/reflex-ops/reflex/internal/event"
@@ -79,6 +80,8 @@ type Server struct {
 	processed *processedOut  // the processed-event stream (processed.go)
 	notify    *notifications // the notification router (notifications.go)
 	rules     *rulesOut      // the rules engine and the decisions stream (rules.go)
+
+	contextual *contextual.Analyzer // the context analyzer (context.go)
 
 	events, autonomous, pprof *listener
 
@@ -326,6 +329,9 @@ func (s *Server) startEvents(ctx context.Context) error {
 	}
 	s.stops.push("intake submitter", s.submit.Close)
 	s.startRetention()
+	if s.contextual, err = s.newContext(); err != nil {
+		return err
+	}
 
 	// Adapters start here, after the pipeline, so that their listeners
 	// stop before it drains. Each pushes its own stop: the webhook is the
@@ -344,6 +350,9 @@ func (s *Server) startEvents(ctx context.Context) error {
 		Ops:           api.NewOps(api.OpsOptions{Ready: s.Ready, Gatherer: s.reg, Service: "events", Logger: s.log, Registerer: s.reg}),
 		Notifications: api.NotificationOptions{Store: s.store, SetPolicy: s.notify.setPolicy, SilencesChanged: s.notify.silencesChanged},
 		PrepareTest:   s.proc.prepareTest,
+		History:       s.store,
+		Maintenance:   s.store,
+		Context:       s.contextual,
 	})
 	if err != nil {
 		return err
@@ -466,6 +475,16 @@ func (s *Server) retentionLoop(ctx context.Context) {
 			s.log.Error("retention of notification records", "err", err)
 		case n != 0:
 			s.log.Info("retention removed old notification records and silences", "before", before, "removed", n)
+		}
+		// Ended maintenance windows too.
+		n, err = s.store.PruneMaintenance(ctx, before)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			s.log.Error("retention of maintenance windows", "err", err)
+		case n != 0:
+			s.log.Info("retention removed ended maintenance windows", "before", before, "removed", n)
 		}
 		select {
 		case <-ctx.Done():
