@@ -112,7 +112,7 @@ func parseRange(v url.Values, now time.Time, withSince bool) (string, time.Time,
 		if until.Sub(since) > maxWindow {
 			return "", time.Time{}, time.Time{}, badField("since", "more than 400 days before until")
 		}
-		return until.Sub(since).String(), since, until, nil
+		return history.Short(until.Sub(since)), since, until, nil
 	}
 	tr := "24h"
 	if v.Has("timerange") {

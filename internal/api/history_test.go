@@ -131,7 +131,7 @@ func TestAnalyticsBucketsTopAndTrend(t *testing.T) {
 	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
 	a = Analytics{}
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &a))
-	require.Equal(t, "6h0m0s", a.Timerange)
+	require.Equal(t, "6h", a.Timerange)
 	require.Len(t, a.Top.Entries, 1)
 	require.Equal(t, "web-01", a.Top.Entries[0].Key)
 	require.Equal(t, int64(7+8+9+10+11+12), a.Top.Entries[0].Count)

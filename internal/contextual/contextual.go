@@ -17,6 +17,7 @@ import (
 
 	"github.com/reflex-ops/reflex/internal/calendar"
 	"github.com/reflex-ops/reflex/internal/event"
+	"github.com/reflex-ops/reflex/internal/history"
 	"github.com/reflex-ops/reflex/internal/maintenance"
 	"github.com/reflex-ops/reflex/internal/store"
 )
@@ -336,13 +337,15 @@ func (a *Analyzer) maintenance(ctx context.Context, host string, as *store.Asset
 	t := target(host, as)
 	depTargets := make([]maintenance.Target, len(deps))
 	for i, d := range deps {
-		var da *store.Asset
-		if a.o.Assets != nil {
-			if v, ok := a.o.Assets.Get(d); ok {
-				da = &v
-			}
+		da, ok, err := a.asset(ctx, d)
+		if err != nil {
+			return m, err
 		}
-		depTargets[i] = target(d, da)
+		if ok {
+			depTargets[i] = target(d, &da)
+		} else {
+			depTargets[i] = target(d, nil)
+		}
 	}
 	for _, w := range list {
 		switch {
@@ -425,7 +428,7 @@ func (a *Analyzer) rate(ctx context.Context, host string, now time.Time) (EventR
 	if a.o.Rate != nil {
 		if r, ok := a.o.Rate(host); ok {
 			return EventRate{
-				Source: RateFromAnomaly, Interval: r.Interval.String(), Current: r.Current,
+				Source: RateFromAnomaly, Interval: history.Short(r.Interval), Current: r.Current,
 				ExpectedLow: r.ExpectedLow, ExpectedHigh: r.ExpectedHigh, Score: r.Score,
 				Anomalous: r.Current < r.ExpectedLow || r.Current > r.ExpectedHigh, At: r.At.UTC(),
 			}, nil
@@ -443,7 +446,7 @@ func (a *Analyzer) rate(ctx context.Context, host string, now time.Time) (EventR
 		return EventRate{}, fmt.Errorf("contextual: event counts: %w", err)
 	}
 	r := BaselineRate(float64(counts[0]), toFloats(counts[1:]))
-	r.Interval, r.At, r.BaselineDays = iv.String(), now, days
+	r.Interval, r.At, r.BaselineDays = history.Short(iv), now, days
 	return r, nil
 }
 

@@ -137,7 +137,7 @@ func TestContext(t *testing.T) {
 
 	r := c.EventRate
 	require.Equal(t, RateFromStore, r.Source)
-	require.Equal(t, "5m0s", r.Interval)
+	require.Equal(t, "5m", r.Interval)
 	require.Equal(t, 12.0, r.Current)
 	require.InDelta(t, 2.0, *r.Baseline, 1e-9)
 	// σ = max(0, √2, 1) = √2: expected 2 ± 3√2.
@@ -145,6 +145,14 @@ func TestContext(t *testing.T) {
 	require.Equal(t, 0.0, r.ExpectedLow)
 	require.True(t, r.Anomalous)
 	require.Greater(t, r.Score, 0.99)
+
+	// Without the inventory, the dependency's asset comes from the store.
+	require.NoError(t, st.PutAsset(ctx, store.Asset{Host: "db-01", Service: "postgres"}))
+	bare, err := New(Options{Store: st})
+	require.NoError(t, err)
+	c, err = bare.Context(ctx, "app-01", now)
+	require.NoError(t, err)
+	require.Equal(t, []string{"db-01"}, c.Maintenance.DependenciesInMaintenance)
 
 	// The decision engine's question, for one event.
 	ws, err := a.Maintenance(ctx, maintenance.Target{Host: "app-01", EventType: "backup"}, now)
@@ -188,7 +196,7 @@ func TestContextHooksAndUnknownHost(t *testing.T) {
 	require.NoError(t, err)
 	c, err = a.Context(ctx, "ghost", now)
 	require.NoError(t, err)
-	require.Equal(t, EventRate{Source: RateFromAnomaly, Interval: "1m0s", Current: 50, ExpectedLow: 1, ExpectedHigh: 10, Score: 0.97, Anomalous: true, At: at}, c.EventRate)
+	require.Equal(t, EventRate{Source: RateFromAnomaly, Interval: "1m", Current: 50, ExpectedLow: 1, ExpectedHigh: 10, Score: 0.97, Anomalous: true, At: at}, c.EventRate)
 	require.False(t, c.Incidents.Available)
 	require.Contains(t, c.Incidents.Error, "incident store down")
 

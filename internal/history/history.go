@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/reflex-ops/reflex/internal/store"
@@ -87,7 +88,7 @@ func New(s Store) (*Analyzer, error) {
 // interval cuts [since, until) into more than MaxBuckets buckets.
 func CheckBuckets(since, until time.Time, interval time.Duration) error {
 	if n := bucketCount(since, until, interval); n > MaxBuckets {
-		return fmt.Errorf("%w: %d buckets of %s, at most %d", ErrTooManyBuckets, n, interval, MaxBuckets)
+		return fmt.Errorf("%w: %d buckets of %s, at most %d", ErrTooManyBuckets, n, Short(interval), MaxBuckets)
 	}
 	return nil
 }
@@ -277,7 +278,7 @@ func (a *Analyzer) Compare(ctx context.Context, r CompareRequest) (Comparison, e
 	name, iv := AutoInterval(r.Range)
 	if r.Interval > 0 {
 		iv = r.Interval
-		name = r.Interval.String()
+		name = Short(r.Interval)
 		for _, x := range Intervals {
 			if x.D == iv {
 				name = x.Name
@@ -346,4 +347,17 @@ func abs(n int64) int64 {
 		return -n
 	}
 	return n
+}
+
+// Short spells d as time.Duration does without its zero units: 5m, 1h,
+// 1h30m, 90s.
+func Short(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

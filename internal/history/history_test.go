@@ -255,3 +255,9 @@ func TestAutoInterval(t *testing.T) {
 		require.Equal(t, c.want, name, c.d)
 	}
 }
+
+func TestShort(t *testing.T) {
+	for d, want := range map[time.Duration]string{5 * time.Minute: "5m", time.Hour: "1h", 90 * time.Minute: "1h30m", 90 * time.Second: "1m30s", 36 * time.Hour: "36h", 2 * time.Second: "2s"} {
+		require.Equal(t, want, Short(d))
+	}
+}
