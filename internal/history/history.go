@@ -37,7 +37,7 @@ const (
 	autoBuckets = 200
 )
 
-// The intervals of the API, shortest first.
+// Intervals are the intervals of the API, shortest first.
 var Intervals = []struct {
 	Name string
 	D    time.Duration

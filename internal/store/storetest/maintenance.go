@@ -22,7 +22,7 @@ type Maintenance interface {
 func RunMaintenance(t *testing.T, open func(t *testing.T) Maintenance) {
 	for _, tt := range []struct {
 		name string
-		fn   func(t *testing.T, s Maintenance, ctx context.Context, base time.Time)
+		fn   func(t *testing.T, e *maintenanceEnv)
 	}{
 		{"CRUD", testMaintenanceCRUD},
 		{"Query and match", testMaintenanceQuery},
@@ -31,9 +31,15 @@ func RunMaintenance(t *testing.T, open func(t *testing.T) Maintenance) {
 		t.Run("Maintenance/"+tt.name, func(t *testing.T) {
 			s := open(t)
 			ctx, base := setUp(t, s)
-			tt.fn(t, s, ctx, base.Truncate(time.Microsecond))
+			tt.fn(t, &maintenanceEnv{s: s, ctx: ctx, base: base.Truncate(time.Microsecond)})
 		})
 	}
+}
+
+type maintenanceEnv struct {
+	s    Maintenance
+	ctx  context.Context
+	base time.Time
 }
 
 func mustRegexp(t *testing.T, expr string) maintenance.Matcher {
@@ -43,7 +49,8 @@ func mustRegexp(t *testing.T, expr string) maintenance.Matcher {
 	return m
 }
 
-func testMaintenanceCRUD(t *testing.T, s Maintenance, ctx context.Context, base time.Time) {
+func testMaintenanceCRUD(t *testing.T, e *maintenanceEnv) {
+	s, ctx, base := e.s, e.ctx, e.base
 	_, err := s.MaintenanceWindow(ctx, 1)
 	require.ErrorIs(t, err, store.ErrNotFound)
 	require.ErrorIs(t, s.EndMaintenance(ctx, 1, base), store.ErrNotFound)
@@ -99,7 +106,8 @@ func testMaintenanceCRUD(t *testing.T, s Maintenance, ctx context.Context, base 
 	require.True(t, base.Equal(got.StartsAt) && base.Equal(got.EndsAt))
 }
 
-func testMaintenanceQuery(t *testing.T, s Maintenance, ctx context.Context, base time.Time) {
+func testMaintenanceQuery(t *testing.T, e *maintenanceEnv) {
+	s, ctx, base := e.s, e.ctx, e.base
 	mk := func(host string, from, to time.Duration) int64 {
 		w, err := s.CreateMaintenance(ctx, maintenance.Window{Matchers: maintenance.Matchers{"host": maintenance.Equal(host)},
 			StartsAt: base.Add(from), EndsAt: base.Add(to)})
@@ -128,7 +136,8 @@ func testMaintenanceQuery(t *testing.T, s Maintenance, ctx context.Context, base
 	require.Equal(t, []int64{past, active}, ids(store.MaintenanceQuery{Limit: 2}))
 }
 
-func testMaintenancePrune(t *testing.T, s Maintenance, ctx context.Context, base time.Time) {
+func testMaintenancePrune(t *testing.T, e *maintenanceEnv) {
+	s, ctx, base := e.s, e.ctx, e.base
 	old, err := s.CreateMaintenance(ctx, maintenance.Window{Matchers: maintenance.Matchers{"host": maintenance.Equal("a")},
 		StartsAt: base.Add(-48 * time.Hour), EndsAt: base.Add(-47 * time.Hour)})
 	require.NoError(t, err)
