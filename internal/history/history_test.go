@@ -261,3 +261,14 @@ func TestShort(t *testing.T) {
 		require.Equal(t, want, Short(d))
 	}
 }
+
+// BenchmarkTrendOf is the trend of the longest series (1,000 buckets).
+func BenchmarkTrendOf(b *testing.B) {
+	y := make([]float64, MaxBuckets)
+	for i := range y {
+		y[i] = float64((i*7919)%53 + i/10)
+	}
+	for b.Loop() {
+		_ = TrendOf(y)
+	}
+}
