@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/reflex-ops/reflex/internal/store"
@@ -20,6 +21,9 @@ const (
 // occurrences expression.
 type dimension struct {
 	table, time, key, label, occurrences string
+	// col, when set, is the column key reads (key is COALESCE(col, '')):
+	// a filter on keys other than "" reads it, and its index, directly.
+	col string
 	// notNull: rows whose key is NULL are left out (templates).
 	notNull bool
 }
@@ -30,9 +34,9 @@ func (q *Queries) dimension(by store.Dimension) (dimension, error) {
 	case store.DimAll:
 		ev.key = "''"
 	case store.DimHost:
-		ev.key = "COALESCE(source_host, '')"
+		ev.key, ev.col = "COALESCE(source_host, '')", "source_host"
 	case store.DimService:
-		ev.key = "COALESCE(source_service, '')"
+		ev.key, ev.col = "COALESCE(source_service, '')", "source_service"
 	case store.DimEventType:
 		ev.key = "event_type"
 	case store.DimSeverity:
@@ -110,7 +114,11 @@ func (q *Queries) Series(ctx context.Context, sq store.SeriesQuery) ([]store.Ser
 	}
 	w := q.where(dim, sq.Since, sq.Until)
 	if sq.Keys != nil {
-		w.Add(q.d.InList(dim.key), q.d.Strings(sq.Keys, 0))
+		col := dim.key
+		if dim.col != "" && !slices.Contains(sq.Keys, "") {
+			col = dim.col
+		}
+		w.Add(q.d.InList(col), q.d.Strings(sq.Keys, 0))
 	}
 	bucket := q.d.FloorTime(dim.time, sq.Interval)
 	text := `SELECT ` + dim.key + `, ` + bucket + `, count(*), ` + dim.occurrences + ` FROM ` + dim.table + w.Clause() + //nolint:gosec // see Top

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -239,4 +240,69 @@ func testEventCounts(t *testing.T, e *historyEnv) {
 	got, err = e.s.EventCounts(e.ctx, "a", nil)
 	require.NoError(t, err)
 	require.Empty(t, got)
+}
+
+// BenchHistory fills s with events of 1,000 hosts spread over the 7 days
+// before now (Workload's, half of them with one of 500 log templates),
+// then measures the history queries of the API and the context analyzer:
+// top hosts and templates of the last 24 hours, the hourly series of the
+// 10 noisiest hosts over 7 days, and one host's event counts of 8
+// ranges (the context's rate).
+func BenchHistory(b *testing.B, s History, events int) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Hour)
+	const size = 1000
+	batches := max(events/size, 1)
+	w := Workload{Hosts: 1000}
+	for i := range batches {
+		w.Now = now.Add(-7 * 24 * time.Hour).Add(time.Duration(i) * 7 * 24 * time.Hour / time.Duration(batches))
+		bt := w.Next(size)
+		for j := range bt.New {
+			if j%2 == 0 {
+				id := int64(j*7919) % 500
+				bt.New[j].Data["template"] = map[string]any{"id": id, "text": fmt.Sprintf("template %d <*>", id)}
+			}
+		}
+		require.NoError(b, s.WriteBatch(ctx, bt))
+	}
+	day := store.TopQuery{Since: now.Add(-24 * time.Hour), Until: now, Limit: 10}
+	b.Run("top hosts 24h", func(b *testing.B) {
+		q := day
+		q.By = store.DimHost
+		for b.Loop() {
+			_, err := s.Top(ctx, q)
+			require.NoError(b, err)
+		}
+	})
+	b.Run("top templates 24h", func(b *testing.B) {
+		q := day
+		q.By = store.DimTemplate
+		for b.Loop() {
+			_, err := s.Top(ctx, q)
+			require.NoError(b, err)
+		}
+	})
+	top, err := s.Top(ctx, store.TopQuery{Since: now.Add(-7 * 24 * time.Hour), Until: now, By: store.DimHost, Limit: 10})
+	require.NoError(b, err)
+	keys := make([]string, len(top))
+	for i, e := range top {
+		keys[i] = e.Key
+	}
+	b.Run("series of 10 hosts 7d 1h", func(b *testing.B) {
+		for b.Loop() {
+			_, err := s.Series(ctx, store.SeriesQuery{Since: now.Add(-7 * 24 * time.Hour), Until: now, Interval: time.Hour, By: store.DimHost, Keys: keys})
+			require.NoError(b, err)
+		}
+	})
+	b.Run("event counts of a host", func(b *testing.B) {
+		ranges := make([]store.TimeRange, 8)
+		for k := range ranges {
+			end := now.Add(-time.Duration(k) * 24 * time.Hour)
+			ranges[k] = store.TimeRange{Since: end.Add(-5 * time.Minute), Until: end}
+		}
+		for b.Loop() {
+			_, err := s.EventCounts(ctx, keys[0], ranges)
+			require.NoError(b, err)
+		}
+	})
 }
