@@ -386,7 +386,7 @@ func (a *Analyzer) Maintenance(ctx context.Context, t maintenance.Target, now ti
 
 func (a *Analyzer) changes(ctx context.Context, host string, now time.Time) (Changes, error) {
 	ch := Changes{Since: now.Add(-a.o.ChangeWindow), Events: []ChangeRef{}}
-	page, err := a.o.Store.Events(ctx, store.EventQuery{Host: host, EventType: ChangeEventType, Since: ch.Since, Until: now.Add(time.Nanosecond), Limit: a.o.MaxChanges})
+	page, err := a.o.Store.Events(ctx, store.EventQuery{Host: host, EventType: ChangeEventType, Since: ch.Since, Until: now.Add(time.Microsecond), Limit: a.o.MaxChanges})
 	if err != nil {
 		return ch, fmt.Errorf("contextual: change events: %w", err)
 	}
