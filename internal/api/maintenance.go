@@ -159,7 +159,9 @@ func (m *maintenanceAPI) list(w http.ResponseWriter, r *http.Request, _ auth.Pri
 		q.EndsAfter, q.StartsBy = now, now
 	case MaintenanceUpcoming:
 		q.StartsAfter = now
-	case MaintenanceEnded, "all":
+	case MaintenanceEnded:
+		q.EndedBy = now
+	case "all":
 	default:
 		writeFieldError(w, badField("status", "%q is not active, upcoming, ended or all", clip(status, 40)))
 		return
@@ -171,11 +173,7 @@ func (m *maintenanceAPI) list(w http.ResponseWriter, r *http.Request, _ auth.Pri
 	}
 	out := MaintenanceList{Windows: make([]MaintenanceInfo, 0, len(list))}
 	for _, win := range list {
-		st := maintenanceStatus(win, now)
-		if status == MaintenanceEnded && st != MaintenanceEnded {
-			continue
-		}
-		out.Windows = append(out.Windows, MaintenanceInfo{Window: win, Status: st})
+		out.Windows = append(out.Windows, MaintenanceInfo{Window: win, Status: maintenanceStatus(win, now)})
 	}
 	out.Count = len(out.Windows)
 	writeJSON(w, http.StatusOK, out)

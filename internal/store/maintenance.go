@@ -40,6 +40,9 @@ type MaintenanceQuery struct {
 	// StartsAfter, when set, keeps the windows whose StartsAt is after it
 	// (still to come at that time).
 	StartsAfter time.Time
+	// EndedBy, when set, keeps the windows whose EndsAt is at or before it
+	// (ended at that time).
+	EndedBy time.Time
 	// Limit bounds the answer (0: no bound).
 	Limit int
 }

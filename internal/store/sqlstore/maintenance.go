@@ -72,6 +72,9 @@ func (q *Queries) MaintenanceWindows(ctx context.Context, mq store.MaintenanceQu
 	if !mq.StartsBy.IsZero() {
 		w.Add("starts_at <= ?", q.d.Time(mq.StartsBy))
 	}
+	if !mq.EndedBy.IsZero() {
+		w.Add("ends_at <= ?", q.d.Time(mq.EndedBy))
+	}
 	if !mq.StartsAfter.IsZero() {
 		w.Add("starts_at > ?", q.d.Time(mq.StartsAfter))
 	}

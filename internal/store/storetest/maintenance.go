@@ -133,6 +133,7 @@ func testMaintenanceQuery(t *testing.T, e *maintenanceEnv) {
 	require.Equal(t, []int64{active, edge}, ids(store.MaintenanceQuery{EndsAfter: base, StartsBy: base}), "in force now")
 	require.Equal(t, []int64{soon}, ids(store.MaintenanceQuery{StartsAfter: base}), "upcoming")
 	require.Equal(t, []int64{active, edge, soon}, ids(store.MaintenanceQuery{EndsAfter: base}), "in force or upcoming")
+	require.Equal(t, []int64{past, ended}, ids(store.MaintenanceQuery{EndedBy: base}), "ended")
 	require.Equal(t, []int64{past, active}, ids(store.MaintenanceQuery{Limit: 2}))
 }
 
