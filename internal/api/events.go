@@ -13,6 +13,7 @@ import (
 
 	"github.com/reflex-ops/reflex/internal/auth"
 	"github.com/reflex-ops/reflex/internal/event"
+	"github.com/reflex-ops/reflex/internal/history"
 	"github.com/reflex-ops/reflex/internal/ingest/webhook"
 	"github.com/reflex-ops/reflex/internal/intake"
 	"github.com/reflex-ops/reflex/internal/normalize"
@@ -105,6 +106,16 @@ type EventsOptions struct {
 	// Notifications serves the policy, silences and notification records
 	// (notifications.go); without its Store those routes are 404.
 	Notifications NotificationOptions
+	// History, when set, answers the time buckets, top N and trends of
+	// GET /api/v1/events/analytics (interval, top, limit, since, until)
+	// and GET /api/v1/events/trends; nil means those parameters are
+	// unknown and /trends is 404.
+	History HistoryStore
+	// Maintenance, when set, stores the maintenance windows of
+	// /api/v1/maintenance; nil means those routes are 404.
+	Maintenance MaintenanceStore
+	// Context, when set, answers GET /api/v1/context; nil means 404.
+	Context ContextAnalyzer
 	// PrepareTest, if set, runs on the normalized event of a rule test
 	// the pipeline's stages that depend on nothing but the event (the
 	// server's enricher and severity scorer), before the rule is matched.
@@ -124,7 +135,9 @@ type eventsAPI struct {
 	// set, runs the later stages that read only the event.
 	normalizer  *normalize.Stage
 	prepareTest func(ctx context.Context, e *event.Event) error
-	assetMu     sync.Mutex // serializes asset writes (store, then cache)
+	history     *history.Analyzer // nil: no history routes
+	contextual  ContextAnalyzer   // nil: no context route
+	assetMu     sync.Mutex        // serializes asset writes (store, then cache)
 	maxBody     int64
 	logger      *slog.Logger
 	intake      *intakeMetrics
@@ -162,6 +175,10 @@ func NewEvents(opts EventsOptions) (http.Handler, error) {
 	if s.decode == nil {
 		s.decode = webhook.Decode
 	}
+	if opts.History != nil {
+		s.history, _ = history.New(opts.History) // fails only without a store
+	}
+	s.contextual = opts.Context
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
 	}
@@ -189,6 +206,9 @@ func NewEvents(opts EventsOptions) (http.Handler, error) {
 	mux.Handle("POST /api/v1/events/webhook", s.with(auth.ScopeEventsWrite, s.postWebhook))
 	mux.Handle("GET /api/v1/events", s.with(auth.ScopeEventsRead, s.listEvents))
 	mux.Handle("GET /api/v1/events/analytics", s.with(auth.ScopeEventsRead, s.analytics))
+	if s.history != nil {
+		mux.Handle("GET /api/v1/events/trends", s.with(auth.ScopeEventsRead, s.trends))
+	}
 	mux.Handle("GET /api/v1/events/{id}", s.with(auth.ScopeEventsRead, s.getEvent))
 	mux.Handle("GET /api/v1/events/{id}/correlations", s.with(auth.ScopeEventsRead, s.correlations))
 
@@ -204,6 +224,10 @@ func NewEvents(opts EventsOptions) (http.Handler, error) {
 		s.routeRules(mux)
 	}
 	s.notificationRoutes(mux, opts.Notifications)
+	s.maintenanceRoutes(mux, opts.Maintenance)
+	if s.contextual != nil {
+		mux.Handle("GET /api/v1/context", s.with(auth.ScopeEventsRead, s.context))
+	}
 	return rt, nil
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/reflex-ops/reflex/internal/auth"
 	"github.com/reflex-ops/reflex/internal/event"
+	"github.com/reflex-ops/reflex/internal/history"
 	"github.com/reflex-ops/reflex/internal/store"
 )
 
@@ -93,13 +94,20 @@ type CorrelationList struct {
 }
 
 // Analytics is the answer of GET /api/v1/events/analytics.
+// Interval, Overall and Series are there with interval=: the counts of
+// every event and of the limit largest groups of GroupBy per bucket, each
+// with its trend; Top with top=.
 type Analytics struct {
-	Timerange string         `json:"timerange"`
-	GroupBy   string         `json:"groupby"`
-	Since     time.Time      `json:"since"`
-	Until     time.Time      `json:"until"`
-	Total     int64          `json:"total"`
-	Buckets   []store.Bucket `json:"buckets"`
+	Timerange string           `json:"timerange"`
+	GroupBy   string           `json:"groupby"`
+	Since     time.Time        `json:"since"`
+	Until     time.Time        `json:"until"`
+	Total     int64            `json:"total"`
+	Buckets   []store.Bucket   `json:"buckets"`
+	Interval  string           `json:"interval,omitempty"`
+	Overall   *history.Series  `json:"overall,omitempty"`
+	Series    []history.Series `json:"series,omitempty"`
+	Top       *TopList         `json:"top,omitempty"`
 }
 
 // listEvents serves GET /api/v1/events.
@@ -506,19 +514,19 @@ var groupBys = []store.GroupBy{store.BySeverity, store.ByHost, store.ByService, 
 func (s *eventsAPI) analytics(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
 	v, fe := queryValues(r)
 	if fe == nil {
-		fe = checkParams(v, []string{"timerange", "groupby"})
+		known := []string{"timerange", "groupby"}
+		if s.history != nil {
+			known = append(known, "since", "until", "interval", "top", "limit")
+		}
+		fe = checkParams(v, known)
 	}
 	if fe != nil {
 		writeFieldError(w, fe)
 		return
 	}
-	tr := "24h"
-	if v.Has("timerange") {
-		tr = strings.TrimSpace(v.Get("timerange"))
-	}
-	d, err := parseTimerange(tr)
-	if err != nil {
-		writeFieldError(w, badField("timerange", "%v", err))
+	tr, since, until, fe := parseRange(v, s.now(), true)
+	if fe != nil {
+		writeFieldError(w, fe)
 		return
 	}
 	gb := store.BySeverity
@@ -529,8 +537,12 @@ func (s *eventsAPI) analytics(w http.ResponseWriter, r *http.Request, _ auth.Pri
 			return
 		}
 	}
-	until := s.now().UTC()
-	q := store.AnalyticsQuery{Since: until.Add(-d), Until: until, GroupBy: gb}
+	hp, fe := parseHistoryParams(v, gb, since, until)
+	if fe != nil {
+		writeFieldError(w, fe)
+		return
+	}
+	q := store.AnalyticsQuery{Since: since, Until: until, GroupBy: gb}
 	buckets, err := s.store.Analytics(r.Context(), q)
 	if err != nil {
 		s.unavailable(w, r, err, "analytics")
@@ -542,6 +554,9 @@ func (s *eventsAPI) analytics(w http.ResponseWriter, r *http.Request, _ auth.Pri
 	}
 	for _, b := range buckets {
 		out.Total += b.Count
+	}
+	if !s.analyticsHistory(w, r, hp, &out) {
+		return
 	}
 	writeJSON(w, http.StatusOK, out)
 }

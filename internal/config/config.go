@@ -19,6 +19,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/reflex-ops/reflex/internal/calendar"
 	"github.com/reflex-ops/reflex/internal/event"
 	"github.com/reflex-ops/reflex/internal/outbound"
 )
@@ -80,6 +81,12 @@ type Config struct {
 	// Notifications (internal/notify, docs/notifications.md).
 	NotificationsFile string `yaml:"notifications-file"`
 	OutboundAllow     string `yaml:"outbound-allow"`
+
+	// The context analyzer's calendar (internal/calendar,
+	// docs/intelligence.md).
+	BusinessHours string `yaml:"business-hours"`
+	Timezone      string `yaml:"timezone"`
+	Holidays      string `yaml:"holidays"`
 }
 
 // Default returns the embedded defaults: both services, SQLite and an
@@ -120,6 +127,8 @@ func Default() Config {
 		AnomalyThreshold: 0.8,
 		AnomalyMaxSeries: 10000,
 		AnomalyInterval:  Duration(time.Minute),
+		BusinessHours:    "Mon-Fri 09:00-18:00",
+		Timezone:         "UTC",
 	}
 }
 
@@ -177,6 +186,9 @@ var options = []option{
 	{"anomaly-threshold", "anomaly score (0-1] at which a point of an event-rate or metadata series raises an anomaly event", func(c *Config) flag.Value { return (*floatValue)(&c.AnomalyThreshold) }},
 	{"anomaly-max-series", "series the anomaly monitor tracks at most (event rates per host, service and type; metadata numbers per host and key); the least recently seen go first", func(c *Config) flag.Value { return (*intValue)(&c.AnomalyMaxSeries) }},
 	{"anomaly-interval", "width of a point of the event-rate series (e.g. 1m)", func(c *Config) flag.Value { return &c.AnomalyInterval }},
+	{"business-hours", "business hours of the context analyzer: comma-separated spans 'DAYS HH:MM-HH:MM' (e.g. 'Mon-Fri 09:00-18:00, Sat 10:00-14:00'); empty: none configured", func(c *Config) flag.Value { return (*stringValue)(&c.BusinessHours) }},
+	{"timezone", "IANA time zone of business hours and holidays (e.g. Europe/Paris)", func(c *Config) flag.Value { return (*stringValue)(&c.Timezone) }},
+	{"holidays", "comma-separated dates outside business hours all day (e.g. 2026-12-25,2027-01-01)", func(c *Config) flag.Value { return (*stringValue)(&c.Holidays) }},
 	{"shutdown-timeout", "how long SIGTERM waits for intake to stop and the pipeline to drain", func(c *Config) flag.Value { return &c.ShutdownGrace }},
 }
 
@@ -277,6 +289,12 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 	return cfg, fl, cfg.Validate()
 }
 
+// Calendar is the business-hours calendar of BusinessHours, Timezone and
+// Holidays.
+func (c Config) Calendar() (*calendar.Calendar, error) {
+	return calendar.Parse(c.BusinessHours, c.Timezone, strings.Split(c.Holidays, ","))
+}
+
 // Parse decodes a YAML configuration over c. Unknown keys are errors.
 func Parse(data []byte, c *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -306,6 +324,16 @@ func (c Config) Validate() error {
 	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		bad("database-url", "must start with postgres:// or postgresql://")
+	}
+	if _, err := c.Calendar(); err != nil {
+		field := "business-hours"
+		switch {
+		case strings.Contains(err.Error(), "time zone"):
+			field = "timezone"
+		case strings.Contains(err.Error(), "holiday"):
+			field = "holidays"
+		}
+		bad(field, "%s", strings.TrimPrefix(err.Error(), "calendar: "))
 	}
 	if _, err := outbound.ParseAllow(c.OutboundAllow); err != nil {
 		bad("outbound-allow", "%s", strings.TrimPrefix(err.Error(), "outbound: "))

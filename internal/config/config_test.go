@@ -103,6 +103,9 @@ func TestLoadErrors(t *testing.T) {
 		{"decisions max age", []string{"--decisions-max-age", "30s"}, nil, "decisions-max-age: 30s is shorter than the minimum of 1m"},
 		{"bad decisions max age", nil, map[string]string{"REFLEX_DECISIONS_MAX_AGE": "a week"}, "REFLEX_DECISIONS_MAX_AGE"},
 		{"bad outbound allow", []string{"--outbound-allow", "127.0.0.1/32,10.0.0.0/33"}, nil, `outbound-allow: --outbound-allow entry 2 "10.0.0.0/33"`},
+		{"bad business hours", []string{"--business-hours", "Mon-Fri 9-18"}, nil, `business-hours: span "Mon-Fri 9-18"`},
+		{"bad timezone", nil, map[string]string{"REFLEX_TIMEZONE": "Europe/Atlantis"}, `timezone: time zone "Europe/Atlantis"`},
+		{"bad holiday", []string{"--holidays", "2026-12-25,Christmas"}, nil, `holidays: holiday "Christmas"`},
 		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
 		{"unknown flag", []string{"--nope"}, nil, "not defined"},
 	} {
@@ -262,4 +265,28 @@ func TestPartitionsFollowTheMode(t *testing.T) {
 	cfg := Default()
 	cfg.NATSPartitions = -1
 	require.ErrorContains(t, cfg.Validate(), "nats-partitions")
+}
+
+func TestCalendar(t *testing.T) {
+	cfg, _, err := Load("server", nil, env(nil), io.Discard)
+	require.NoError(t, err)
+	cal, err := cfg.Calendar()
+	require.NoError(t, err)
+	require.Equal(t, "Mon-Fri 09:00-18:00", cal.String(), "the default")
+	require.Equal(t, "UTC", cal.Location().String())
+
+	cfg, _, err = Load("server", []string{"--business-hours", "Sat 10:00-14:00", "--timezone", "Europe/Paris", "--holidays", "2026-12-26"}, env(nil), io.Discard)
+	require.NoError(t, err)
+	cal, err = cfg.Calendar()
+	require.NoError(t, err)
+	require.Equal(t, "Europe/Paris", cal.Location().String())
+	// Saturday 2026-12-05 11:00 in Paris, and the holiday of the 26th.
+	require.True(t, cal.Inside(time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)))
+	require.False(t, cal.Inside(time.Date(2026, 12, 26, 10, 0, 0, 0, time.UTC)))
+
+	cfg, _, err = Load("server", []string{"--business-hours="}, env(nil), io.Discard)
+	require.NoError(t, err)
+	cal, err = cfg.Calendar()
+	require.NoError(t, err)
+	require.Empty(t, cal.String(), "empty: no business hours")
 }

@@ -15,15 +15,23 @@ import (
 	"github.com/reflex-ops/reflex/internal/store"
 )
 
-// retentionStore records the cut-offs of EnforceRetention and
-// PruneNotifications; its other methods are not used by the retention
+// retentionStore records the cut-offs of EnforceRetention,
+// PruneNotifications and PruneMaintenance; its other methods are not used by the retention
 // loop.
 type retentionStore struct {
 	store.Store
 	mu     sync.Mutex
 	cuts   []time.Time
 	pruned []time.Time
+	ended  []time.Time // PruneMaintenance
 	err    error
+}
+
+func (s *retentionStore) PruneMaintenance(_ context.Context, before time.Time) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ended = append(s.ended, before)
+	return 1, s.err
 }
 
 func (s *retentionStore) PruneNotifications(_ context.Context, before time.Time) (int64, error) {
@@ -76,6 +84,7 @@ func TestRetentionRunsAtStartThenHourly(t *testing.T) {
 			require.Len(t, st.calls(), 4)
 			st.mu.Lock()
 			require.Equal(t, st.cuts, st.pruned, "notification records follow the events' retention")
+			require.Equal(t, st.cuts, st.ended, "ended maintenance windows too")
 			st.mu.Unlock()
 
 			// The shutdown stops it: no more runs.

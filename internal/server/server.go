@@ -24,6 +24,7 @@ import (
 	"github.com/reflex-ops/reflex/internal/auth"
 	"github.com/reflex-ops/reflex/internal/bus"
 	"github.com/reflex-ops/reflex/internal/config"
+	"github.com/reflex-ops/reflex/internal/contextual"
 	"github.com/reflex-ops/reflex/internal/datadir"
 	"github.com/reflex-ops/reflex/internal/derived"
 	"github.com/reflex-ops/reflex/internal/event"
@@ -81,6 +82,8 @@ type Server struct {
 	notify    *notifications   // the notification router (notifications.go)
 	rules     *rulesOut        // the rules engine and the decisions stream (rules.go)
 	anomaly   *monitor.Monitor // the anomaly monitor (anomaly.go)
+
+	contextual *contextual.Analyzer // the context analyzer (context.go)
 
 	events, autonomous, pprof *listener
 
@@ -331,6 +334,9 @@ func (s *Server) startEvents(ctx context.Context) error {
 	}
 	s.stops.push("intake submitter", s.submit.Close)
 	s.startRetention()
+	if s.contextual, err = s.newContext(); err != nil {
+		return err
+	}
 
 	// Adapters start here, after the pipeline, so that their listeners
 	// stop before it drains. Each pushes its own stop: the webhook is the
@@ -349,6 +355,9 @@ func (s *Server) startEvents(ctx context.Context) error {
 		Ops:           api.NewOps(api.OpsOptions{Ready: s.Ready, Gatherer: s.reg, Service: "events", Logger: s.log, Registerer: s.reg}),
 		Notifications: api.NotificationOptions{Store: s.store, SetPolicy: s.notify.setPolicy, SilencesChanged: s.notify.silencesChanged},
 		PrepareTest:   s.proc.prepareTest,
+		History:       s.store,
+		Maintenance:   s.store,
+		Context:       s.contextual,
 	})
 	if err != nil {
 		return err
@@ -471,6 +480,16 @@ func (s *Server) retentionLoop(ctx context.Context) {
 			s.log.Error("retention of notification records", "err", err)
 		case n != 0:
 			s.log.Info("retention removed old notification records and silences", "before", before, "removed", n)
+		}
+		// Ended maintenance windows too.
+		n, err = s.store.PruneMaintenance(ctx, before)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			s.log.Error("retention of maintenance windows", "err", err)
+		case n != 0:
+			s.log.Info("retention removed ended maintenance windows", "before", before, "removed", n)
 		}
 		select {
 		case <-ctx.Done():

@@ -86,6 +86,9 @@ type RateState struct {
 	Score float64
 	// At is the start of the interval.
 	At time.Time
+	// Points is how many points the series has scored (it starts afresh
+	// at a restart): a young series' expected range is a poor baseline.
+	Points int
 }
 
 // series is one tracked series.
@@ -330,7 +333,7 @@ func number(v any) (float64, bool) {
 func (m *Monitor) score(s *series, at time.Time, v float64) {
 	p := s.det.Update(at, v)
 	m.met.points.Inc()
-	s.last = RateState{Interval: m.o.Interval, Current: v, ExpectedLow: p.Low, ExpectedHigh: p.High, Score: p.Score, At: at}
+	s.last = RateState{Interval: m.o.Interval, Current: v, ExpectedLow: p.Low, ExpectedHigh: p.High, Score: p.Score, At: at, Points: s.last.Points + 1}
 	if p.Score < m.o.Threshold {
 		if s.alert {
 			s.quiet++

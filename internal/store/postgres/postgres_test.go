@@ -304,3 +304,9 @@ func BenchmarkWriteBatch(b *testing.B) {
 		})
 	}
 }
+
+func BenchmarkHistory(b *testing.B) {
+	s := openTest(b, testutil.PostgresURL(b), nil)
+	require.NoError(b, s.Migrate(context.Background()))
+	storetest.BenchHistory(b, s, 200_000)
+}

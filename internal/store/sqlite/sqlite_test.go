@@ -137,3 +137,9 @@ func BenchmarkWriteBatch(b *testing.B) {
 		})
 	}
 }
+
+func BenchmarkHistory(b *testing.B) {
+	s := openTest(b, filepath.Join(b.TempDir(), "reflex.db"))
+	require.NoError(b, s.Migrate(context.Background()))
+	storetest.BenchHistory(b, s, 200_000)
+}

@@ -213,6 +213,38 @@ func (d *Dialect) HourOf(col string) string {
 	return "(" + col + " - (((" + col + " % " + strconv.Itoa(h) + ") + " + strconv.Itoa(h) + ") % " + strconv.Itoa(h) + "))"
 }
 
+// FloorTime is the first instant of the bucket of width every (whole
+// seconds, positive) that holds the time column col, buckets starting at
+// multiples of every since the Unix epoch, as a value of the column's type
+// (Time reads it).
+func (d *Dialect) FloorTime(col string, every time.Duration) string {
+	if d.pg {
+		s := strconv.FormatInt(int64(every/time.Second), 10)
+		return "to_timestamp(floor(extract(epoch from " + col + ") / " + s + ") * " + s + ")"
+	}
+	u := strconv.FormatInt(every.Microseconds(), 10)
+	// Floored also before 1970.
+	return "(" + col + " - (((" + col + " % " + u + ") + " + u + ") % " + u + "))"
+}
+
+// JSONText is the text of the member at path (keys from the root) of the
+// JSON column col: a string as it is, a number as its decimal text, NULL
+// when absent. The keys are constants of this package, never input.
+func (d *Dialect) JSONText(col string, path ...string) string {
+	if d.pg {
+		expr := col
+		for i, k := range path {
+			op := "->"
+			if i == len(path)-1 {
+				op = "->>"
+			}
+			expr += op + "'" + k + "'"
+		}
+		return "(" + expr + ")"
+	}
+	return "CAST(json_extract(" + col + ", '$." + strings.Join(path, ".") + "') AS TEXT)"
+}
+
 // ContainsFold adds to w the condition that one of cols holds text,
 // case-insensitively (Unicode-aware in both).
 func (d *Dialect) ContainsFold(w *Where, text string, cols ...string) {

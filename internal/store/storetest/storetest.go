@@ -1,5 +1,6 @@
 // Package storetest is the conformance suite of store.Store, one suite
-// per part (RunEvents, RunAssets, RunKeys, RunRules; Run runs them all). Every
+// per part (RunEvents, RunAssets, RunKeys, RunRules, RunNotifications,
+// RunMaintenance, RunHistory; Run runs them all). Every
 // implementation runs them from its own tests:
 //
 //	func TestConformance(t *testing.T) {
@@ -27,7 +28,8 @@ import (
 )
 
 // Run runs the conformance suite of every part of store.Store: RunEvents,
-// RunAssets, RunKeys and RunRules. open must return a new, empty store for each
+// RunAssets, RunKeys, RunRules, RunNotifications, RunMaintenance and
+// RunHistory. open must return a new, empty store for each
 // call; each subtest migrates it and closes it when it ends.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	RunEvents(t, func(t *testing.T) Events { return open(t) })
@@ -35,6 +37,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	RunKeys(t, func(t *testing.T) Keys { return open(t) })
 	RunRules(t, func(t *testing.T) Rules { return open(t) })
 	RunNotifications(t, func(t *testing.T) Notifications { return open(t) })
+	RunMaintenance(t, func(t *testing.T) Maintenance { return open(t) })
+	RunHistory(t, func(t *testing.T) History { return open(t) })
 }
 
 // Events is the part of a store that RunEvents checks.
