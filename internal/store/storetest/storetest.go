@@ -1,5 +1,5 @@
 // Package storetest is the conformance suite of store.Store, one suite
-// per part (RunEvents, RunAssets, RunKeys, RunRules; Run runs them all). Every
+// per part (RunEvents, RunAssets, RunKeys, RunRules, RunNotifications, RunIncidents; Run runs them all). Every
 // implementation runs them from its own tests:
 //
 //	func TestConformance(t *testing.T) {
@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	RunKeys(t, func(t *testing.T) Keys { return open(t) })
 	RunRules(t, func(t *testing.T) Rules { return open(t) })
 	RunNotifications(t, func(t *testing.T) Notifications { return open(t) })
+	RunIncidents(t, func(t *testing.T) Incidents { return open(t) })
 }
 
 // Events is the part of a store that RunEvents checks.
