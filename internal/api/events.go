@@ -109,6 +109,9 @@ type EventsOptions struct {
 	// the pipeline's stages that depend on nothing but the event (the
 	// server's enricher and severity scorer), before the rule is matched.
 	PrepareTest func(ctx context.Context, e *event.Event) error
+	// Incidents serves /api/v1/incidents (incidents.go); without its Store
+	// those routes are 404.
+	Incidents IncidentOptions
 }
 
 // eventsAPI holds the handlers of the Event Processing Service.
@@ -204,6 +207,7 @@ func NewEvents(opts EventsOptions) (http.Handler, error) {
 		s.routeRules(mux)
 	}
 	s.notificationRoutes(mux, opts.Notifications)
+	s.incidentRoutes(mux, opts.Incidents)
 	return rt, nil
 }
 

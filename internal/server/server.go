@@ -26,6 +26,7 @@ import (
 	"github.com/reflex-ops/reflex/internal/datadir"
 	"github.com/reflex-ops/reflex/internal/derived"
 	"github.com/reflex-ops/reflex/internal/event"
+	"github.com/reflex-ops/reflex/internal/incident"
 	"github.com/reflex-ops/reflex/internal/ingest/webhook"
 	"github.com/reflex-ops/reflex/internal/intake"
 	"github.com/reflex-ops/reflex/internal/store"
@@ -76,9 +77,10 @@ type Server struct {
 	proc    *processing
 	adminKY string
 
-	processed *processedOut  // the processed-event stream (processed.go)
-	notify    *notifications // the notification router (notifications.go)
-	rules     *rulesOut      // the rules engine and the decisions stream (rules.go)
+	processed *processedOut    // the processed-event stream (processed.go)
+	notify    *notifications   // the notification router (notifications.go)
+	rules     *rulesOut        // the rules engine and the decisions stream (rules.go)
+	incidents *incident.Engine // the incident engine (incidents.go)
 
 	events, autonomous, pprof *listener
 
@@ -311,6 +313,9 @@ func (s *Server) startEvents(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.startIncidents(ctx); err != nil {
+		return err
+	}
 	procCtx := context.Background()
 	if s.lease != nil {
 		procCtx = s.lease.Context() // losing the lease stops processing
@@ -344,6 +349,7 @@ func (s *Server) startEvents(ctx context.Context) error {
 		Ops:           api.NewOps(api.OpsOptions{Ready: s.Ready, Gatherer: s.reg, Service: "events", Logger: s.log, Registerer: s.reg}),
 		Notifications: api.NotificationOptions{Store: s.store, SetPolicy: s.notify.setPolicy, SilencesChanged: s.notify.silencesChanged},
 		PrepareTest:   s.proc.prepareTest,
+		Incidents:     api.IncidentOptions{Store: s.store, Engine: s.incidents},
 	})
 	if err != nil {
 		return err
