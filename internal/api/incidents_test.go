@@ -185,5 +185,3 @@ func TestEventAnswersCarryTheirIncident(t *testing.T) {
 	first := raw["events"].([]any)[0].(map[string]any)
 	require.Equal(t, float64(e.app.ID), first["incident_id"])
 }
-
-
