@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
 )
 
 // StormOptions configure posting and scoring scenarios.
@@ -460,4 +459,3 @@ const (
 	TargetPurity      = 0.95
 	TargetRootTop1    = 0.8
 )
-
