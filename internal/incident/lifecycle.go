@@ -30,7 +30,8 @@ func (e *Engine) due(w *store.IncidentWrite, now time.Time) {
 			continue
 		}
 		first := !st.announced && now.Sub(st.created) >= e.opts.GroupWait
-		if !first && !(st.announced && st.changed && now.Sub(st.flushedAt) >= e.opts.GroupInterval) {
+		again := st.announced && st.changed && now.Sub(st.flushedAt) >= e.opts.GroupInterval
+		if !first && !again {
 			continue
 		}
 		if first {

@@ -85,8 +85,11 @@ func PostScenario(ctx context.Context, o StormOptions, sc Scenario, base time.Ti
 		var ans struct {
 			IDs []int64 `json:"ids"`
 		}
-		if err := json.Unmarshal(resp, &ans); err != nil || len(ans.IDs) != len(evs) {
-			return p, fmt.Errorf("loadgen: post events: %d ids for %d events (%v)", len(ans.IDs), len(evs), err)
+		if err := json.Unmarshal(resp, &ans); err != nil {
+			return p, fmt.Errorf("loadgen: post events: %w", err)
+		}
+		if len(ans.IDs) != len(evs) {
+			return p, fmt.Errorf("loadgen: post events: %d ids for %d events", len(ans.IDs), len(evs))
 		}
 		p.IDs = append(p.IDs, ans.IDs...)
 	}
