@@ -473,6 +473,16 @@ func (s *Server) retentionLoop(ctx context.Context) {
 		case n != 0:
 			s.log.Info("retention removed old notification records and silences", "before", before, "removed", n)
 		}
+		// Resolved incidents follow it too.
+		n, err = s.store.PruneIncidents(ctx, before)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			s.log.Error("retention of incidents", "err", err)
+		case n != 0:
+			s.log.Info("retention removed old resolved incidents", "before", before, "removed", n)
+		}
 		select {
 		case <-ctx.Done():
 			return

@@ -30,6 +30,10 @@ type IncidentStore interface {
 	// clears ResolvedAt. It returns the incident as stored, or
 	// ErrNotFound.
 	SetIncidentStatus(ctx context.Context, id int64, status IncidentStatus, at time.Time) (Incident, error)
+	// PruneIncidents deletes the incidents resolved before before, with
+	// their incident_events rows, and returns how many incidents it
+	// deleted. The server runs it with the events' retention.
+	PruneIncidents(ctx context.Context, before time.Time) (int64, error)
 }
 
 // IncidentStatus is the lifecycle state of an incident.

@@ -288,6 +288,26 @@ func (q *Queries) SetIncidentStatus(ctx context.Context, id int64, status store.
 	return q.Incident(ctx, id)
 }
 
+// PruneIncidents deletes the incidents resolved before before and their
+// events' rows.
+func (q *Queries) PruneIncidents(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := q.inTx(ctx, func(tx *Queries) error {
+		old := `SELECT id FROM ` + tx.incidents() + ` WHERE status = ? AND resolved_at < ?`
+		args := []any{string(store.IncidentResolved), tx.d.Time(before)}
+		if _, err := tx.w.Exec(ctx, tx.d.Rebind(`DELETE FROM `+tx.incidentEvents()+` WHERE incident_id IN (`+old+`)`), args...); err != nil {
+			return err
+		}
+		var err error
+		n, err = tx.w.Exec(ctx, tx.d.Rebind(`DELETE FROM `+tx.incidents()+` WHERE status = ? AND resolved_at < ?`), args...)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("%s: prune incidents: %w", q.d.Name, err)
+	}
+	return n, nil
+}
+
 // withIncidents sets IncidentID of each of es that is in an incident.
 func (q *Queries) withIncidents(ctx context.Context, es []event.Event) error {
 	if len(es) == 0 {

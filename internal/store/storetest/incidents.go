@@ -30,6 +30,7 @@ func RunIncidents(t *testing.T, open func(t *testing.T) Incidents) {
 		{"members, merges and parents", testIncidentMembers},
 		{"list filters and cursor", testIncidentList},
 		{"status", testIncidentStatus},
+		{"prune", testIncidentPrune},
 	} {
 		t.Run("Incidents/"+tt.name, func(t *testing.T) {
 			s := open(t)
@@ -209,4 +210,22 @@ func incidentIDs(ins []store.Incident) []int64 {
 		out[i] = in.ID
 	}
 	return out
+}
+
+func testIncidentPrune(t *testing.T, e *incidentEnv) {
+	s, ctx := e.s, e.ctx
+	old, recent, open := e.incident(1, e.base, "a"), e.incident(2, e.base, "b"), e.incident(3, e.base, "c")
+	old.Status, old.ResolvedAt = store.IncidentResolved, e.base.Add(-48*time.Hour)
+	recent.Status, recent.ResolvedAt = store.IncidentResolved, e.base
+	require.NoError(t, s.WriteIncidents(ctx, store.IncidentWrite{Incidents: []store.Incident{old, recent, open}, Members: []store.IncidentMember{
+		{IncidentID: 1, EventID: 11}, {IncidentID: 2, EventID: 12}, {IncidentID: 3, EventID: 13},
+	}}))
+	n, err := s.PruneIncidents(ctx, e.base.Add(-24*time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n)
+	_, err = s.Incident(ctx, 1)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	of, err := s.IncidentsOfEvents(ctx, []int64{11, 12, 13})
+	require.NoError(t, err)
+	require.Equal(t, map[int64]int64{12: 2, 13: 3}, of, "the pruned incident's events are out of it")
 }
