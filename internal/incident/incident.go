@@ -70,8 +70,8 @@ const (
 	DefaultGroupWait     = 30 * time.Second
 	DefaultGroupInterval = 5 * time.Minute
 	DefaultResolveAfter  = time.Hour
-	DefaultMaxOpen       = 10_000
-	DefaultMaxEvents     = 1_000
+	DefaultMaxOpen       = 2_000
+	DefaultMaxEvents     = 500
 	DefaultMaxDepth      = 8
 	DefaultTickEvery     = time.Second
 )
@@ -138,10 +138,11 @@ type Options struct {
 	// event_type and template).
 	GroupBy []string
 	// MaxOpen bounds the incidents held open in memory; past it the one
-	// quiet longest is resolved (default 10,000).
+	// quiet longest is resolved (default 2,000).
 	MaxOpen int
 	// MaxEvents bounds the events of an incident kept for ranking and
-	// parent links; later ones are counted (default 1,000).
+	// parent links, and its hosts indexed; later ones are counted (default
+	// 500).
 	MaxEvents int
 	// MaxDepth bounds the dependency chains followed (default 8).
 	MaxDepth int
@@ -180,8 +181,12 @@ type member struct {
 
 // state is an incident held in memory.
 type state struct {
-	row     store.Incident
-	members []member // at most MaxEvents, in arrival order
+	row store.Incident
+	// cands holds each host's candidate root: its earliest event at or
+	// above the severity floor, else its earliest; links the events whose
+	// parent_event_id the engine sets. Both at most MaxEvents.
+	cands   map[string]member
+	links   []link
 	hosts   map[string]bool
 	up      map[string]bool // hosts that the hosts depend on, transitively
 	key     string          // label key of a pattern incident; "" otherwise
@@ -195,6 +200,38 @@ type state struct {
 	changed   bool            // members or root changed since the last flush
 	linked    map[int64]int64 // event -> parent written
 	ranked    []store.RootCandidate
+}
+
+// link is an event of an incident: its id and occurred_at (which locates
+// its partition).
+type link struct {
+	id int64
+	at time.Time
+}
+
+// better reports whether m is a better candidate root of its host than c.
+func (e *Engine) better(m, c member) bool {
+	floor := e.opts.MinSeverity.Rank()
+	if (m.sev >= floor) != (c.sev >= floor) {
+		return m.sev >= floor
+	}
+	return m.at.Before(c.at) || m.at.Equal(c.at) && m.id < c.id
+}
+
+// keep records m in st: its link, and as its host's candidate if it is
+// the better one.
+func (e *Engine) keep(st *state, m member) {
+	if len(st.links) < e.opts.MaxEvents {
+		st.links = append(st.links, link{m.id, m.at})
+	}
+	if c, ok := st.cands[m.host]; ok {
+		if e.better(m, c) {
+			st.cands[m.host] = m
+		}
+	} else if len(st.cands) < e.opts.MaxEvents {
+		st.cands[m.host] = m
+	}
+	st.first, st.last = minTime(st.first, m.at), maxTime(st.last, m.at)
 }
 
 // rootStat is the history of a signature: incidents it was in and
@@ -304,19 +341,8 @@ func (e *Engine) restore(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("incident: restore: %w", err)
 			}
-			st := &state{row: row, hosts: map[string]bool{}, up: map[string]bool{}, seenAt: row.UpdatedAt,
-				created: now, announced: true, flushedAt: now, linked: map[int64]int64{}, ranked: row.RootCauseRanking}
-			if row.CorrelationType == event.CorrelationPatternBased && len(evs) > 0 {
-				st.key = e.labelKey(&evs[0])
-			}
-			for i := range evs {
-				m := e.memberOf(&evs[i])
-				st.members = append(st.members, m)
-				st.first, st.last = minTime(st.first, m.at), maxTime(st.last, m.at)
-				if evs[i].ParentEventID == row.RootEventID {
-					st.linked[m.id] = row.RootEventID
-				}
-			}
+			st := e.held(row, evs, now)
+			st.seenAt = row.UpdatedAt
 			e.index(st)
 		}
 		if !page.More {
@@ -343,21 +369,42 @@ func (e *Engine) restore(ctx context.Context) error {
 	return nil
 }
 
+// held is the state of a stored incident row with its events evs, as
+// the engine holds it after a restart or a reopen.
+func (e *Engine) held(row store.Incident, evs []event.Event, now time.Time) *state {
+	st := &state{row: row, cands: map[string]member{}, hosts: map[string]bool{}, up: map[string]bool{}, seenAt: now,
+		created: now, announced: true, flushedAt: now, linked: map[int64]int64{}, ranked: row.RootCauseRanking}
+	if row.CorrelationType == event.CorrelationPatternBased && len(evs) > 0 {
+		st.key = e.labelKey(&evs[0])
+	}
+	for i := range evs {
+		e.keep(st, e.memberOf(&evs[i]))
+		if evs[i].ParentEventID == row.RootEventID {
+			st.linked[evs[i].ID] = row.RootEventID
+		}
+	}
+	return st
+}
+
 // index adds st to the open incidents and the host, upstream and label
 // indexes.
 func (e *Engine) index(st *state) {
 	e.open[st.row.ID] = st
-	for _, m := range st.members {
-		e.addHost(st, m.host)
+	for h := range st.cands {
+		e.addHost(st, h)
 	}
 	if st.key != "" {
 		e.byKey[st.key] = st.row.ID
 	}
 }
 
-// addHost adds host, and the hosts it depends on, to st.
+// addHost adds host, and the hosts it depends on, to st; past MaxEvents
+// hosts, new ones are not indexed.
 func (e *Engine) addHost(st *state, host string) {
 	if !st.hosts[host] {
+		if len(st.hosts) >= e.opts.MaxEvents {
+			return
+		}
 		st.hosts[host] = true
 		add(e.byHost, host, st.row.ID)
 	}
@@ -702,7 +749,7 @@ func (e *Engine) openIncident(ev *event.Event, m member, key string, now time.Ti
 	st := &state{
 		row: store.Incident{ID: ev.ID, CorrelationID: incidentUUID(ev.ID), Status: store.IncidentOpen, Title: m.host + ": " + m.title,
 			CorrelationType: typ, RootEventID: ev.ID, OpenedAt: now, UpdatedAt: now, Hosts: []string{}},
-		hosts: map[string]bool{}, up: map[string]bool{}, key: key, first: m.at, last: m.at,
+		cands: map[string]member{}, hosts: map[string]bool{}, up: map[string]bool{}, key: key, first: m.at, last: m.at,
 		seenAt: now, created: now, linked: map[int64]int64{},
 	}
 	e.open[st.row.ID] = st
@@ -725,11 +772,8 @@ func incidentUUID(id int64) string {
 // join adds m to st.
 func (e *Engine) join(st *state, m member, now time.Time) {
 	st.row.EventCount++
-	if len(st.members) < e.opts.MaxEvents {
-		st.members = append(st.members, m)
-	}
+	e.keep(st, m)
 	e.addHost(st, m.host)
-	st.first, st.last = minTime(st.first, m.at), maxTime(st.last, m.at)
 	st.seenAt, st.row.UpdatedAt = now, now
 	st.changed = true
 }
@@ -738,10 +782,18 @@ func (e *Engine) join(st *state, m member, now time.Time) {
 func (e *Engine) merge(from, into *state, b *batch) {
 	e.drop(from)
 	into.row.EventCount += from.row.EventCount
-	for _, m := range from.members {
-		if len(into.members) < e.opts.MaxEvents {
-			into.members = append(into.members, m)
+	for _, l := range from.links {
+		if len(into.links) < e.opts.MaxEvents {
+			into.links = append(into.links, l)
 		}
+	}
+	for h, m := range from.cands {
+		if c, ok := into.cands[h]; !ok && len(into.cands) < e.opts.MaxEvents || ok && e.better(m, c) {
+			into.cands[h] = m
+		}
+	}
+	for id, p := range from.linked {
+		into.linked[id] = p
 	}
 	for h := range from.hosts {
 		e.addHost(into, h)

@@ -58,17 +58,17 @@ func (e *Engine) flush(st *state, w *store.IncidentWrite, now time.Time) {
 		e.rank(st)
 	}
 	root := st.row.RootEventID
-	related := make([]int64, 0, min(len(st.members), maxRelated))
-	for _, m := range st.members {
-		if m.id == root {
+	related := make([]int64, 0, min(len(st.links), maxRelated))
+	for _, l := range st.links {
+		if l.id == root {
 			continue
 		}
 		if len(related) < maxRelated {
-			related = append(related, m.id)
+			related = append(related, l.id)
 		}
-		if st.linked[m.id] != root {
-			w.Parents = append(w.Parents, store.ParentLink{EventID: m.id, OccurredAt: m.at, ParentID: root})
-			st.linked[m.id] = root
+		if st.linked[l.id] != root {
+			w.Parents = append(w.Parents, store.ParentLink{EventID: l.id, OccurredAt: l.at, ParentID: root})
+			st.linked[l.id] = root
 		}
 	}
 	score := 0.0
@@ -200,21 +200,9 @@ func (e *Engine) hold(ctx context.Context, row store.Incident, now time.Time) er
 	if err != nil {
 		return fmt.Errorf("incident: reopen %d: %w", row.ID, err)
 	}
-	st := &state{row: row, hosts: map[string]bool{}, up: map[string]bool{}, seenAt: now, created: now,
-		announced: true, flushedAt: now, linked: map[int64]int64{}, ranked: row.RootCauseRanking}
-	for i := range evs {
-		m := e.memberOf(&evs[i])
-		st.members = append(st.members, m)
-		st.first, st.last = minTime(st.first, m.at), maxTime(st.last, m.at)
-		if evs[i].ParentEventID == row.RootEventID {
-			st.linked[m.id] = row.RootEventID
-		}
-	}
+	st := e.held(row, evs, now)
 	// A reopened incident absorbs events from now on, whatever their time.
 	st.last = maxTime(st.last, now)
-	if row.CorrelationType == event.CorrelationPatternBased && len(evs) > 0 {
-		st.key = e.labelKey(&evs[0])
-	}
 	e.index(st)
 	if len(e.open) > e.opts.MaxOpen {
 		e.evictQuietest(now)

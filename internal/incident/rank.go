@@ -3,6 +3,7 @@ package incident
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -35,27 +36,13 @@ type candidate struct {
 	graph   float64
 }
 
-// rank ranks st's candidate roots (one per host: its earliest event at or
-// above the severity floor, else its earliest), sets the root, the title,
+// rank ranks st's candidate roots (one per host: see state.cands), sets the root, the title,
 // the hosts and the correlation type of st.row, and marks st changed when
 // the root moved.
 func (e *Engine) rank(st *state) {
-	floor := e.opts.MinSeverity.Rank()
-	byHost := map[string]int{}
-	var cands []candidate
-	for _, m := range st.members {
-		i, ok := byHost[m.host]
-		if !ok {
-			byHost[m.host] = len(cands)
-			cands = append(cands, candidate{m: m})
-			continue
-		}
-		c := &cands[i].m
-		better := (m.sev >= floor) != (c.sev >= floor) && m.sev >= floor ||
-			(m.sev >= floor) == (c.sev >= floor) && m.at.Before(c.at)
-		if better {
-			*c = m
-		}
+	cands := make([]candidate, 0, len(st.cands))
+	for _, h := range slices.Sorted(maps.Keys(st.cands)) {
+		cands = append(cands, candidate{m: st.cands[h]})
 	}
 	if len(cands) == 0 {
 		return
