@@ -42,6 +42,7 @@ package incident
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -117,6 +118,9 @@ type Options struct {
 	Graph Graph
 	// Precedence, if set, is consulted in root-cause ranking.
 	Precedence Precedence
+	// TemplateOf returns the log template id of an event, if it has one
+	// (nil: DataTemplate, which reads event_data.template).
+	TemplateOf func(ev *event.Event) (id int64, ok bool)
 	// MinSeverity is the severity floor: an event at or above it can open
 	// an incident and join one through the dependency graph or labels;
 	// below it an event only joins an incident already holding its host
@@ -288,6 +292,9 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.TemplateOf == nil {
+		opts.TemplateOf = DataTemplate
 	}
 	e := &Engine{opts: opts, log: opts.Logger.With("component", "incidents"), learned: map[string]*rootStat{}}
 	e.reset()
@@ -495,7 +502,7 @@ func (e *Engine) memberOf(ev *event.Event) member {
 	if m.at.IsZero() {
 		m.at = ev.ReceivedAt
 	}
-	m.sig, m.tmpl = signature(ev)
+	m.sig, m.tmpl = e.signature(ev)
 	if ev.Asset != nil {
 		m.crit = criticality(ev.Asset.Criticality)
 	} else if e.opts.Graph != nil {
@@ -520,18 +527,32 @@ func criticality(c string) int {
 	return 0
 }
 
+// DataTemplate reads the log template of an event from
+// event_data.template ({"id": ..., "text": ...}) in its Data: the default
+// of Options.TemplateOf.
+func DataTemplate(ev *event.Event) (int64, bool) {
+	t, ok := ev.Data["template"].(map[string]any)
+	if !ok {
+		return 0, false
+	}
+	switch id := t["id"].(type) {
+	case float64:
+		return int64(id), true
+	case int64:
+		return id, true
+	case json.Number:
+		n, err := id.Int64()
+		return n, err == nil
+	}
+	return 0, false
+}
+
 // signature is what an event is an instance of: its log template
-// (event_data.template.id, from the template miner) when it has one,
-// else its type and its title without digits. tmpl is the template id,
-// 0 without one.
-func signature(ev *event.Event) (sig string, tmpl int64) {
-	if t, ok := ev.Data["template"].(map[string]any); ok {
-		switch id := t["id"].(type) {
-		case float64:
-			return "template:" + strconv.FormatInt(int64(id), 10), int64(id)
-		case int64:
-			return "template:" + strconv.FormatInt(id, 10), id
-		}
+// (Options.TemplateOf) when it has one, else its type and its title
+// without digits. tmpl is the template id, 0 without one.
+func (e *Engine) signature(ev *event.Event) (sig string, tmpl int64) {
+	if id, ok := e.opts.TemplateOf(ev); ok {
+		return "template:" + strconv.FormatInt(id, 10), id
 	}
 	var b strings.Builder
 	b.WriteString("type:")
@@ -557,7 +578,7 @@ func (e *Engine) labelKey(ev *event.Event) string {
 		case "source":
 			parts[i] = ev.SourceSystem
 		case "template":
-			parts[i], _ = signature(ev)
+			parts[i], _ = e.signature(ev)
 		case "tags":
 			parts[i] = strings.Join(slices.Sorted(slices.Values(ev.Tags)), ",")
 		}

@@ -398,3 +398,25 @@ func TestOptionsAreChecked(t *testing.T) {
 	_, err = New(e.ctx, o)
 	require.Error(t, err)
 }
+
+func TestTemplateOfOption(t *testing.T) {
+	e := newEnv(t, Options{TemplateOf: func(ev *event.Event) (int64, bool) {
+		if ev.EventType == "log" {
+			return 42, true
+		}
+		return 0, false
+	}})
+	a := e.ev("vm-a", 0, event.High, "log", "disk 91 full")
+	b := e.ev("vm-b", time.Second, event.High, "log", "something else entirely")
+	e.handle(a, b)
+	in, err := e.store.Incident(e.ctx, a.ID)
+	require.NoError(t, err)
+	require.Equal(t, 2, in.EventCount, "one template: one label group")
+	require.Equal(t, "template:42", in.RootCauseRanking[0].Signature)
+	sig, tmpl := e.eng.signature(&event.Event{EventType: "x", Title: "Took 1234 ms"})
+	require.Equal(t, "type:x:took  ms", sig, "without a template: the type and the title without digits")
+	require.Zero(t, tmpl)
+	id, ok := DataTemplate(&event.Event{Data: map[string]any{"template": map[string]any{"id": float64(7), "text": "t"}}})
+	require.True(t, ok)
+	require.Equal(t, int64(7), id)
+}
