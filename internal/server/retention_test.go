@@ -15,15 +15,23 @@ import (
 	"github.com/reflex-ops/reflex/internal/store"
 )
 
-// retentionStore records the cut-offs of EnforceRetention and
-// PruneNotifications; its other methods are not used by the retention
-// loop.
+// retentionStore records the cut-offs of EnforceRetention,
+// PruneNotifications and PruneIncidents; its other methods are not used
+// by the retention loop.
 type retentionStore struct {
 	store.Store
-	mu     sync.Mutex
-	cuts   []time.Time
-	pruned []time.Time
-	err    error
+	mu        sync.Mutex
+	cuts      []time.Time
+	pruned    []time.Time
+	incidents []time.Time
+	err       error
+}
+
+func (s *retentionStore) PruneIncidents(_ context.Context, before time.Time) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.incidents = append(s.incidents, before)
+	return 1, s.err
 }
 
 func (s *retentionStore) PruneNotifications(_ context.Context, before time.Time) (int64, error) {
@@ -76,6 +84,7 @@ func TestRetentionRunsAtStartThenHourly(t *testing.T) {
 			require.Len(t, st.calls(), 4)
 			st.mu.Lock()
 			require.Equal(t, st.cuts, st.pruned, "notification records follow the events' retention")
+			require.Equal(t, st.cuts, st.incidents, "resolved incidents follow the events' retention")
 			st.mu.Unlock()
 
 			// The shutdown stops it: no more runs.
