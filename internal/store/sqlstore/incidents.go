@@ -25,6 +25,12 @@ var incidentColumns = []string{"id", "correlation_id", "status", "title", "corre
 
 var incidentSelect = selectList(incidentColumns...)
 
+// memberChunk is how many incident_events rows one INSERT writes (three
+// parameters each, far below either database's limit).
+const memberChunk = 300
+
+var memberCols = []string{"event_id", "incident_id", "added_at"}
+
 // maxIncidentTitle bounds a stored incident title.
 const maxIncidentTitle = 500
 
@@ -90,7 +96,6 @@ func (q *Queries) WriteIncidents(ctx context.Context, w store.IncidentWrite) err
 	}
 	upsert := q.d.Rebind(`INSERT INTO ` + q.incidents() + ` (` + strings.Join(incidentColumns, ", ") + `) VALUES (` +
 		marks(len(incidentColumns)) + `) ON CONFLICT (id) DO UPDATE SET ` + excludedSet(incidentColumns[1:]))
-	member := q.d.Rebind(`INSERT INTO ` + q.incidentEvents() + ` (event_id, incident_id, added_at) VALUES (?, ?, ?) ON CONFLICT (event_id) DO NOTHING`)
 	err := q.inTx(ctx, func(tx *Queries) error {
 		for _, in := range w.Incidents {
 			args, err := tx.incidentArgs(in)
@@ -101,13 +106,18 @@ func (q *Queries) WriteIncidents(ctx context.Context, w store.IncidentWrite) err
 				return fmt.Errorf("incident %d: %w", in.ID, err)
 			}
 		}
-		for _, m := range w.Members {
-			at := m.AddedAt
-			if at.IsZero() {
-				at = tx.now()
+		for start := 0; start < len(w.Members); start += memberChunk {
+			chunk := w.Members[start:min(start+memberChunk, len(w.Members))]
+			args := make([]any, 0, 3*len(chunk))
+			for _, m := range chunk {
+				at := m.AddedAt
+				if at.IsZero() {
+					at = tx.now()
+				}
+				args = append(args, m.EventID, m.IncidentID, tx.d.Time(at))
 			}
-			if _, err := tx.w.Exec(ctx, member, m.EventID, m.IncidentID, tx.d.Time(at)); err != nil {
-				return fmt.Errorf("event %d of incident %d: %w", m.EventID, m.IncidentID, err)
+			if _, err := tx.w.Exec(ctx, tx.d.ValuesSQL(tx.incidentEvents(), memberCols, len(chunk))+" ON CONFLICT (event_id) DO NOTHING", args...); err != nil {
+				return fmt.Errorf("events of incidents: %w", err)
 			}
 		}
 		for _, m := range w.Merges {

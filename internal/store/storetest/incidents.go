@@ -202,6 +202,19 @@ func testIncidentStatus(t *testing.T, e *incidentEnv) {
 	require.True(t, at.Add(2*time.Minute).Equal(got.UpdatedAt))
 	_, err = s.SetIncidentStatus(ctx, 78, store.IncidentResolved, at)
 	require.ErrorIs(t, err, store.ErrNotFound)
+
+	// Many members in one write (more than one INSERT), a repeat among
+	// them.
+	var ms []store.IncidentMember
+	for i := range 700 {
+		ms = append(ms, store.IncidentMember{IncidentID: 77, EventID: int64(5000 + i), AddedAt: e.base.Add(time.Duration(i) * time.Millisecond)})
+	}
+	ms = append(ms, ms[0])
+	require.NoError(t, s.WriteIncidents(ctx, store.IncidentWrite{Members: ms}))
+	ids, err := s.IncidentEventIDs(ctx, 77, 0)
+	require.NoError(t, err)
+	require.Len(t, ids, 700)
+	require.Equal(t, int64(5000), ids[0], "in the order added")
 }
 
 func incidentIDs(ins []store.Incident) []int64 {
