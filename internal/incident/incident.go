@@ -408,6 +408,9 @@ func (e *Engine) index(st *state) {
 // addHost adds host, and the hosts it depends on, to st; past MaxEvents
 // hosts, new ones are not indexed.
 func (e *Engine) addHost(st *state, host string) {
+	if host == "" {
+		return // events without a host group by their labels only
+	}
 	if !st.hosts[host] {
 		if len(st.hosts) >= e.opts.MaxEvents {
 			return
@@ -712,7 +715,7 @@ func (e *Engine) assign(ev *event.Event, b *batch, now time.Time) {
 	m := e.memberOf(ev)
 	urgent := m.sev >= e.opts.MinSeverity.Rank()
 	cands := map[int64]bool{}
-	for id := range e.byHost[m.host] {
+	for id := range e.byHost[m.host] { // none for an event without a host
 		cands[id] = true
 	}
 	if urgent && e.related(m.host) {
@@ -768,7 +771,7 @@ func (e *Engine) openIncident(ev *event.Event, m member, key string, now time.Ti
 		typ = event.CorrelationPatternBased
 	}
 	st := &state{
-		row: store.Incident{ID: ev.ID, CorrelationID: incidentUUID(ev.ID), Status: store.IncidentOpen, Title: m.host + ": " + m.title,
+		row: store.Incident{ID: ev.ID, CorrelationID: incidentUUID(ev.ID), Status: store.IncidentOpen, Title: m.title,
 			CorrelationType: typ, RootEventID: ev.ID, OpenedAt: now, UpdatedAt: now, Hosts: []string{}},
 		cands: map[string]member{}, hosts: map[string]bool{}, up: map[string]bool{}, key: key, first: m.at, last: m.at,
 		seenAt: now, created: now, linked: map[int64]int64{},

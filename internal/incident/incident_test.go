@@ -420,3 +420,13 @@ func TestTemplateOfOption(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, int64(7), id)
 }
+
+func TestEventsWithoutAHostGroupByLabelsOnly(t *testing.T) {
+	e := newEnv(t, Options{}, shop...)
+	a := e.ev("", 0, event.High, "job_failed", "nightly export failed")
+	b := e.ev("", time.Second, event.High, "quota", "api quota exceeded")
+	c := e.ev("", 2*time.Second, event.High, "job_failed", "nightly export failed")
+	e.handle(a, b, c)
+	require.Equal(t, a.ID, e.incidentOf(c.ID), "the same labels")
+	require.Equal(t, b.ID, e.incidentOf(b.ID), "no host is not a shared host")
+}

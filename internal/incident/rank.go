@@ -150,7 +150,10 @@ func (e *Engine) rank(st *state) {
 	st.row.RootCauseRanking = ranking
 	st.ranked = ranking
 	st.row.Hosts = hosts
-	title := root.m.host + ": " + root.m.title
+	title := root.m.title
+	if root.m.host != "" {
+		title = root.m.host + ": " + title
+	}
 	if n := len(hosts) - 1; n > 0 {
 		title += fmt.Sprintf(" (and %d more host%s)", n, plural(n))
 	}
