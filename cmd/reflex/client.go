@@ -166,6 +166,9 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.IntVar(&o.Backlog, "backlog", 0, "post this many low events as fast as accepted while posting critical events at --rate; the timed phase ends when the backlog is processed")
 	fs.DurationVar(&o.Drain, "drain", 2*time.Minute, "how long to wait for processing (and the rules engine) to catch up afterwards")
 	fs.IntVar(&o.Rules, "rules", 0, "before the load, create the trigger rules \"loadgen rule 0001\".. up to this many that the server lacks (mixed shapes; the token needs rules:write)")
+	scenario := fs.String("scenario", "", "post the storm scenario NAME (its asset inventory, then its events) instead of load: "+strings.Join(loadgen.ScenarioNames(), ", "))
+	seed := fs.Uint64("seed", 1, "with --scenario: the seed of host names, counts and timings")
+	truth := fs.String("truth", "", "with --scenario: write the ground truth (each event's id, truth incident and root mark) to this JSON file")
 	quiet := fs.Bool("quiet", false, "no progress lines")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
 	fs.Usage = func() {
@@ -176,6 +179,9 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	cf.resolve()
+	if *scenario != "" {
+		return runScenario(ctx, cf, *scenario, *seed, *truth, stdout)
+	}
 	o.URL, o.Token = cf.url, cf.token
 	if !*quiet {
 		o.Progress = stderr

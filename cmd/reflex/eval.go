@@ -17,11 +17,11 @@ import (
 )
 
 // runEval runs `reflex eval <benchmark> DIR`.
-func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stderr, "Usage: reflex eval loghub|nab DIR [--out OUT] [--json]\n\nScores reflex's methods on public benchmark data laid out like ../shared/data.")
+		fmt.Fprintln(stderr, "Usage: reflex eval loghub|nab DIR [--out OUT] [--json]\n       reflex eval storms [--url URL] [--scenario NAME|all] [--seed N] [--json]\n\nScores reflex's methods on public benchmark data laid out like ../shared/data,\nand its incidents on generated storms posted to a running server.")
 		if len(args) == 0 {
-			return errors.New("eval: name a benchmark (loghub, nab)")
+			return errors.New("eval: name a benchmark (loghub, nab, storms)")
 		}
 		return flag.ErrHelp
 	}
@@ -30,8 +30,10 @@ func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
 		return evalLoghub(args[1:], stdout, stderr)
 	case "nab":
 		return evalNAB(args[1:], stdout, stderr)
+	case "storms":
+		return evalStorms(ctx, args[1:], stdout, stderr)
 	default:
-		return fmt.Errorf("eval: unknown benchmark %q (loghub, nab)", args[0])
+		return fmt.Errorf("eval: unknown benchmark %q (loghub, nab, storms)", args[0])
 	}
 }
 

@@ -81,9 +81,11 @@ Usage:
   reflex migrate [flags]   apply the database migrations and exit
   reflex send [flags]      post an event to a running server
   reflex loadgen [flags]   post events at a set rate and report throughput and latency
+                           (--scenario NAME: post a storm with its inventory and ground truth)
   reflex rules <command>   apply, list and test trigger rules and response templates
   reflex eval loghub DIR   score log template mining on loghub-style data
   reflex eval nab DIR      score anomaly detection on NAB-style data
+  reflex eval storms       score incidents and root causes on storms posted to a server
   reflex version           print the version
 
 Run 'reflex <command> --help' for the flags of a command.

@@ -120,6 +120,9 @@ type EventsOptions struct {
 	// the pipeline's stages that depend on nothing but the event (the
 	// server's enricher and severity scorer), before the rule is matched.
 	PrepareTest func(ctx context.Context, e *event.Event) error
+	// Incidents serves /api/v1/incidents (incidents.go); without its Store
+	// those routes are 404.
+	Incidents IncidentOptions
 }
 
 // eventsAPI holds the handlers of the Event Processing Service.
@@ -228,6 +231,7 @@ func NewEvents(opts EventsOptions) (http.Handler, error) {
 	if s.contextual != nil {
 		mux.Handle("GET /api/v1/context", s.with(auth.ScopeEventsRead, s.context))
 	}
+	s.incidentRoutes(mux, opts.Incidents)
 	return rt, nil
 }
 

@@ -87,6 +87,13 @@ type Config struct {
 	BusinessHours string `yaml:"business-hours"`
 	Timezone      string `yaml:"timezone"`
 	Holidays      string `yaml:"holidays"`
+	// Incidents (internal/incident, docs/intelligence.md).
+	IncidentMinSeverity   string   `yaml:"incident-min-severity"`
+	IncidentWindow        Duration `yaml:"incident-window"`
+	IncidentGroupWait     Duration `yaml:"incident-group-wait"`
+	IncidentGroupInterval Duration `yaml:"incident-group-interval"`
+	IncidentResolveAfter  Duration `yaml:"incident-resolve-after"`
+	IncidentGroupBy       string   `yaml:"incident-group-by"`
 }
 
 // Default returns the embedded defaults: both services, SQLite and an
@@ -129,6 +136,12 @@ func Default() Config {
 		AnomalyInterval:  Duration(time.Minute),
 		BusinessHours:    "Mon-Fri 09:00-18:00",
 		Timezone:         "UTC",
+		IncidentMinSeverity:   "medium",
+		IncidentWindow:        Duration(15 * time.Minute),
+		IncidentGroupWait:     Duration(30 * time.Second),
+		IncidentGroupInterval: Duration(5 * time.Minute),
+		IncidentResolveAfter:  Duration(time.Hour),
+		IncidentGroupBy:       "event_type,template",
 	}
 }
 
@@ -189,6 +202,12 @@ var options = []option{
 	{"business-hours", "business hours of the context analyzer: comma-separated spans 'DAYS HH:MM-HH:MM' (e.g. 'Mon-Fri 09:00-18:00, Sat 10:00-14:00'); empty: none configured", func(c *Config) flag.Value { return (*stringValue)(&c.BusinessHours) }},
 	{"timezone", "IANA time zone of business hours and holidays (e.g. Europe/Paris)", func(c *Config) flag.Value { return (*stringValue)(&c.Timezone) }},
 	{"holidays", "comma-separated dates outside business hours all day (e.g. 2026-12-25,2027-01-01)", func(c *Config) flag.Value { return (*stringValue)(&c.Holidays) }},
+	{"incident-min-severity", "severity floor of incidents: an event at or above it may open an incident and join one through the asset dependencies or its labels; below it, it only joins an incident of its own host", func(c *Config) flag.Value { return (*stringValue)(&c.IncidentMinSeverity) }},
+	{"incident-window", "how far in event time an event may be from an incident's events to join it", func(c *Config) flag.Value { return &c.IncidentWindow }},
+	{"incident-group-wait", "how long a new incident waits for company before it is announced (its root's parent links and correlation row written)", func(c *Config) flag.Value { return &c.IncidentGroupWait }},
+	{"incident-group-interval", "how often an announced incident's parent links and correlation row are rewritten while it grows", func(c *Config) flag.Value { return &c.IncidentGroupInterval }},
+	{"incident-resolve-after", "an incident without a new event for this long is resolved", func(c *Config) flag.Value { return &c.IncidentResolveAfter }},
+	{"incident-group-by", "comma-separated labels that group events of hosts the asset inventory does not relate: event_type, service, source, template, tags", func(c *Config) flag.Value { return (*stringValue)(&c.IncidentGroupBy) }},
 	{"shutdown-timeout", "how long SIGTERM waits for intake to stop and the pipeline to drain", func(c *Config) flag.Value { return &c.ShutdownGrace }},
 }
 
@@ -419,7 +438,9 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    Duration
-	}{{"dedup-window", c.DedupWindow}, {"correlation-window", c.CorrelationWin}, {"causal-window", c.CausalWindow}, {"shutdown-timeout", c.ShutdownGrace}} {
+	}{{"dedup-window", c.DedupWindow}, {"correlation-window", c.CorrelationWin}, {"causal-window", c.CausalWindow}, {"shutdown-timeout", c.ShutdownGrace},
+		{"incident-window", c.IncidentWindow}, {"incident-group-wait", c.IncidentGroupWait}, {"incident-group-interval", c.IncidentGroupInterval},
+		{"incident-resolve-after", c.IncidentResolveAfter}} {
 		if d.v <= 0 {
 			bad(d.name, "must be positive")
 		}
@@ -439,6 +460,14 @@ func (c Config) Validate() error {
 	if c.MaxInFlight < 1 {
 		bad("max-inflight", "must be at least 1")
 	}
+	if !event.Severity(c.IncidentMinSeverity).Valid() {
+		bad("incident-min-severity", "%q is not critical, high, medium, low or info", c.IncidentMinSeverity)
+	}
+	for _, l := range c.IncidentLabels() {
+		if !slices.Contains([]string{"event_type", "service", "source", "template", "tags"}, l) {
+			bad("incident-group-by", "unknown label %q: want event_type, service, source, template or tags", l)
+		}
+	}
 	if c.NodeID < 0 || c.NodeID > 15 {
 		bad("node-id", "%d is not between 0 and 15", c.NodeID)
 	}
@@ -446,6 +475,17 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// IncidentLabels is IncidentGroupBy as a list.
+func (c Config) IncidentLabels() []string {
+	out := []string{}
+	for _, l := range strings.Split(c.IncidentGroupBy, ",") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // RunsEvents reports whether the Event Processing Service runs.

@@ -55,12 +55,14 @@ type RateFunc func(host string) (RateState, bool)
 
 // IncidentRef is an open incident as the context lists it.
 type IncidentRef struct {
-	ID        int64     `json:"id"`
-	Title     string    `json:"title"`
-	Status    string    `json:"status"`
-	Hosts     []string  `json:"hosts"`
-	OpenedAt  time.Time `json:"opened_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID     int64  `json:"id"`
+	Title  string `json:"title"`
+	Status string `json:"status"`
+	// RootEventID is the incident's probable root cause (0: not ranked yet).
+	RootEventID int64     `json:"root_event_id"`
+	Hosts       []string  `json:"hosts"`
+	OpenedAt    time.Time `json:"opened_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // OpenIncidentsFunc returns the open incidents that involve any of hosts.

@@ -207,3 +207,17 @@ func TestEnricherConcurrent(t *testing.T) {
 	}()
 	wg.Wait()
 }
+
+func TestInventoryHasDependents(t *testing.T) {
+	inv := NewInventory()
+	inv.Set(store.Asset{Host: "App-01", Dependencies: []string{"DB-01", "cache"}})
+	inv.Set(store.Asset{Host: "app-02", Dependencies: []string{"db-01"}})
+	require.True(t, inv.HasDependents("db-01"))
+	require.True(t, inv.HasDependents("DB-01"), "without regard to case")
+	require.False(t, inv.HasDependents("app-01"))
+	inv.Set(store.Asset{Host: "app-01", Dependencies: []string{"db-01"}})
+	require.False(t, inv.HasDependents("cache"), "a replaced asset no longer counts")
+	inv.Delete("app-01")
+	inv.Delete("app-02")
+	require.False(t, inv.HasDependents("db-01"))
+}

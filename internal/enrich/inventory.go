@@ -24,11 +24,32 @@ type AssetLister interface {
 type Inventory struct {
 	mu     sync.RWMutex
 	assets map[string]store.Asset
+	// dependents counts, per lowercased host, the assets that list it
+	// among their dependencies.
+	dependents map[string]int
 }
 
 // NewInventory returns an empty inventory.
 func NewInventory() *Inventory {
-	return &Inventory{assets: make(map[string]store.Asset)}
+	return &Inventory{assets: make(map[string]store.Asset), dependents: make(map[string]int)}
+}
+
+// count adds d to the dependents of each dependency of a. inv.mu is held.
+func (inv *Inventory) count(a store.Asset, d int) {
+	for _, dep := range a.Dependencies {
+		if inv.dependents[dep] += d; inv.dependents[dep] <= 0 {
+			delete(inv.dependents, dep)
+		}
+	}
+}
+
+// HasDependents reports whether some asset lists host (matched without
+// regard to case) among its dependencies.
+func (inv *Inventory) HasDependents(host string) bool {
+	host = strings.ToLower(strings.TrimSpace(host))
+	inv.mu.RLock()
+	defer inv.mu.RUnlock()
+	return inv.dependents[host] > 0
 }
 
 // Set adds or replaces the asset of a.Host. The host and the dependencies
@@ -37,7 +58,11 @@ func NewInventory() *Inventory {
 func (inv *Inventory) Set(a store.Asset) {
 	a = normalized(a)
 	inv.mu.Lock()
+	if old, ok := inv.assets[a.Host]; ok {
+		inv.count(old, -1)
+	}
 	inv.assets[a.Host] = a
+	inv.count(a, 1)
 	inv.mu.Unlock()
 }
 
@@ -45,7 +70,10 @@ func (inv *Inventory) Set(a store.Asset) {
 func (inv *Inventory) Delete(host string) {
 	host = strings.ToLower(strings.TrimSpace(host))
 	inv.mu.Lock()
-	delete(inv.assets, host)
+	if old, ok := inv.assets[host]; ok {
+		inv.count(old, -1)
+		delete(inv.assets, host)
+	}
 	inv.mu.Unlock()
 }
 
@@ -87,6 +115,10 @@ func (inv *Inventory) Load(ctx context.Context, s AssetLister) error {
 	}
 	inv.mu.Lock()
 	inv.assets = m
+	inv.dependents = make(map[string]int)
+	for _, a := range m {
+		inv.count(a, 1)
+	}
 	inv.mu.Unlock()
 	return nil
 }

@@ -5,6 +5,8 @@ package event
 
 import (
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -74,6 +76,10 @@ type Event struct {
 	LastSeenAt      time.Time `json:"last_seen_at"`
 	// Priority is the severity scorer's numeric priority, 0 (lowest) to 100.
 	Priority int `json:"priority"`
+	// IncidentID is the incident the event is in (0: none, answered as
+	// null). It is not a column of the event: the stores' event reads
+	// look it up in the incident engine's table.
+	IncidentID NullID `json:"incident_id"`
 
 	// The typed results of the stages, for the stages after them. Each is
 	// kept inside event_data under its own key (see MarshalData) and is
@@ -85,6 +91,31 @@ type Event struct {
 	// Scoring is how the severity scorer arrived at Priority and Severity
 	// (event_data.scoring).
 	Scoring *Scoring `json:"-"`
+}
+
+// NullID is an id that encodes as JSON null when it is 0.
+type NullID int64
+
+// MarshalJSON encodes 0 as null and any other id as a number.
+func (id NullID) MarshalJSON() ([]byte, error) {
+	if id == 0 {
+		return []byte("null"), nil
+	}
+	return strconv.AppendInt(nil, int64(id), 10), nil
+}
+
+// UnmarshalJSON decodes null as 0 and a number as the id.
+func (id *NullID) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*id = 0
+		return nil
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return fmt.Errorf("event: id %s: %w", b, err)
+	}
+	*id = NullID(n)
+	return nil
 }
 
 // Asset is the enricher's result: the inventory's entry for the event's

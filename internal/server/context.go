@@ -1,10 +1,15 @@
 package server
 
 import (
+	"context"
 	"time"
 
 	"github.com/reflex-ops/reflex/internal/contextual"
+	"github.com/reflex-ops/reflex/internal/store"
 )
+
+// maxContextIncidents bounds the open incidents a context lists.
+const maxContextIncidents = 50
 
 // rateLearning is how long a host's event-rate series must have been
 // scored before the context analyzer takes its expected range over the
@@ -31,6 +36,22 @@ func (s *Server) newContext() (*contextual.Analyzer, error) {
 			return contextual.RateState{Interval: r.Interval, Current: r.Current, ExpectedLow: r.ExpectedLow,
 				ExpectedHigh: r.ExpectedHigh, Score: r.Score, At: r.At}, true
 		}
+	}
+	o.OpenIncidents = func(ctx context.Context, hosts []string) ([]contextual.IncidentRef, error) {
+		page, err := s.store.ListIncidents(ctx, store.IncidentQuery{
+			Status: []store.IncidentStatus{store.IncidentOpen, store.IncidentAcknowledged},
+			Hosts:  hosts,
+			Limit:  maxContextIncidents,
+		})
+		if err != nil {
+			return nil, err
+		}
+		out := make([]contextual.IncidentRef, len(page.Incidents))
+		for i, in := range page.Incidents {
+			out[i] = contextual.IncidentRef{ID: in.ID, Title: in.Title, Status: string(in.Status), RootEventID: in.RootEventID,
+				Hosts: in.Hosts, OpenedAt: in.OpenedAt, UpdatedAt: in.UpdatedAt}
+		}
+		return out, nil
 	}
 	cal, err := s.cfg.Calendar() // Validate checked it
 	if err != nil {

@@ -42,6 +42,15 @@ func TestContextEndToEnd(t *testing.T) {
 	ts.waitEvent(change[0])
 	logs := ts.post(`{"source": "app", "event_type": "log", "severity": "low", "host": "app-01", "message": "GET /cart 500"}`)
 	ts.waitEvent(logs[0])
+	down := ts.post(`{"source": "nagios", "event_type": "service_down", "severity": "critical", "host": "db-01", "message": "postgres is down"}`)
+	ts.waitEvent(down[0])
+	// The incident engine runs after the store: wait for its incident.
+	require.Eventually(t, func() bool {
+		var l struct {
+			Incidents []struct{ ID int64 } `json:"incidents"`
+		}
+		return ts.do(http.MethodGet, ts.events+"/api/v1/incidents?host=db-01", "", &l) == http.StatusOK && len(l.Incidents) == 1
+	}, 20*time.Second, 50*time.Millisecond)
 
 	var c contextual.Context
 	require.Equal(t, http.StatusOK, ts.do(http.MethodGet, ts.events+"/api/v1/context?host=app-01", "", &c))
@@ -65,8 +74,12 @@ func TestContextEndToEnd(t *testing.T) {
 	require.Equal(t, "deployed shop v1.4.2", c.Changes.Events[0].Title)
 	require.Equal(t, "argocd", c.Changes.Events[0].SourceSystem)
 
-	require.False(t, c.Incidents.Available, "no incident source is wired")
+	require.True(t, c.Incidents.Available)
 	require.Empty(t, c.Incidents.OnHost)
+	require.Len(t, c.Incidents.OnDependencies, 1, "db-01's incident")
+	require.Equal(t, []string{"db-01"}, c.Incidents.OnDependencies[0].Hosts)
+	require.Equal(t, "open", c.Incidents.OnDependencies[0].Status)
+	require.Equal(t, down[0], c.Incidents.OnDependencies[0].RootEventID)
 
 	require.Equal(t, contextual.RateFromStore, c.EventRate.Source)
 	require.Equal(t, 2.0, c.EventRate.Current, "the change and the log of the last 5 minutes")
@@ -91,7 +104,7 @@ func TestContextEndToEnd(t *testing.T) {
 	// Trends and analytics answer on the server.
 	var tr map[string]any
 	require.Equal(t, http.StatusOK, ts.do(http.MethodGet, ts.events+"/api/v1/events/trends?groupby=host&timerange=1h", "", &tr))
-	require.EqualValues(t, 1, tr["count"])
+	require.EqualValues(t, 2, tr["count"], "app-01 and db-01")
 	require.Equal(t, http.StatusOK, ts.do(http.MethodGet, ts.events+"/api/v1/events/analytics?timerange=1h&interval=5m&top=hosts", "", &tr))
 	require.Equal(t, "5m", tr["interval"])
 }

@@ -16,15 +16,23 @@ import (
 )
 
 // retentionStore records the cut-offs of EnforceRetention,
-// PruneNotifications and PruneMaintenance; its other methods are not used by the retention
-// loop.
+// PruneNotifications, PruneMaintenance and PruneIncidents; its other
+// methods are not used by the retention loop.
 type retentionStore struct {
 	store.Store
-	mu     sync.Mutex
-	cuts   []time.Time
-	pruned []time.Time
-	ended  []time.Time // PruneMaintenance
-	err    error
+	mu        sync.Mutex
+	cuts      []time.Time
+	pruned    []time.Time
+	ended     []time.Time // PruneMaintenance
+	incidents []time.Time
+	err       error
+}
+
+func (s *retentionStore) PruneIncidents(_ context.Context, before time.Time) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.incidents = append(s.incidents, before)
+	return 1, s.err
 }
 
 func (s *retentionStore) PruneMaintenance(_ context.Context, before time.Time) (int64, error) {
@@ -85,6 +93,7 @@ func TestRetentionRunsAtStartThenHourly(t *testing.T) {
 			st.mu.Lock()
 			require.Equal(t, st.cuts, st.pruned, "notification records follow the events' retention")
 			require.Equal(t, st.cuts, st.ended, "ended maintenance windows too")
+			require.Equal(t, st.cuts, st.incidents, "resolved incidents follow the events' retention")
 			st.mu.Unlock()
 
 			// The shutdown stops it: no more runs.

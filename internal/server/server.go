@@ -28,6 +28,7 @@ import (
 	"github.com/reflex-ops/reflex/internal/datadir"
 	"github.com/reflex-ops/reflex/internal/derived"
 	"github.com/reflex-ops/reflex/internal/event"
+	"github.com/reflex-ops/reflex/internal/incident"
 	"github.com/reflex-ops/reflex/internal/ingest/webhook"
 	"github.com/reflex-ops/reflex/internal/intake"
 	"github.com/reflex-ops/reflex/internal/store"
@@ -84,6 +85,7 @@ type Server struct {
 	anomaly   *monitor.Monitor // the anomaly monitor (anomaly.go)
 
 	contextual *contextual.Analyzer // the context analyzer (context.go)
+	incidents  *incident.Engine     // the incident engine (incidents.go)
 
 	events, autonomous, pprof *listener
 
@@ -319,6 +321,9 @@ func (s *Server) startEvents(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.startIncidents(ctx); err != nil {
+		return err
+	}
 	procCtx := context.Background()
 	if s.lease != nil {
 		procCtx = s.lease.Context() // losing the lease stops processing
@@ -358,6 +363,7 @@ func (s *Server) startEvents(ctx context.Context) error {
 		History:       s.store,
 		Maintenance:   s.store,
 		Context:       s.contextual,
+		Incidents:     api.IncidentOptions{Store: s.store, Engine: s.incidents},
 	})
 	if err != nil {
 		return err
@@ -490,6 +496,16 @@ func (s *Server) retentionLoop(ctx context.Context) {
 			s.log.Error("retention of maintenance windows", "err", err)
 		case n != 0:
 			s.log.Info("retention removed ended maintenance windows", "before", before, "removed", n)
+		}
+		// Resolved incidents follow it too.
+		n, err = s.store.PruneIncidents(ctx, before)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			s.log.Error("retention of incidents", "err", err)
+		case n != 0:
+			s.log.Info("retention removed old resolved incidents", "before", before, "removed", n)
 		}
 		select {
 		case <-ctx.Done():

@@ -25,7 +25,8 @@ var (
 
 // Store is the persistence of reflex: the union of one part per schema.
 // Implementations are safe for concurrent use. The parts are declared in
-// their own files (events.go, assets.go, keys.go, rules.go, maintenance.go, history.go); a new schema adds a file
+// their own files (events.go, assets.go, keys.go, rules.go, notifications.go,
+// maintenance.go, history.go, incidents.go); a new schema adds a file
 // with its interface, its SQL (internal/store/sqlstore) and its conformance
 // suite (internal/store/storetest), and one line here.
 type Store interface {
@@ -37,6 +38,7 @@ type Store interface {
 	NotificationStore
 	MaintenanceStore
 	HistoryStore
+	IncidentStore
 }
 
 // Lifecycle opens, checks and closes a store.

@@ -65,7 +65,7 @@ func (q *Queries) Event(ctx context.Context, id int64) (*event.Event, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: event %d: %w", q.d.Name, id, err)
 		}
-		return e, nil
+		return q.withIncident(ctx, e)
 	}
 	r, err := q.RawEvent(ctx, id)
 	if err != nil {
@@ -78,7 +78,16 @@ func (q *Queries) Event(ctx context.Context, id int64) (*event.Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: event %d (kept as %d): %w", q.d.Name, id, r.ProcessedEventID, err)
 	}
-	return e, nil
+	return q.withIncident(ctx, e)
+}
+
+// withIncident sets the IncidentID of e.
+func (q *Queries) withIncident(ctx context.Context, e *event.Event) (*event.Event, error) {
+	es := []event.Event{*e}
+	if err := q.withIncidents(ctx, es); err != nil {
+		return nil, fmt.Errorf("%s: event %d: %w", q.d.Name, e.ID, err)
+	}
+	return &es[0], nil
 }
 
 // RawEvent returns the raw event id.
@@ -200,6 +209,9 @@ func (q *Queries) EventsByID(ctx context.Context, ids []int64) ([]event.Event, e
 	if err != nil {
 		return nil, fmt.Errorf("%s: events by id: %w", q.d.Name, err)
 	}
+	if err := q.withIncidents(ctx, l.events); err != nil {
+		return nil, fmt.Errorf("%s: events by id: %w", q.d.Name, err)
+	}
 	found := make(map[int64]int, len(l.events))
 	for i, e := range l.events {
 		found[e.ID] = i
@@ -303,6 +315,9 @@ func (q *Queries) Events(ctx context.Context, eq store.EventQuery) (store.EventP
 	l, err := q.listEvents(ctx, `SELECT `+processedSelect+` FROM `+q.table(ProcessedTable)+w.Clause()+
 		order+` LIMIT ?`, append(w.Args(), limit+1)...)
 	if err != nil {
+		return store.EventPage{}, fmt.Errorf("%s: events: %w", q.d.Name, err)
+	}
+	if err := q.withIncidents(ctx, l.events); err != nil {
 		return store.EventPage{}, fmt.Errorf("%s: events: %w", q.d.Name, err)
 	}
 	return page(l, limit), nil

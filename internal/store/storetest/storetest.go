@@ -1,6 +1,6 @@
 // Package storetest is the conformance suite of store.Store, one suite
 // per part (RunEvents, RunAssets, RunKeys, RunRules, RunNotifications,
-// RunMaintenance, RunHistory; Run runs them all). Every
+// RunMaintenance, RunHistory, RunIncidents; Run runs them all). Every
 // implementation runs them from its own tests:
 //
 //	func TestConformance(t *testing.T) {
@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	RunNotifications(t, func(t *testing.T) Notifications { return open(t) })
 	RunMaintenance(t, func(t *testing.T) Maintenance { return open(t) })
 	RunHistory(t, func(t *testing.T) History { return open(t) })
+	RunIncidents(t, func(t *testing.T) Incidents { return open(t) })
 }
 
 // Events is the part of a store that RunEvents checks.
