@@ -17,6 +17,11 @@ import (
 func runScenario(t testing.TB, name string, seed uint64) loadgen.StormResult {
 	sc, err := loadgen.NewScenario(name, seed)
 	require.NoError(t, err)
+	return runStorm(t, sc)
+}
+
+// runStorm feeds sc through a fresh engine as runScenario does.
+func runStorm(t testing.TB, sc loadgen.Scenario) loadgen.StormResult {
 	e := newEnv(t.(*testing.T), Options{}, sc.Assets...)
 	p := loadgen.Posted{Scenario: sc}
 	var batch []event.Event
