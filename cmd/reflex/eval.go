@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/reflex-ops/reflex/internal/logtmpl"
@@ -44,8 +45,9 @@ func evalLoghub(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	out := fs.String("out", "", "write OUT/<System>.csv (LineId,TemplateId,Template) for another scorer")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	minAcc := fs.Float64("min-accuracy", 0, "fail (exit status 1) when the mean grouping accuracy is below this (0: never)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: reflex eval loghub DIR [--out OUT] [--json]\n\nMines log templates from the Content column of DIR/<System>/<System>_2k.log_structured.csv\n(a directory laid out like loghub, any systems in it) and prints each system's grouping\naccuracy against its EventId column, the mean and the lines per second.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: reflex eval loghub DIR [--out OUT] [--json] [--min-accuracy F]\n\nMines log templates from the Content column of DIR/<System>/<System>_2k.log_structured.csv\n(a directory laid out like loghub, any systems in it) and prints each system's grouping\naccuracy against its EventId column, the mean and the lines per second.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	// The directory may come before or after the flags.
@@ -82,15 +84,42 @@ func evalLoghub(args []string, stdout, stderr io.Writer) error {
 	if *jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"systems": res, "mean_accuracy": mean, "lines_per_second": float64(lines) / rate})
+		if err := enc.Encode(map[string]any{"systems": res, "mean_accuracy": mean, "lines_per_second": float64(lines) / rate}); err != nil {
+			return err
+		}
+	} else {
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SYSTEM\tLINES\tTEMPLATES\tACCURACY\tLINES/S")
+		for _, r := range res {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%.4f\t%.0f\n", r.System, r.Lines, r.Templates, r.Accuracy, r.LinesPerSecond)
+		}
+		fmt.Fprintf(tw, "mean\t%d\t\t%.4f\t%.0f\n", lines, mean, float64(lines)/rate)
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SYSTEM\tLINES\tTEMPLATES\tACCURACY\tLINES/S")
-	for _, r := range res {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.4f\t%.0f\n", r.System, r.Lines, r.Templates, r.Accuracy, r.LinesPerSecond)
+	return floors("eval loghub", floor{"mean accuracy", "min-accuracy", mean, *minAcc})
+}
+
+// floor is a figure of an evaluation and the least it may be.
+type floor struct {
+	name, flag string
+	got, min   float64
+}
+
+// floors fails when a figure is below its floor (a floor of 0 is none),
+// naming every one that is, so that CI can hold an evaluation to it.
+func floors(cmd string, fs ...floor) error {
+	var below []string
+	for _, f := range fs {
+		if f.min > 0 && f.got < f.min {
+			below = append(below, fmt.Sprintf("%s %.4g is below --%s %.4g", f.name, f.got, f.flag, f.min))
+		}
 	}
-	fmt.Fprintf(tw, "mean\t%d\t\t%.4f\t%.0f\n", lines, mean, float64(lines)/rate)
-	return tw.Flush()
+	if len(below) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: %s", cmd, strings.Join(below, "; "))
 }
 
 // writeAssignments writes OUT/<System>.csv with each line's template.

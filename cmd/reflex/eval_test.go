@@ -42,6 +42,14 @@ func TestEvalLoghub(t *testing.T) {
 	require.Len(t, res.Systems, 12)
 	require.Greater(t, res.Mean, 0.8)
 
+	// Floors: met, and not met (after printing the figures).
+	code, _, stderr = runCmd(t, "eval", "loghub", dir, "--min-accuracy", "0.9")
+	require.Equal(t, 0, code, stderr)
+	code, stdout, stderr = runCmd(t, "eval", "loghub", dir, "--min-accuracy", "0.9999")
+	require.Equal(t, 1, code)
+	require.Contains(t, stdout, "HDFS")
+	require.Regexp(t, `mean accuracy 0\.\d+ is below --min-accuracy 0\.9999`, stderr)
+
 	code, _, stderr = runCmd(t, "eval", "loghub")
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "DIR is required")
@@ -101,10 +109,20 @@ func TestEvalNAB(t *testing.T) {
 	require.Len(t, res.Detector.Categories, 2)
 	require.Equal(t, 1127+4032, res.Rows)
 
+	code, _, stderr = runCmd(t, "eval", "nab", dir, "--min-score", "99.9")
+	require.Equal(t, 1, code)
+	require.Regexp(t, `standard score [\d.]+ is below --min-score 99\.9`, stderr)
+
 	code, _, stderr = runCmd(t, "eval", "nab")
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "DIR is required")
 	code, _, stderr = runCmd(t, "eval", "nab", t.TempDir())
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "nab:")
+}
+
+func TestFloors(t *testing.T) {
+	require.NoError(t, floors("eval x", floor{"a", "min-a", 0.5, 0}, floor{"b", "min-b", 0.9, 0.9}))
+	err := floors("eval x", floor{"a", "min-a", 0.5, 0.6}, floor{"b", "min-b", 0.9, 0.8}, floor{"c", "min-c", 0.1, 0.2})
+	require.EqualError(t, err, "eval x: a 0.5 is below --min-a 0.6; c 0.1 is below --min-c 0.2")
 }

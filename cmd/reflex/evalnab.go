@@ -25,8 +25,9 @@ func evalNAB(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	out := fs.String("out", "", "write OUT/<category>/<name>.csv (timestamp,value,anomaly_score) for another scorer")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	minScore := fs.Float64("min-score", 0, "fail (exit status 1) when the standard profile's score is below this (0: never)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: reflex eval nab DIR [--out OUT] [--json]\n\nRuns reflex's anomaly detector online over every DIR/data/<category>/<name>.csv (a directory\nlaid out like NAB: labels/combined_windows.json, config/profiles.json) and prints the NAB\nscore of each profile, each category's standard score beside Windowed Gaussian's (NAB's\nbaseline), the thresholds chosen and the rows per second.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: reflex eval nab DIR [--out OUT] [--json] [--min-score F]\n\nRuns reflex's anomaly detector online over every DIR/data/<category>/<name>.csv (a directory\nlaid out like NAB: labels/combined_windows.json, config/profiles.json) and prints the NAB\nscore of each profile, each category's standard score beside Windowed Gaussian's (NAB's\nbaseline), the thresholds chosen and the rows per second.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	var dir string
@@ -67,13 +68,17 @@ func evalNAB(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	standard := floor{"standard score", "min-score", res.Profiles[0].Score, *minScore}
 	if *jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{
+		if err := enc.Encode(map[string]any{
 			"detector": res, "windowed_gaussian": wg, "files": len(c.Files), "rows": c.Rows(),
 			"rows_per_second": rate, "state_bytes": anomaly.StateBytes(),
-		})
+		}); err != nil {
+			return err
+		}
+		return floors("eval nab", standard)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROFILE\tSCORE\tTHRESHOLD\tTP\tFP\tFN\tWINDOWED GAUSSIAN")
@@ -86,7 +91,10 @@ func evalNAB(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%d\t%.1f\n", cr.Category, cr.Files, cr.Windows, cr.Score, cr.HeldOut, cr.FP, wg.Categories[i].Score)
 	}
 	fmt.Fprintf(tw, "\n%d files, %d rows, %.0f rows/s, %d bytes of state per series\n", len(c.Files), c.Rows(), rate, anomaly.StateBytes())
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return floors("eval nab", standard)
 }
 
 // writeNABScores writes OUT/<category>/<name>.csv with each row's score.

@@ -42,6 +42,9 @@ func evalStorms(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	wait := fs.Duration("wait", 2*time.Minute, "how long to wait per scenario for the server to catch up")
 	jsonOut := fs.Bool("json", false, "print the results as JSON")
 	quiet := fs.Bool("quiet", false, "no progress lines")
+	minComp := fs.Float64("min-compression", 0, "fail (exit status 1) when the overall compression is below this (0: never)")
+	minPurity := fs.Float64("min-purity", 0, "fail when the overall incident purity is below this (0: never)")
+	minTop1 := fs.Float64("min-top1", 0, "fail when the overall root-cause top-1 accuracy is below this (0: never)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: reflex eval storms [--url URL] [--scenario NAME|all] [--seed N] [--json]\n\n"+
 			"Posts each scenario (its asset inventory through the assets API, then its events, in an hour\n"+
@@ -71,16 +74,21 @@ func evalStorms(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	all := loadgen.Overall(rs)
 	if *jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
+		if err := enc.Encode(struct {
 			Scenarios []loadgen.StormResult `json:"scenarios"`
 			Overall   loadgen.StormResult   `json:"overall"`
-		}{rs, loadgen.Overall(rs)})
+		}{rs, all}); err != nil {
+			return err
+		}
+	} else {
+		loadgen.ReportStorms(stdout, rs)
 	}
-	loadgen.ReportStorms(stdout, rs)
-	return nil
+	return floors("eval storms", floor{"compression", "min-compression", all.Compression, *minComp},
+		floor{"purity", "min-purity", all.Purity, *minPurity}, floor{"root-cause top-1", "min-top1", all.RootTop1, *minTop1})
 }
 
 // runScenario is loadgen --scenario: it posts one storm and prints what

@@ -27,7 +27,8 @@ func TestEvalStorms(t *testing.T) {
 			t.Setenv("REFLEX_URL", url)
 			t.Setenv("REFLEX_TOKEN", "rules-test-token")
 
-			code, out, errOut := runCmd(t, "eval", "storms", "--scenario", tt.scenarios, "--seed", "3", "--json", "--quiet")
+			code, out, errOut := runCmd(t, "eval", "storms", "--scenario", tt.scenarios, "--seed", "3", "--json", "--quiet",
+				"--min-compression", "0.95", "--min-purity", "0.95", "--min-top1", "0.8")
 			require.Equal(t, 0, code, errOut)
 			var res struct {
 				Scenarios []struct {

@@ -35,10 +35,7 @@ func EvalLoghub(dir string, opts Options) ([]SystemResult, error) {
 		return nil, fmt.Errorf("logtmpl: %w", err)
 	}
 	var out []SystemResult
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
+	for _, e := range entries { // a system's directory may be a symbolic link
 		path := filepath.Join(dir, e.Name(), e.Name()+"_2k.log_structured.csv")
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 			continue

@@ -120,8 +120,8 @@ func Load(dir string) (*Corpus, error) {
 	}
 	c := &Corpus{Profiles: profiles}
 	for _, cat := range cats {
-		if !cat.IsDir() {
-			continue
+		if st, err := os.Stat(filepath.Join(dir, "data", cat.Name())); err != nil || !st.IsDir() {
+			continue // not a category (a symbolic link to one is)
 		}
 		names, err := filepath.Glob(filepath.Join(dir, "data", cat.Name(), "*.csv"))
 		if err != nil {
