@@ -2,7 +2,7 @@
 // series: each point is scored in [0,1] from the points before it only,
 // with an expected range, in a state of fixed size per series.
 //
-// A Detector combines three cheap detectors, chosen by ablation on the
+// A Detector combines four cheap detectors, chosen by ablation on the
 // NAB corpus (docs/intelligence.md):
 //
 //   - range: a value beyond the range of the recent points (by a
@@ -12,12 +12,17 @@
 //     against the running distribution of its own past values;
 //   - context novelty: a context (the fine bins of the last few values)
 //     never seen before, as the probability of as many novel contexts
-//     among the last points at the series' own long-run rate of novelty.
+//     among the last points at the series' own long-run rate of novelty;
+//   - anomaly likelihood: a short mean of the score the two before make
+//     against the long-run mean and deviation of that score, in the
+//     manner of Numenta's anomaly likelihood, for anomalies that show as
+//     a run of moderate scores rather than one strong one.
 //
-// The smaller probability, Bonferroni corrected, becomes the score,
-// -log10(p)/Decades; a value out of range scores 1. After a detection the
-// score is held below the detection level for a while (NAB rewards the
-// first detection of an anomaly and punishes the repeats). The expected
+// The smallest probability, with a weighted Bonferroni correction,
+// becomes the score, -log10(p)/Decades; a value out of range scores 1.
+// After a detection the score is held below the detection level for a
+// while (NAB rewards the first detection of an anomaly and punishes the
+// repeats), except for a value out of range. The expected
 // range of a point is the best of a fast level (EWMA) and, once enough
 // cycles were seen, seasonal baselines per half hour of the day and per
 // hour of the week, plus or minus three scaled mean absolute errors.
@@ -59,11 +64,22 @@ type Options struct {
 	// Decades maps a tail probability p to the score -log10(p)/Decades
 	// (default 8: p = 1e-8 scores 1).
 	Decades float64
+	// CtxPenalty and LikPenalty multiply the p-values of the context
+	// novelty and of the anomaly likelihood before they are compared
+	// with the distribution change's (defaults 100 and 1000): the weights
+	// of a weighted Bonferroni correction, the weaker evidence weighing
+	// less.
+	CtxPenalty, LikPenalty float64
+	// LikShort and LikLong are the weights of a new raw score in the
+	// anomaly likelihood's short mean and in its long-run mean and
+	// deviation (defaults 0.1 and 0.001: about 10 and 1,000 points).
+	LikShort, LikLong float64
 	// DetectAt is the score at or above which a point is a detection
 	// (default 0.8). After a detection the score is capped below
-	// DetectAt for HoldFraction of the points seen so far (default 0.1),
+	// DetectAt for HoldFraction of the points seen so far (default 0.15),
 	// at most Hold points (default 400): a young series recovers fast, an
-	// old one does not report one anomaly many times.
+	// old one does not report one anomaly many times. A value out of
+	// the range is never held: it scores 1 and starts a new hold.
 	DetectAt     float64
 	Hold         int
 	HoldFraction float64
@@ -72,7 +88,8 @@ type Options struct {
 	Warmup int
 
 	// disable turns detectors off in ablation experiments (TestTune):
-	// bit 0 the range, 1 the distribution change, 2 the context novelty.
+	// bit 0 the range, 1 the distribution change, 2 the context novelty,
+	// 3 the anomaly likelihood.
 	disable int
 }
 
@@ -97,9 +114,13 @@ func (o Options) withDefaults() Options {
 	defi(&o.Window, 24)
 	def(&o.Decades, 8)
 	def(&o.Spatial, 0.05)
+	def(&o.CtxPenalty, 100)
+	def(&o.LikPenalty, 1000)
+	def(&o.LikShort, 0.1)
+	def(&o.LikLong, 0.001)
 	def(&o.DetectAt, 0.8)
 	defi(&o.Hold, 400)
-	def(&o.HoldFraction, 0.1)
+	def(&o.HoldFraction, 0.15)
 	defi(&o.Warmup, 30)
 	o.Bins = min(o.Bins, maxBins)
 	o.Window = min(o.Window, maxWindow)
@@ -182,6 +203,11 @@ type Detector struct {
 
 	hold int
 
+	// anomaly likelihood: the short mean of the raw scores, and their
+	// long-run mean and deviation
+	likShort float64
+	likLong  ewma
+
 	// context novelty
 	ctx       uint32 // last ctxLen fine bins, 4 bits each
 	seen      [ctxBits / 64]uint64
@@ -239,7 +265,13 @@ func (d *Detector) Update(t time.Time, v float64) Point {
 	if o.disable&4 != 0 {
 		pCtx = 1
 	}
-	p := 3 * math.Min(pDist, pCtx) // Bonferroni over the three detectors
+	pCtx = math.Min(1, pCtx*o.CtxPenalty)
+	pLik := d.likelihood(surprise(3*math.Min(pDist, pCtx), o.Decades))
+	if o.disable&8 != 0 {
+		pLik = 1
+	}
+	pLik = math.Min(1, pLik*o.LikPenalty)
+	p := 4 * math.Min(pDist, math.Min(pCtx, pLik)) // Bonferroni over the four detectors
 	if outside {
 		p = 0
 	}
@@ -247,7 +279,7 @@ func (d *Detector) Update(t time.Time, v float64) Point {
 	if d.n <= o.Warmup {
 		score = 0
 	}
-	if d.hold > 0 {
+	if d.hold > 0 && !outside {
 		d.hold--
 		score = math.Min(score, o.DetectAt*0.5)
 	} else if score >= o.DetectAt {
@@ -257,6 +289,20 @@ func (d *Detector) Update(t time.Time, v float64) Point {
 
 	d.learn(t, v, di, wi)
 	return pt
+}
+
+// likelihood answers the tail probability of the short mean of the raw
+// scores, raw included, against their long-run mean and deviation, then
+// folds raw in.
+func (d *Detector) likelihood(raw float64) float64 {
+	o := d.o
+	d.likShort += o.LikShort * (raw - d.likShort)
+	p := 1.0
+	if d.likLong.n >= 100 {
+		p = upperP((d.likShort - d.likLong.mean) / (1.2533*d.likLong.dev + 1e-3))
+	}
+	d.likLong.update(raw, o.LikLong)
+	return p
 }
 
 // dayErr and weekErr answer the mean error of the seasonal buckets seen.
@@ -347,11 +393,14 @@ func weekIndex(t time.Time) int {
 
 // novelty marks whether the context of v (the fine bins of the last
 // values) was never seen, and answers the probability of as many novel
-// contexts among the last 8 points at the long-run rate of novelty.
+// contexts among the last 8 points at the long-run rate of novelty. The
+// fine bins divide the square root of the position in the range, finer
+// near its bottom, where most values of a spiky series lie.
 func (d *Detector) novelty(v float64) float64 {
 	bin := uint32(0)
 	if d.hi > d.lo {
-		bin = uint32(min(max(int(16*(v-d.lo)/(d.hi-d.lo)), 0), 15))
+		u := math.Sqrt(math.Max((v-d.lo)/(d.hi-d.lo), 0))
+		bin = uint32(min(max(int(16*u), 0), 15))
 	}
 	d.ctx = (d.ctx<<4 | bin) & (1<<(4*ctxLen) - 1)
 	h := (d.ctx * 2654435761) >> (32 - 13) // Fibonacci hash to 13 bits

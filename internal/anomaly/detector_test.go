@@ -35,8 +35,48 @@ func TestDetectorSpike(t *testing.T) {
 	require.GreaterOrEqual(t, p.Score, 0.8)
 	require.Greater(t, 200.0, p.High)
 	// The repeat right after is held below the detection level.
-	p = d.Update(t0.Add(2001*time.Minute), 300)
+	p = d.Update(t0.Add(2001*time.Minute), 199)
 	require.Less(t, p.Score, 0.8)
+	// A value beyond the new range is not held: it is a new detection,
+	// and starts a new hold.
+	p = d.Update(t0.Add(2002*time.Minute), 300)
+	require.Equal(t, 1.0, p.Score)
+	p = d.Update(t0.Add(2003*time.Minute), 300)
+	require.Less(t, p.Score, 0.8)
+	// A value back in the range during the hold is held too.
+	p = d.Update(t0.Add(2004*time.Minute), 150)
+	require.Less(t, p.Score, 0.8)
+}
+
+// TestLikelihood checks the anomaly likelihood: a run of moderate raw
+// scores is improbable after a long run of low ones, and probable after
+// a long run of restless ones.
+func TestLikelihood(t *testing.T) {
+	var nz noise = 7
+	tests := []struct {
+		name       string
+		background func() float64
+		run        float64
+		maxP, minP float64
+	}{
+		{"quiet then a run", func() float64 { return 0 }, 0.5, 1e-9, 0},
+		{"restless then a run", func() float64 { return 0.25 + 0.25*nz.next() }, 0.5, 1, 1e-3},
+		{"quiet stays quiet", func() float64 { return 0 }, 0, 1, 0.5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := New(Options{})
+			for range 2000 {
+				d.likelihood(tt.background())
+			}
+			p := 1.0
+			for range 10 {
+				p = d.likelihood(tt.run)
+			}
+			require.LessOrEqual(t, p, tt.maxP)
+			require.GreaterOrEqual(t, p, tt.minP)
+		})
+	}
 }
 
 func TestDetectorLevelShift(t *testing.T) {

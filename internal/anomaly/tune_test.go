@@ -15,13 +15,16 @@ import (
 var tuneGrid = []Options{
 	{},
 	{Hold: 300}, {Hold: 600},
-	{HoldFraction: 0.05, Hold: 1000}, {HoldFraction: 0.15},
+	{HoldFraction: 0.05, Hold: 1000}, {HoldFraction: 0.1}, {HoldFraction: 0.2},
 	{Decades: 7}, {Decades: 10},
 	{CalAlpha: 0.003}, {CalAlpha: 0.01},
 	{Bins: 6}, {Bins: 10},
 	{Window: 20}, {Window: 30},
 	{Spatial: 0.03}, {Spatial: 0.08},
 	{SlowAlpha: 0.0015}, {SlowAlpha: 0.003},
+	{CtxPenalty: 30}, {CtxPenalty: 300},
+	{LikPenalty: 100}, {LikPenalty: 10000},
+	{LikShort: 0.05}, {LikShort: 0.2},
 }
 
 // ablations are the default without one of its detectors.
@@ -32,6 +35,7 @@ var ablations = []struct {
 	{"without range", Options{disable: 1}},
 	{"without distribution change", Options{disable: 2}},
 	{"without context novelty", Options{disable: 4}},
+	{"without anomaly likelihood", Options{disable: 8}},
 	{"range only", Options{disable: 6}},
 }
 
