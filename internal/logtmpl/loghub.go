@@ -35,7 +35,10 @@ func EvalLoghub(dir string, opts Options) ([]SystemResult, error) {
 		return nil, fmt.Errorf("logtmpl: %w", err)
 	}
 	var out []SystemResult
-	for _, e := range entries { // a system's directory may be a symbolic link
+	for _, e := range entries {
+		if st, err := os.Stat(filepath.Join(dir, e.Name())); err != nil || !st.IsDir() {
+			continue // not a system (a symbolic link to one is)
+		}
 		path := filepath.Join(dir, e.Name(), e.Name()+"_2k.log_structured.csv")
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 			continue
