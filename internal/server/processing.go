@@ -16,6 +16,7 @@ import (
 	"github.com/reflex-ops/reflex/internal/normalize"
 	"github.com/reflex-ops/reflex/internal/pipeline"
 	"github.com/reflex-ops/reflex/internal/severity"
+	"github.com/reflex-ops/reflex/internal/templates"
 )
 
 // Lane settings: the critical lane takes small batches and lingers briefly;
@@ -49,6 +50,7 @@ type processing struct {
 	enricher  *enrich.Enricher
 	dedup     *noise.Dedup
 	corr      *correlate.Correlator
+	templates *templates.Stage // nil with --templates=false
 	runners   []*pipeline.Runner
 
 	cancel  context.CancelFunc
@@ -129,7 +131,25 @@ func newProcessing(ctx context.Context, s *Server) (*processing, error) {
 	if err != nil {
 		return nil, err
 	}
-	stages := pipeline.MultiStage{enricher, limiter, p.dedup, p.corr, scorer}
+	stages := pipeline.MultiStage{enricher, limiter, p.dedup}
+	if s.cfg.Templates {
+		learning := time.Duration(s.cfg.TemplatesLearning)
+		if learning == 0 {
+			learning = -1 // none
+		}
+		p.templates, err = templates.New(ctx, templates.Options{
+			Store:      s.store,
+			Sink:       s.derived,
+			Learning:   learning,
+			Logger:     s.log.With("component", "templates"),
+			Registerer: s.reg,
+		})
+		if err != nil {
+			return nil, err
+		}
+		stages = append(stages, p.templates)
+	}
+	stages = append(stages, p.corr, scorer)
 	for _, l := range lanes {
 		cons, err := s.bus.Consume(ctx, l.lane, bus.ConsumeOptions{MaxBatch: l.maxBatch, MaxBytes: l.maxBytes, Linger: l.linger})
 		if err != nil {
@@ -229,9 +249,14 @@ func (p *processing) stop(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("server: pipeline did not drain: %w", ctx.Err())
 	}
+	var flushErr error
+	if p.templates != nil {
+		// Counts and last seen times of what the drained batches mined.
+		flushErr = p.templates.Flush(ctx)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return errors.Join(p.errs...)
+	return errors.Join(append(p.errs, flushErr)...)
 }
 
 // prepareTest runs on the event of a rule test the stages after

@@ -364,6 +364,7 @@ func (s *Server) startEvents(ctx context.Context) error {
 		Maintenance:   s.store,
 		Context:       s.contextual,
 		Incidents:     api.IncidentOptions{Store: s.store, Engine: s.incidents},
+		Patterns:      s.store,
 	})
 	if err != nil {
 		return err

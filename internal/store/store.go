@@ -39,6 +39,7 @@ type Store interface {
 	MaintenanceStore
 	HistoryStore
 	IncidentStore
+	TemplateStore
 }
 
 // Lifecycle opens, checks and closes a store.
