@@ -116,9 +116,9 @@ type EventsOptions struct {
 	Maintenance MaintenanceStore
 	// Context, when set, answers GET /api/v1/context; nil means 404.
 	Context ContextAnalyzer
-	// Patterns serves GET /api/v1/patterns (patterns.go); nil means the
-	// route is 404.
-	Patterns PatternStore
+	// Patterns serves /api/v1/patterns (patterns.go); without its Store
+	// those routes are 404.
+	Patterns PatternOptions
 	// PrepareTest, if set, runs on the normalized event of a rule test
 	// the pipeline's stages that depend on nothing but the event (the
 	// server's enricher and severity scorer), before the rule is matched.

@@ -80,6 +80,9 @@ type Config struct {
 	// Log templates (internal/templates, docs/intelligence.md).
 	Templates         bool     `yaml:"templates"`
 	TemplatesLearning Duration `yaml:"templates-learning"`
+	// Sequence and frequency patterns (internal/patterns).
+	Sequences      bool     `yaml:"sequences"`
+	SequenceWindow Duration `yaml:"sequence-window"`
 
 	// Notifications (internal/notify, docs/notifications.md).
 	NotificationsFile string `yaml:"notifications-file"`
@@ -148,6 +151,8 @@ func Default() Config {
 
 		Templates:         true,
 		TemplatesLearning: Duration(time.Hour),
+		Sequences:         true,
+		SequenceWindow:    Duration(5 * time.Minute),
 	}
 }
 
@@ -202,6 +207,8 @@ var options = []option{
 	{"pprof-addr", "serve Go's net/http/pprof profiles on this address (empty: off; bind it to localhost)", func(c *Config) flag.Value { return (*stringValue)(&c.PprofAddr) }},
 	{"templates", "mine the log text of events into templates (event_data.template) and raise new_log_pattern events (false: the stage is off)", func(c *Config) flag.Value { return (*boolValue)(&c.Templates) }},
 	{"templates-learning", "how long after a host's first log template its new templates are learned without a new_log_pattern event (0: no learning period)", func(c *Config) flag.Value { return &c.TemplatesLearning }},
+	{"sequences", "learn sequence and frequency patterns (events.event_patterns) and link events that follow a sequence (false: off)", func(c *Config) flag.Value { return (*boolValue)(&c.Sequences) }},
+	{"sequence-window", "how soon after an event another counts as following it, for learned sequence patterns", func(c *Config) flag.Value { return &c.SequenceWindow }},
 	{"notifications-file", "notification policy (YAML, or JSON when named *.json) loaded at start; it replaces the stored one", func(c *Config) flag.Value { return (*stringValue)(&c.NotificationsFile) }},
 	{"outbound-allow", "comma-separated CIDRs that notifications may reach although private, loopback or link-local (e.g. 10.0.0.0/8)", func(c *Config) flag.Value { return (*stringValue)(&c.OutboundAllow) }},
 	{"anomaly-threshold", "anomaly score (0-1] at which a point of an event-rate or metadata series raises an anomaly event", func(c *Config) flag.Value { return (*floatValue)(&c.AnomalyThreshold) }},
@@ -446,7 +453,7 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    Duration
-	}{{"dedup-window", c.DedupWindow}, {"correlation-window", c.CorrelationWin}, {"causal-window", c.CausalWindow}, {"shutdown-timeout", c.ShutdownGrace},
+	}{{"dedup-window", c.DedupWindow}, {"correlation-window", c.CorrelationWin}, {"causal-window", c.CausalWindow}, {"sequence-window", c.SequenceWindow}, {"shutdown-timeout", c.ShutdownGrace},
 		{"incident-window", c.IncidentWindow}, {"incident-group-wait", c.IncidentGroupWait}, {"incident-group-interval", c.IncidentGroupInterval},
 		{"incident-resolve-after", c.IncidentResolveAfter}} {
 		if d.v <= 0 {

@@ -133,3 +133,93 @@ func TestTemplatesOff(t *testing.T) {
 	require.Equal(t, http.StatusOK, ts.do(http.MethodGet, ts.events+"/api/v1/patterns", "", &page))
 	require.Empty(t, page.Patterns)
 }
+
+func TestSequencePatternsEndToEnd(t *testing.T) {
+	cfg := testConfig(t)
+	ts := start(t, cfg)
+	post := func(host, typ, msg string) int64 {
+		ids := ts.post(fmt.Sprintf(`{"source":"app","event_type":%q,"severity":"low","host":%q,"message":%q}`, typ, host, msg))
+		require.Len(t, ids, 1)
+		return ids[0]
+	}
+
+	// A pattern made by hand links at once: a deploy, then errors on the
+	// same host within 10 minutes.
+	var created map[string]any
+	require.Equal(t, http.StatusCreated, ts.do(http.MethodPost, ts.events+"/api/v1/patterns",
+		`{"pattern_name":"deploy then errors","pattern_type":"sequence","pattern_definition":{"before":{"event_type":"deploy"},"after":{"event_type":"error_rate"},"within_seconds":600}}`, &created))
+	dep := post("app-01", "deploy", "deployed version alpha of checkout")
+	ts.waitEvent(dep)
+	errEv := post("app-01", "error_rate", "5xx rate above threshold on checkout")
+	ts.waitEvent(errEv)
+	post("app-02", "error_rate", "5xx rate above threshold on search") // no deploy there
+	var cor struct {
+		Correlations []map[string]any `json:"correlations"`
+	}
+	require.Equal(t, http.StatusOK, ts.do(http.MethodGet, fmt.Sprintf("%s/api/v1/events/%d/correlations", ts.events, dep), "", &cor))
+	var linked map[string]any
+	for _, c := range cor.Correlations {
+		if c["correlation_type"] == "pattern_based" {
+			linked = c
+		}
+	}
+	require.NotNil(t, linked, "%v", cor.Correlations)
+	require.Equal(t, []any{float64(errEv)}, linked["related_event_ids"])
+	require.Contains(t, linked["correlation_reason"], fmt.Sprintf("sequence pattern %v", created["id"]))
+
+	// Disabled, it links no more.
+	require.Equal(t, http.StatusOK, ts.do(http.MethodPut, fmt.Sprintf("%s/api/v1/patterns/%v", ts.events, created["id"]), `{"active":false}`, nil))
+	dep2 := post("app-03", "deploy", "deployed version beta of cart")
+	ts.waitEvent(dep2)
+	ts.waitEvent(post("app-03", "error_rate", "5xx rate above threshold on cart"))
+	cor.Correlations = nil
+	require.Equal(t, http.StatusOK, ts.do(http.MethodGet, fmt.Sprintf("%s/api/v1/events/%d/correlations", ts.events, dep2), "", &cor))
+	for _, c := range cor.Correlations {
+		require.NotEqual(t, "pattern_based", c["correlation_type"])
+	}
+
+	// Learned: a backup's start is followed by its end, 25 times.
+	words := []string{"ant", "bee", "cat", "dog", "eel", "fox", "gnu", "hen", "ibis", "jay", "kiwi", "lark", "mole",
+		"newt", "owl", "pig", "quail", "rat", "seal", "toad", "urchin", "vole", "wasp", "yak", "zebu"}
+	var last int64
+	for _, w := range words {
+		post("db-01", "log", "backup started for volume "+w)
+		last = post("db-01", "log", "backup finished for volume "+w)
+	}
+	ts.waitEvent(last)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, ts.srv.Shutdown(ctx)) // the drain flushes the learner
+	ts = start(t, cfg)
+	var page struct {
+		Patterns []struct {
+			ID         int64          `json:"id"`
+			Name       string         `json:"pattern_name"`
+			Definition map[string]any `json:"pattern_definition"`
+			Active     bool           `json:"active"`
+		} `json:"patterns"`
+	}
+	require.Equal(t, http.StatusOK, ts.do(http.MethodGet, ts.events+"/api/v1/patterns?type=sequence", "", &page))
+	var learned bool
+	for _, p := range page.Patterns {
+		if p.Name == `"backup started for volume <*>" → "backup finished for volume <*>"` {
+			learned = true
+			require.True(t, p.Active)
+			require.Equal(t, true, p.Definition["learned"])
+			require.EqualValues(t, 25, p.Definition["support"])
+		}
+	}
+	require.True(t, learned, "%+v", page.Patterns)
+	// And it links after the restart: the learner's counts were rebuilt
+	// from the stored events.
+	start2 := post("db-01", "log", "backup started for volume zorro")
+	ts.waitEvent(start2)
+	ts.waitEvent(post("db-01", "log", "backup finished for volume zorro"))
+	cor.Correlations = nil
+	require.Equal(t, http.StatusOK, ts.do(http.MethodGet, fmt.Sprintf("%s/api/v1/events/%d/correlations", ts.events, start2), "", &cor))
+	var found bool
+	for _, c := range cor.Correlations {
+		found = found || c["correlation_type"] == "pattern_based"
+	}
+	require.True(t, found, "%v", cor.Correlations)
+}

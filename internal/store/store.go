@@ -40,6 +40,7 @@ type Store interface {
 	HistoryStore
 	IncidentStore
 	TemplateStore
+	PatternStore
 }
 
 // Lifecycle opens, checks and closes a store.
