@@ -104,7 +104,11 @@ func (s *eventsAPI) patternRoutes(mux *http.ServeMux, o PatternOptions) {
 }
 
 func templatePattern(t store.LogTemplate) Pattern {
-	def, _ := json.Marshal(map[string]string{"template": t.Text, "example": t.Example}) // strings always encode
+	d := map[string]any{"template": t.Text, "example": t.Example}
+	if t.FoldedInto > 0 {
+		d["folded_into"] = t.FoldedInto
+	}
+	def, _ := json.Marshal(d) // strings and ids always encode
 	count, first, last := t.Count, t.FirstSeen, t.LastSeen
 	return Pattern{ID: t.ID, PatternType: PatternTemplate, PatternName: t.Text, Count: &count, FirstSeen: &first, LastSeen: &last, Definition: def}
 }

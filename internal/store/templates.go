@@ -11,9 +11,9 @@ import (
 // the ids and writes absolute counts.
 type TemplateStore interface {
 	// PutTemplates inserts the templates or, for an id stored already,
-	// replaces its text and count, keeps the earlier first seen and the
-	// later last seen (the example of the first insert stays). UpdatedAt
-	// is set to now.
+	// replaces its text, count, folded_into and state, keeps the earlier
+	// first seen and the later last seen (the example of the first insert
+	// stays, unless it was empty). UpdatedAt is set to now.
 	PutTemplates(ctx context.Context, ts []LogTemplate) error
 	// AllTemplates returns every stored template by id, to restore the
 	// miner at start.
@@ -38,7 +38,13 @@ type LogTemplate struct {
 	// Example is the first message of the template (cut to
 	// MaxTemplateExample bytes); it routes the template through the
 	// miner's tree at restore.
-	Example   string
+	Example string
+	// FoldedInto is the template this one was folded into (its messages
+	// count there from then on); 0 for a live template.
+	FoldedInto int64
+	// State is the miner's form of the template (logtmpl.Saved's tokens
+	// and glue), opaque to the store.
+	State     []byte
 	Count     int64
 	FirstSeen time.Time
 	LastSeen  time.Time

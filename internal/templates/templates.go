@@ -14,10 +14,12 @@ package templates
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,6 +100,7 @@ type Stage struct {
 	recent    map[int64]int64      // kept event id -> template id
 	ring      []int64              // the keys of recent, oldest replaced first
 	ringAt    int
+	top       int64 // every template id up to top is stored
 	lastFlush time.Time
 	flushing  sync.Mutex // one flush at a time
 }
@@ -106,10 +109,18 @@ type stat struct {
 	text    string
 	example string
 	count   int64
+	folded  int64 // the template it was folded into
 	first   time.Time
 	last    time.Time
 	stored  bool // the template's row exists
 	dirty   bool // count, last or text changed since the last write
+}
+
+// state is the miner's form of a template, as store.LogTemplate.State
+// keeps it.
+type state struct {
+	Tokens []string `json:"tokens"`
+	Glued  []bool   `json:"glued,omitempty"`
 }
 
 type pairKey struct {
@@ -169,8 +180,13 @@ func New(ctx context.Context, opts Options) (*Stage, error) {
 	}
 	restore := make([]logtmpl.Saved, len(saved))
 	for i, t := range saved {
-		restore[i] = logtmpl.Saved{ID: t.ID, Text: t.Text, Count: t.Count, Example: t.Example}
-		s.stats[t.ID] = &stat{text: t.Text, example: t.Example, count: t.Count, first: t.FirstSeen, last: t.LastSeen, stored: true}
+		var st state
+		if err := json.Unmarshal(t.State, &st); err != nil || st.Tokens == nil {
+			st = state{Tokens: strings.Fields(t.Text)} // a row without the miner's form: its words
+		}
+		restore[i] = logtmpl.Saved{ID: t.ID, Tokens: st.Tokens, Glued: st.Glued, Count: t.Count, FoldedInto: t.FoldedInto, Example: t.Example}
+		s.stats[t.ID] = &stat{text: t.Text, example: t.Example, count: t.Count, folded: t.FoldedInto, first: t.FirstSeen, last: t.LastSeen, stored: true}
+		s.top = max(s.top, t.ID)
 	}
 	if err := s.miner.Restore(restore); err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
@@ -245,7 +261,7 @@ func (s *Stage) Process(ctx context.Context, b *pipeline.Batch) error {
 	defer func() { s.m.seconds.Observe(time.Since(start).Seconds()) }()
 	now := b.Now
 	hits := make([]hit, 0, len(b.Events))
-	var created int
+	var examples map[int64]string // the first message of each template created here
 	for _, e := range b.Events {
 		if e.SourceType == event.SourceReflex || e.Message == "" {
 			continue
@@ -254,9 +270,13 @@ func (s *Stage) Process(ctx context.Context, b *pipeline.Batch) error {
 		e.Template = &event.Template{ID: t.ID, Text: t.Text}
 		hits = append(hits, hit{e, t.ID})
 		if isNew {
-			created++
+			if examples == nil {
+				examples = map[int64]string{}
+			}
+			examples[t.ID] = e.Message
 		}
 	}
+	created := len(examples)
 	if len(hits) == 0 {
 		return nil
 	}
@@ -264,9 +284,8 @@ func (s *Stage) Process(ctx context.Context, b *pipeline.Batch) error {
 	s.m.created.Add(float64(created))
 
 	var (
-		undo    []applied
-		unsaved []store.LogTemplate
-		kept    = make(map[int64]bool, len(hits))
+		undo []applied
+		kept = make(map[int64]bool, len(hits))
 	)
 	b.OnAbort(func() { s.undo(undo) })
 	s.mu.Lock()
@@ -300,28 +319,12 @@ func (s *Stage) Process(ctx context.Context, b *pipeline.Batch) error {
 			}
 		}
 	}
-	// Templates not stored yet: created here, or by a concurrent batch
-	// that has not stored them yet; this batch's events must not be stored
-	// before them.
-	seen := make(map[int64]bool)
-	for _, h := range hits {
-		if st := s.stats[h.id]; !st.stored && !seen[h.id] {
-			seen[h.id] = true
-			unsaved = append(unsaved, st.row(h.id))
-		}
-	}
-	s.m.templates.Set(float64(len(s.stats)))
+	top := s.top
 	s.mu.Unlock()
-
-	if len(unsaved) > 0 {
-		if err := s.store.PutTemplates(ctx, unsaved); err != nil {
-			return fmt.Errorf("templates: store new templates: %w", err)
+	if s.miner.Len() > top {
+		if err := s.storeNew(ctx, now, top, examples); err != nil {
+			return err
 		}
-		s.mu.Lock()
-		for _, t := range unsaved {
-			s.stats[t.ID].stored = true
-		}
-		s.mu.Unlock()
 	}
 	if err := s.newOnHosts(ctx, now, hits); err != nil {
 		return err
@@ -362,9 +365,59 @@ func (s *Stage) undo(undo []applied) {
 	}
 }
 
-// row is the template's store row; s.mu is held.
-func (st *stat) row(id int64) store.LogTemplate {
-	return store.LogTemplate{ID: id, Text: st.text, Example: st.example, Count: st.count, FirstSeen: st.first, LastSeen: st.last}
+// row is the template's store row, sv its state in the miner; s.mu is
+// held.
+func (st *stat) row(sv logtmpl.Saved) store.LogTemplate {
+	doc, _ := json.Marshal(state{Tokens: sv.Tokens, Glued: sv.Glued}) // strings and bools always encode
+	return store.LogTemplate{ID: sv.ID, Text: sv.Text, Example: st.example, FoldedInto: sv.FoldedInto, State: doc,
+		Count: st.count, FirstSeen: st.first, LastSeen: st.last}
+}
+
+// storeNew stores the templates the miner created after id top (by this
+// batch or a concurrent one), and the templates that a fold among them
+// changed, before the batch whose events carry their ids is stored. A
+// fold moves the counts of the templates folded into the one they joined.
+func (s *Stage) storeNew(ctx context.Context, now time.Time, top int64, examples map[int64]string) error {
+	saved, newTop := s.miner.Changed(top)
+	s.mu.Lock()
+	for _, sv := range saved {
+		st := s.stats[sv.ID]
+		if st == nil {
+			st = &stat{first: now, last: now}
+			s.stats[sv.ID] = st
+		}
+		if st.example == "" {
+			st.example = examples[sv.ID]
+		}
+		st.text = sv.Text
+	}
+	for _, sv := range saved { // folds, once every stat exists
+		st := s.stats[sv.ID]
+		if sv.FoldedInto != 0 && st.folded == 0 {
+			if live := s.stats[sv.FoldedInto]; live != nil {
+				live.count += st.count
+				live.dirty = true
+			}
+			st.count = 0
+		}
+		st.folded = sv.FoldedInto
+	}
+	rows := make([]store.LogTemplate, len(saved))
+	for i, sv := range saved {
+		rows[i] = s.stats[sv.ID].row(sv)
+	}
+	s.m.templates.Set(float64(len(s.stats)))
+	s.mu.Unlock()
+	if err := s.store.PutTemplates(ctx, rows); err != nil {
+		return fmt.Errorf("templates: store new templates: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range rows {
+		s.stats[r.ID].stored = true
+	}
+	s.top = max(s.top, newTop)
+	return nil
 }
 
 // newOnHosts records the (host, template) pairs of hits that the store
@@ -501,17 +554,26 @@ func (s *Stage) Flush(ctx context.Context) error {
 	s.flushing.Lock()
 	defer s.flushing.Unlock()
 	s.mu.Lock()
-	var rows []store.LogTemplate
+	var ids []int64
 	for id, st := range s.stats {
 		if st.dirty && st.stored {
-			rows = append(rows, st.row(id))
+			ids = append(ids, id)
 			st.dirty = false
 		}
 	}
 	s.mu.Unlock()
-	if len(rows) == 0 {
+	if len(ids) == 0 {
 		return nil
 	}
+	saved := s.miner.Snapshot(ids)
+	rows := make([]store.LogTemplate, len(saved))
+	s.mu.Lock()
+	for i, sv := range saved {
+		st := s.stats[sv.ID]
+		st.text = sv.Text
+		rows[i] = st.row(sv)
+	}
+	s.mu.Unlock()
 	if err := s.store.PutTemplates(ctx, rows); err != nil {
 		s.mu.Lock()
 		for _, r := range rows {
@@ -530,7 +592,7 @@ func (s *Stage) Templates() []store.LogTemplate {
 	defer s.mu.Unlock()
 	out := make([]store.LogTemplate, 0, len(s.stats))
 	for id, st := range s.stats {
-		out = append(out, st.row(id))
+		out = append(out, store.LogTemplate{ID: id, Text: st.text, Example: st.example, FoldedInto: st.folded, Count: st.count, FirstSeen: st.first, LastSeen: st.last})
 	}
 	slices.SortFunc(out, func(a, b store.LogTemplate) int { return cmp.Compare(a.ID, b.ID) })
 	return out

@@ -2,6 +2,7 @@ package templates
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -137,15 +138,18 @@ func TestTemplatesAreSet(t *testing.T) {
 
 func TestTemplatesEvolveAndCount(t *testing.T) {
 	e := newEnv(t, nil)
-	first := e.ev("web-01", "session closed for user alice")
+	first := e.ev("web-01", "session closed for peer host-alpha")
 	e.process(first)
-	require.Equal(t, "session closed for user alice", first.Template.Text)
+	require.Equal(t, "session closed for peer host-alpha", first.Template.Text)
 
 	// A parameter discovered: the same template, its text evolved.
-	second := e.ev("web-01", "session closed for user bob")
+	second := e.ev("web-01", "session closed for peer host-beta")
 	second.OccurrenceCount = 3 // two repeats folded into it in its batch
 	e.process(second)
-	require.Equal(t, &event.Template{ID: 1, Text: "session closed for user <*>"}, second.Template)
+	require.EqualValues(t, 1, second.Template.ID)
+	evolved := second.Template.Text
+	require.NotEqual(t, first.Template.Text, evolved)
+	require.Contains(t, evolved, "<*>")
 
 	// A repeat that deduplication folds into an event of an earlier batch
 	// counts for that event's template.
@@ -155,20 +159,52 @@ func TestTemplatesEvolveAndCount(t *testing.T) {
 	b.Events = []*event.Event{e.ev("web-02", "something else entirely")}
 	require.NoError(t, e.stage.Process(context.Background(), b))
 
-	require.Equal(t, "session closed for user alice", e.stored()[1].Text, "counts and texts wait for the flush")
+	require.Equal(t, "session closed for peer host-alpha", e.stored()[1].Text, "counts and texts wait for the flush")
 	e.now = e.now.Add(time.Minute)
 	require.NoError(t, e.stage.Flush(t.Context()))
 	got := e.stored()[1]
-	require.Equal(t, "session closed for user <*>", got.Text)
+	require.Equal(t, evolved, got.Text)
 	require.EqualValues(t, 1+3+1, got.Count)
-	require.Equal(t, "session closed for user alice", got.Example, "the first message stays the example")
+	require.Equal(t, "session closed for peer host-alpha", got.Example, "the first message stays the example")
 
 	// A batch that is not stored takes its counts back.
-	b = &pipeline.Batch{Now: e.now, Events: []*event.Event{e.ev("web-01", "session closed for user carol")}}
+	b = &pipeline.Batch{Now: e.now, Events: []*event.Event{e.ev("web-01", "session closed for peer host-gamma")}}
 	require.NoError(t, e.stage.Process(context.Background(), b))
 	b.Abort()
 	require.NoError(t, e.stage.Flush(t.Context()))
 	require.EqualValues(t, 5, e.stored()[1].Count)
+}
+
+func TestFoldedTemplates(t *testing.T) {
+	e := newEnv(t, nil)
+	// Messages that differ in one word are templates of their own until
+	// the word shows four values; then they fold into the oldest.
+	var evs []*event.Event
+	for _, w := range []string{"alice", "bob", "carol"} {
+		ev := e.ev("web-01", "login refused for "+w)
+		e.process(ev)
+		evs = append(evs, ev)
+	}
+	require.Equal(t, []int64{1, 2, 3}, []int64{evs[0].Template.ID, evs[1].Template.ID, evs[2].Template.ID})
+	dave := e.ev("web-01", "login refused for dave")
+	e.process(dave)
+	require.Equal(t, &event.Template{ID: 1, Text: "login refused for <*>"}, dave.Template, "the fourth value folds them")
+
+	// The fold is stored at once: the folded templates name the live one,
+	// which has their counts.
+	st := e.stored()
+	require.EqualValues(t, 4, st[1].Count)
+	require.Equal(t, "login refused for <*>", st[1].Text)
+	for _, id := range []int64{2, 3} {
+		require.EqualValues(t, 1, st[id].FoldedInto, "template %d", id)
+		require.Zero(t, st[id].Count)
+	}
+
+	// And survives a restart.
+	e.restart(nil)
+	erin := e.ev("web-01", "login refused for erin")
+	e.process(erin)
+	require.EqualValues(t, 1, erin.Template.ID)
 }
 
 func TestFlushEveryInterval(t *testing.T) {
@@ -185,11 +221,11 @@ func TestFlushEveryInterval(t *testing.T) {
 func TestIDsStableAcrossRestart(t *testing.T) {
 	e := newEnv(t, nil)
 	msgs := []string{
-		"session opened for user alice",  // 1
-		"disk /dev/sda1 is 91% full",     // 2
-		"request 4711 failed: timeout",   // 3
-		"cache miss for key user:42",     // 4
-		"worker 3 restarted after crash", // 5
+		"session opened for peer host-alpha", // 1
+		"disk /dev/sda1 is 91% full",         // 2
+		"request 4711 failed: timeout",       // 3
+		"cache miss for key user:42",         // 4
+		"worker 3 restarted after crash",     // 5
 	}
 	var events []*event.Event
 	for _, m := range msgs {
@@ -197,13 +233,14 @@ func TestIDsStableAcrossRestart(t *testing.T) {
 	}
 	e.process(events...)
 	// Evolve the first one: its text changes, its id stays.
-	bob := e.ev("web-01", "session opened for user bob")
+	bob := e.ev("web-01", "session opened for peer host-beta")
 	e.process(bob)
-	require.Equal(t, &event.Template{ID: 1, Text: "session opened for user <*>"}, bob.Template)
+	require.EqualValues(t, 1, bob.Template.ID)
+	require.Contains(t, bob.Template.Text, "<*>")
 	require.NoError(t, e.stage.Flush(t.Context()))
 
 	e.restart(nil)
-	for i, m := range append(msgs, "session opened for user carol") {
+	for i, m := range append(msgs, "session opened for peer host-gamma") {
 		ev := e.ev("web-01", m)
 		e.process(ev)
 		want := int64(i + 1)
@@ -297,7 +334,7 @@ func TestConcurrentBatches(t *testing.T) {
 			defer wg.Done()
 			for i := range 50 {
 				host := []string{"a", "b", "c", "d"}[w]
-				ev := &event.Event{ID: int64(w*1000 + i + 1), SourceType: event.SourceWebhook, SourceHost: host, Message: "task finished: " + string(rune('a'+i%5)), OccurrenceCount: 1}
+				ev := &event.Event{ID: int64(w*1000 + i + 1), SourceType: event.SourceWebhook, SourceHost: host, Message: fmt.Sprintf("task finished on worker-%d", i%5), OccurrenceCount: 1}
 				b := &pipeline.Batch{Now: e.now, Events: []*event.Event{ev}}
 				require.NoError(t, e.stage.Process(context.Background(), b))
 			}

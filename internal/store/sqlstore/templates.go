@@ -14,9 +14,9 @@ const (
 	TemplateHostTable = "log_template_hosts"
 )
 
-const logTemplateSelect = `id, template_text, example, count, first_seen_at, last_seen_at, updated_at`
+const logTemplateSelect = `id, template_text, example, COALESCE(folded_into, 0), state, count, first_seen_at, last_seen_at, updated_at`
 
-// templateChunk bounds the rows of one multi-row statement (7 arguments
+// templateChunk bounds the rows of one multi-row statement (9 arguments
 // each: far below either database's bound on arguments).
 const templateChunk = 500
 
@@ -31,8 +31,10 @@ func (q *Queries) PutTemplates(ctx context.Context, ts []store.LogTemplate) erro
 		return nil
 	}
 	now := q.d.Time(q.microNow())
-	cols := []string{"id", "template_text", "example", "count", "first_seen_at", "last_seen_at", "updated_at"}
+	cols := []string{"id", "template_text", "example", "folded_into", "state", "count", "first_seen_at", "last_seen_at", "updated_at"}
 	tail := ` ON CONFLICT (id) DO UPDATE SET template_text = excluded.template_text, count = excluded.count,
+		folded_into = excluded.folded_into, state = excluded.state,
+		example = CASE WHEN t.example = '' THEN excluded.example ELSE t.example END,
 		first_seen_at = CASE WHEN excluded.first_seen_at < t.first_seen_at THEN excluded.first_seen_at ELSE t.first_seen_at END,
 		last_seen_at = CASE WHEN excluded.last_seen_at > t.last_seen_at THEN excluded.last_seen_at ELSE t.last_seen_at END,
 		updated_at = excluded.updated_at`
@@ -51,8 +53,12 @@ func (q *Queries) PutTemplates(ctx context.Context, ts []store.LogTemplate) erro
 				if last.Before(first) {
 					last = first
 				}
+				var folded any
+				if t.FoldedInto > 0 {
+					folded = t.FoldedInto
+				}
 				args = append(args, t.ID, store.CleanText(t.Text, store.MaxTemplateText), store.CleanText(t.Example, store.MaxTemplateExample),
-					max(t.Count, 0), q.d.Time(micro(first)), q.d.Time(micro(last)), now)
+					folded, store.CleanText(string(t.State), 0), max(t.Count, 0), q.d.Time(micro(first)), q.d.Time(micro(last)), now)
 			}
 			if _, err := tx.w.Exec(ctx, q.d.ValuesSQL(q.logTemplateTable()+" AS t", cols, len(chunk))+tail, args...); err != nil {
 				return err
@@ -70,9 +76,13 @@ func scanLogTemplate(row Row) (store.LogTemplate, error) {
 	var (
 		t                   store.LogTemplate
 		first, last, update time.Time
+		state               string
 	)
-	if err := row.Scan(&t.ID, &t.Text, &t.Example, &t.Count, Time(&first), Time(&last), Time(&update)); err != nil {
+	if err := row.Scan(&t.ID, &t.Text, &t.Example, &t.FoldedInto, &state, &t.Count, Time(&first), Time(&last), Time(&update)); err != nil {
 		return t, err
+	}
+	if state != "" {
+		t.State = []byte(state)
 	}
 	t.FirstSeen, t.LastSeen, t.UpdatedAt = first, last, update
 	return t, nil

@@ -42,7 +42,7 @@ func testPutTemplates(t *testing.T, s Templates, ctx context.Context, base time.
 	require.Empty(t, all)
 	require.NoError(t, s.PutTemplates(ctx, nil))
 
-	a := store.LogTemplate{ID: 2, Text: "connection from <*> closed", Example: "connection from 10.0.0.1 closed", Count: 3, FirstSeen: base, LastSeen: base.Add(time.Second)}
+	a := store.LogTemplate{ID: 2, Text: "connection from <*> closed", Example: "connection from 10.0.0.1 closed", State: []byte(`{"tokens":["x"]}`), Count: 3, FirstSeen: base, LastSeen: base.Add(time.Second)}
 	b := store.LogTemplate{ID: 1, Text: "disk <*> full", Example: "disk sda full", Count: 1, FirstSeen: base, LastSeen: base}
 	require.NoError(t, s.PutTemplates(ctx, []store.LogTemplate{a, b}))
 	all, err = s.AllTemplates(ctx)
@@ -52,6 +52,8 @@ func testPutTemplates(t *testing.T, s Templates, ctx context.Context, base time.
 	got := all[1]
 	require.Equal(t, a.Text, got.Text)
 	require.Equal(t, a.Example, got.Example)
+	require.Equal(t, a.State, got.State)
+	require.Zero(t, got.FoldedInto)
 	require.EqualValues(t, 3, got.Count)
 	require.True(t, a.FirstSeen.Equal(got.FirstSeen), "%v != %v", a.FirstSeen, got.FirstSeen)
 	require.True(t, a.LastSeen.Equal(got.LastSeen))
@@ -60,7 +62,7 @@ func testPutTemplates(t *testing.T, s Templates, ctx context.Context, base time.
 	// An update: the text and count replaced, the earlier first seen and
 	// the later last seen kept, the first example kept.
 	up := store.LogTemplate{ID: 2, Text: "connection from <*> <*>", Example: "connection from 10.0.0.2 reset", Count: 10,
-		FirstSeen: base.Add(time.Minute), LastSeen: base.Add(time.Minute)}
+		FoldedInto: 1, State: []byte(`{"tokens":["y"]}`), FirstSeen: base.Add(time.Minute), LastSeen: base.Add(time.Minute)}
 	require.NoError(t, s.PutTemplates(ctx, []store.LogTemplate{up}))
 	all, err = s.AllTemplates(ctx)
 	require.NoError(t, err)
@@ -68,6 +70,8 @@ func testPutTemplates(t *testing.T, s Templates, ctx context.Context, base time.
 	require.Equal(t, up.Text, got.Text)
 	require.Equal(t, a.Example, got.Example)
 	require.EqualValues(t, 10, got.Count)
+	require.EqualValues(t, 1, got.FoldedInto)
+	require.Equal(t, up.State, got.State)
 	require.True(t, base.Equal(got.FirstSeen), "the earlier first seen stays")
 	require.True(t, up.LastSeen.Equal(got.LastSeen))
 	older := up

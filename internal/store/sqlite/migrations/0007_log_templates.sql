@@ -6,6 +6,8 @@ CREATE TABLE log_templates (
     id INTEGER PRIMARY KEY,
     template_text TEXT NOT NULL,
     example TEXT NOT NULL DEFAULT '',     -- the first message of the template
+    folded_into INTEGER,                   -- the template it was folded into, if any
+    state TEXT NOT NULL DEFAULT '',       -- the miner's tokens and glue (JSON), to restore it
     count INTEGER NOT NULL DEFAULT 0,
     first_seen_at INTEGER NOT NULL,
     last_seen_at INTEGER NOT NULL,
