@@ -77,6 +77,7 @@ type Config struct {
 	AnomalyThreshold float64  `yaml:"anomaly-threshold"`
 	AnomalyMaxSeries int      `yaml:"anomaly-max-series"`
 	AnomalyInterval  Duration `yaml:"anomaly-interval"`
+
 	// Log templates (internal/templates, docs/intelligence.md).
 	Templates         bool     `yaml:"templates"`
 	TemplatesLearning Duration `yaml:"templates-learning"`
@@ -137,11 +138,11 @@ func Default() Config {
 		PipelineDepth:  1,
 		ShutdownGrace:  Duration(30 * time.Second),
 
-		AnomalyThreshold: 0.8,
-		AnomalyMaxSeries: 10000,
-		AnomalyInterval:  Duration(time.Minute),
-		BusinessHours:    "Mon-Fri 09:00-18:00",
-		Timezone:         "UTC",
+		AnomalyThreshold:      0.8,
+		AnomalyMaxSeries:      10000,
+		AnomalyInterval:       Duration(time.Minute),
+		BusinessHours:         "Mon-Fri 09:00-18:00",
+		Timezone:              "UTC",
 		IncidentMinSeverity:   "medium",
 		IncidentWindow:        Duration(15 * time.Minute),
 		IncidentGroupWait:     Duration(30 * time.Second),
