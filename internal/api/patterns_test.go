@@ -65,7 +65,7 @@ func (f *fakePatterns) Templates(_ context.Context, q store.TemplateQuery) ([]st
 	f.last = q
 	var out []store.LogTemplate
 	for _, t := range f.ts {
-		if q.BeforeID != 0 && !(t.LastSeen.Before(q.BeforeLastSeen) || (t.LastSeen.Equal(q.BeforeLastSeen) && t.ID < q.BeforeID)) {
+		if q.BeforeID != 0 && !t.LastSeen.Before(q.BeforeLastSeen) && (!t.LastSeen.Equal(q.BeforeLastSeen) || t.ID >= q.BeforeID) {
 			continue
 		}
 		if len(out) == q.PageSize() {

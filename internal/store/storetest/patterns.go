@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -21,12 +20,13 @@ type Patterns interface {
 func RunPatterns(t *testing.T, open func(t *testing.T) Patterns) {
 	t.Run("Patterns/create, update, list", func(t *testing.T) {
 		s := open(t)
-		ctx, _ := setUp(t, s)
-		testPatterns(t, s, ctx)
+		setUp(t, s)
+		testPatterns(t, s)
 	})
 }
 
-func testPatterns(t *testing.T, s Patterns, ctx context.Context) {
+func testPatterns(t *testing.T, s Patterns) {
+	ctx := t.Context()
 	_, err := s.Pattern(ctx, 1)
 	require.ErrorIs(t, err, store.ErrNotFound)
 	list, err := s.Patterns(ctx, store.PatternQuery{})

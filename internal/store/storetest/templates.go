@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +21,7 @@ type Templates interface {
 func RunTemplates(t *testing.T, open func(t *testing.T) Templates) {
 	for _, tt := range []struct {
 		name string
-		fn   func(t *testing.T, s Templates, ctx context.Context, base time.Time)
+		fn   func(t *testing.T, s Templates, base time.Time)
 	}{
 		{"Put and read back", testPutTemplates},
 		{"List order, cursor and host", testListTemplates},
@@ -30,13 +29,14 @@ func RunTemplates(t *testing.T, open func(t *testing.T) Templates) {
 	} {
 		t.Run("Templates/"+tt.name, func(t *testing.T) {
 			s := open(t)
-			ctx, base := setUp(t, s)
-			tt.fn(t, s, ctx, base.Truncate(time.Microsecond))
+			_, base := setUp(t, s)
+			tt.fn(t, s, base.Truncate(time.Microsecond))
 		})
 	}
 }
 
-func testPutTemplates(t *testing.T, s Templates, ctx context.Context, base time.Time) {
+func testPutTemplates(t *testing.T, s Templates, base time.Time) {
+	ctx := t.Context()
 	all, err := s.AllTemplates(ctx)
 	require.NoError(t, err)
 	require.Empty(t, all)
@@ -97,7 +97,8 @@ func testPutTemplates(t *testing.T, s Templates, ctx context.Context, base time.
 	require.Error(t, s.PutTemplates(ctx, []store.LogTemplate{{ID: 0, Text: "x"}}), "ids are positive")
 }
 
-func testListTemplates(t *testing.T, s Templates, ctx context.Context, base time.Time) {
+func testListTemplates(t *testing.T, s Templates, base time.Time) {
+	ctx := t.Context()
 	var ts []store.LogTemplate
 	for i := range 5 {
 		// Templates 1 and 2 share a last seen time.
@@ -141,7 +142,8 @@ func templateIDs(ts []store.LogTemplate) []int64 {
 	return out
 }
 
-func testTemplateHosts(t *testing.T, s Templates, ctx context.Context, base time.Time) {
+func testTemplateHosts(t *testing.T, s Templates, base time.Time) {
+	ctx := t.Context()
 	first, err := s.HostsFirstSeen(ctx, []string{"web-01"})
 	require.NoError(t, err)
 	require.Empty(t, first)
