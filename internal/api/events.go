@@ -116,6 +116,9 @@ type EventsOptions struct {
 	Maintenance MaintenanceStore
 	// Context, when set, answers GET /api/v1/context; nil means 404.
 	Context ContextAnalyzer
+	// Patterns serves /api/v1/patterns (patterns.go); without its Store
+	// those routes are 404.
+	Patterns PatternOptions
 	// PrepareTest, if set, runs on the normalized event of a rule test
 	// the pipeline's stages that depend on nothing but the event (the
 	// server's enricher and severity scorer), before the rule is matched.
@@ -232,6 +235,7 @@ func NewEvents(opts EventsOptions) (http.Handler, error) {
 		mux.Handle("GET /api/v1/context", s.with(auth.ScopeEventsRead, s.context))
 	}
 	s.incidentRoutes(mux, opts.Incidents)
+	s.patternRoutes(mux, opts.Patterns)
 	return rt, nil
 }
 

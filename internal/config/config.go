@@ -78,6 +78,13 @@ type Config struct {
 	AnomalyMaxSeries int      `yaml:"anomaly-max-series"`
 	AnomalyInterval  Duration `yaml:"anomaly-interval"`
 
+	// Log templates (internal/templates, docs/intelligence.md).
+	Templates         bool     `yaml:"templates"`
+	TemplatesLearning Duration `yaml:"templates-learning"`
+	// Sequence and frequency patterns (internal/patterns).
+	Sequences      bool     `yaml:"sequences"`
+	SequenceWindow Duration `yaml:"sequence-window"`
+
 	// Notifications (internal/notify, docs/notifications.md).
 	NotificationsFile string `yaml:"notifications-file"`
 	OutboundAllow     string `yaml:"outbound-allow"`
@@ -131,17 +138,22 @@ func Default() Config {
 		PipelineDepth:  1,
 		ShutdownGrace:  Duration(30 * time.Second),
 
-		AnomalyThreshold: 0.8,
-		AnomalyMaxSeries: 10000,
-		AnomalyInterval:  Duration(time.Minute),
-		BusinessHours:    "Mon-Fri 09:00-18:00",
-		Timezone:         "UTC",
+		AnomalyThreshold:      0.8,
+		AnomalyMaxSeries:      10000,
+		AnomalyInterval:       Duration(time.Minute),
+		BusinessHours:         "Mon-Fri 09:00-18:00",
+		Timezone:              "UTC",
 		IncidentMinSeverity:   "medium",
 		IncidentWindow:        Duration(15 * time.Minute),
 		IncidentGroupWait:     Duration(30 * time.Second),
 		IncidentGroupInterval: Duration(5 * time.Minute),
 		IncidentResolveAfter:  Duration(time.Hour),
 		IncidentGroupBy:       "event_type,template",
+
+		Templates:         true,
+		TemplatesLearning: Duration(time.Hour),
+		Sequences:         true,
+		SequenceWindow:    Duration(5 * time.Minute),
 	}
 }
 
@@ -194,6 +206,10 @@ var options = []option{
 	{"max-inflight", "concurrent intake submissions; beyond it intake answers 429", func(c *Config) flag.Value { return (*intValue)(&c.MaxInFlight) }},
 	{"node-id", "instance number 0-15, part of every event id; unique per instance sharing one database", func(c *Config) flag.Value { return (*intValue)(&c.NodeID) }},
 	{"pprof-addr", "serve Go's net/http/pprof profiles on this address (empty: off; bind it to localhost)", func(c *Config) flag.Value { return (*stringValue)(&c.PprofAddr) }},
+	{"templates", "mine the log text of events into templates (event_data.template) and raise new_log_pattern events (false: the stage is off)", func(c *Config) flag.Value { return (*boolValue)(&c.Templates) }},
+	{"templates-learning", "how long after a host's first log template its new templates are learned without a new_log_pattern event (0: no learning period)", func(c *Config) flag.Value { return &c.TemplatesLearning }},
+	{"sequences", "learn sequence and frequency patterns (events.event_patterns) and link events that follow a sequence (false: off)", func(c *Config) flag.Value { return (*boolValue)(&c.Sequences) }},
+	{"sequence-window", "how soon after an event another counts as following it, for learned sequence patterns", func(c *Config) flag.Value { return &c.SequenceWindow }},
 	{"notifications-file", "notification policy (YAML, or JSON when named *.json) loaded at start; it replaces the stored one", func(c *Config) flag.Value { return (*stringValue)(&c.NotificationsFile) }},
 	{"outbound-allow", "comma-separated CIDRs that notifications may reach although private, loopback or link-local (e.g. 10.0.0.0/8)", func(c *Config) flag.Value { return (*stringValue)(&c.OutboundAllow) }},
 	{"anomaly-threshold", "anomaly score (0-1] at which a point of an event-rate or metadata series raises an anomaly event", func(c *Config) flag.Value { return (*floatValue)(&c.AnomalyThreshold) }},
@@ -438,12 +454,15 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    Duration
-	}{{"dedup-window", c.DedupWindow}, {"correlation-window", c.CorrelationWin}, {"causal-window", c.CausalWindow}, {"shutdown-timeout", c.ShutdownGrace},
+	}{{"dedup-window", c.DedupWindow}, {"correlation-window", c.CorrelationWin}, {"causal-window", c.CausalWindow}, {"sequence-window", c.SequenceWindow}, {"shutdown-timeout", c.ShutdownGrace},
 		{"incident-window", c.IncidentWindow}, {"incident-group-wait", c.IncidentGroupWait}, {"incident-group-interval", c.IncidentGroupInterval},
 		{"incident-resolve-after", c.IncidentResolveAfter}} {
 		if d.v <= 0 {
 			bad(d.name, "must be positive")
 		}
+	}
+	if c.TemplatesLearning < 0 {
+		bad("templates-learning", "must not be negative")
 	}
 	if c.RateLimit < 0 {
 		bad("rate-limit", "must not be negative")
@@ -576,6 +595,19 @@ func (i *intValue) Set(v string) error {
 	return nil
 }
 func (i *intValue) String() string { return strconv.Itoa(int(*i)) }
+
+type boolValue bool
+
+func (b *boolValue) Set(v string) error {
+	n, err := strconv.ParseBool(v)
+	if err != nil {
+		return fmt.Errorf("%q is not true or false", v)
+	}
+	*b = boolValue(n)
+	return nil
+}
+func (b *boolValue) String() string   { return strconv.FormatBool(bool(*b)) }
+func (b *boolValue) IsBoolFlag() bool { return true }
 
 type floatValue float64
 

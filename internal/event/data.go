@@ -10,8 +10,9 @@ import (
 
 // Keys of event_data that hold the typed results of the stages.
 const (
-	DataAsset   = "asset"   // Event.Asset, set by the enricher
-	DataScoring = "scoring" // Event.Scoring, set by the severity scorer
+	DataAsset    = "asset"    // Event.Asset, set by the enricher
+	DataScoring  = "scoring"  // Event.Scoring, set by the severity scorer
+	DataTemplate = "template" // Event.Template, set by the template stage
 )
 
 // dataField is a typed stage result that is kept in event_data under key.
@@ -34,6 +35,7 @@ type dataField struct {
 var dataFields = []dataField{
 	typedField(DataAsset, func(e *Event) **Asset { return &e.Asset }),
 	typedField(DataScoring, func(e *Event) **Scoring { return &e.Scoring }),
+	typedField(DataTemplate, func(e *Event) **Template { return &e.Template }),
 }
 
 // typedField is the dataField of a result held as a pointer to a struct

@@ -26,6 +26,9 @@ var typedSamples = map[string]func(e *Event){
 			{Factor: "asset_criticality", Reason: "asset <web> is critical", Weight: 15},
 		}}
 	},
+	DataTemplate: func(e *Event) {
+		e.Template = &Template{ID: 42, Text: "connection from <*> closed & <reset>"}
+	},
 }
 
 // asMaps is e as the stages left it before their results were typed: each
@@ -33,7 +36,7 @@ var typedSamples = map[string]func(e *Event){
 func asMaps(t *testing.T, e Event) Event {
 	t.Helper()
 	out := e
-	out.Asset, out.Scoring = nil, nil
+	out.Asset, out.Scoring, out.Template = nil, nil, nil
 	out.Data = make(map[string]any)
 	for k, v := range e.Data {
 		out.Data[k] = v

@@ -81,6 +81,12 @@ type Event struct {
 	// look it up in the incident engine's table.
 	IncidentID NullID `json:"incident_id"`
 
+	// Message is the event's log text as the source sent it (the webhook
+	// payload's message; later syslog and email messages), set by the
+	// normalizer for the template miner. It is not stored as a column: the
+	// normalizer keeps the text in title, description or event_data.
+	Message string `json:"-"`
+
 	// The typed results of the stages, for the stages after them. Each is
 	// kept inside event_data under its own key (see MarshalData) and is
 	// nil until its stage sets it.
@@ -91,6 +97,18 @@ type Event struct {
 	// Scoring is how the severity scorer arrived at Priority and Severity
 	// (event_data.scoring).
 	Scoring *Scoring `json:"-"`
+	// Template is the log template the template miner found for Message
+	// (event_data.template); nil for an event without log text.
+	Template *Template `json:"-"`
+}
+
+// Template is the template stage's result, as kept in event_data.template:
+// the id of the log template of the event's message (stable across
+// restarts; GET /api/v1/patterns?type=template lists them) and its text
+// when the event was processed (constant words, <*> for the parameters).
+type Template struct {
+	ID   int64  `json:"id"`
+	Text string `json:"text"`
 }
 
 // NullID is an id that encodes as JSON null when it is 0.

@@ -530,10 +530,14 @@ func criticality(c string) int {
 	return 0
 }
 
-// DataTemplate reads the log template of an event from
-// event_data.template ({"id": ..., "text": ...}) in its Data: the default
-// of Options.TemplateOf.
+// DataTemplate reads the log template of an event: the template stage's
+// typed result (event.Event.Template, which event_data.template decodes
+// into), else a {"id": ..., "text": ...} map under event_data.template in
+// its Data. It is the default of Options.TemplateOf.
 func DataTemplate(ev *event.Event) (int64, bool) {
+	if ev.Template != nil && ev.Template.ID > 0 {
+		return ev.Template.ID, true
+	}
 	t, ok := ev.Data["template"].(map[string]any)
 	if !ok {
 		return 0, false

@@ -419,6 +419,12 @@ func TestTemplateOfOption(t *testing.T) {
 	id, ok := DataTemplate(&event.Event{Data: map[string]any{"template": map[string]any{"id": float64(7), "text": "t"}}})
 	require.True(t, ok)
 	require.Equal(t, int64(7), id)
+	// The template stage's typed result, as a stored event decodes it.
+	var typed event.Event
+	require.NoError(t, typed.UnmarshalData([]byte(`{"template":{"id":9,"text":"t <*>"}}`)))
+	id, ok = DataTemplate(&typed)
+	require.True(t, ok)
+	require.Equal(t, int64(9), id)
 }
 
 func TestEventsWithoutAHostGroupByLabelsOnly(t *testing.T) {

@@ -20,7 +20,14 @@ const incidentBatchMessages = 8
 // inventory) and before the pipeline starts, so that its consumer exists
 // before the first event is published.
 func (s *Server) startIncidents(ctx context.Context) error {
+	// Root-cause ranking asks the sequence learner which template
+	// historically precedes which (none with --sequences=false).
+	var precedence incident.Precedence
+	if s.proc.patterns != nil {
+		precedence = s.proc.patterns
+	}
 	eng, err := incident.New(ctx, incident.Options{
+		Precedence:    precedence,
 		Store:         s.store,
 		Graph:         s.proc.inventory,
 		MinSeverity:   event.Severity(s.cfg.IncidentMinSeverity),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -14,8 +15,10 @@ import (
 	"github.com/reflex-ops/reflex/internal/ingest/webhook"
 	"github.com/reflex-ops/reflex/internal/noise"
 	"github.com/reflex-ops/reflex/internal/normalize"
+	"github.com/reflex-ops/reflex/internal/patterns"
 	"github.com/reflex-ops/reflex/internal/pipeline"
 	"github.com/reflex-ops/reflex/internal/severity"
+	"github.com/reflex-ops/reflex/internal/templates"
 )
 
 // Lane settings: the critical lane takes small batches and lingers briefly;
@@ -49,7 +52,13 @@ type processing struct {
 	enricher  *enrich.Enricher
 	dedup     *noise.Dedup
 	corr      *correlate.Correlator
-	runners   []*pipeline.Runner
+	templates *templates.Stage // nil with --templates=false
+	// patterns learns sequences and frequencies and links sequences; nil
+	// with --sequences=false. Its Precedes answers how often one template
+	// precedes another.
+	patterns *patterns.Learner
+	runners  []*pipeline.Runner
+	log      *slog.Logger
 
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -60,7 +69,7 @@ type processing struct {
 }
 
 func newProcessing(ctx context.Context, s *Server) (*processing, error) {
-	p := &processing{inventory: enrich.NewInventory(), done: make(chan struct{}), exited: map[*pipeline.Runner]error{}}
+	p := &processing{inventory: enrich.NewInventory(), done: make(chan struct{}), exited: map[*pipeline.Runner]error{}, log: s.log}
 	if s.cfg.AssetsFile != "" {
 		assets, err := enrich.LoadFile(s.cfg.AssetsFile)
 		if err != nil {
@@ -129,7 +138,38 @@ func newProcessing(ctx context.Context, s *Server) (*processing, error) {
 	if err != nil {
 		return nil, err
 	}
-	stages := pipeline.MultiStage{enricher, limiter, p.dedup, p.corr, scorer}
+	stages := pipeline.MultiStage{enricher, limiter, p.dedup}
+	if s.cfg.Templates {
+		learning := time.Duration(s.cfg.TemplatesLearning)
+		if learning == 0 {
+			learning = -1 // none
+		}
+		p.templates, err = templates.New(ctx, templates.Options{
+			Store:      s.store,
+			Sink:       s.derived,
+			Learning:   learning,
+			Logger:     s.log.With("component", "templates"),
+			Registerer: s.reg,
+		})
+		if err != nil {
+			return nil, err
+		}
+		stages = append(stages, p.templates)
+	}
+	if s.cfg.Sequences {
+		p.patterns, err = patterns.New(ctx, patterns.Options{
+			Store:      s.store,
+			Window:     time.Duration(s.cfg.SequenceWindow),
+			Now:        s.now,
+			Logger:     s.log.With("component", "patterns"),
+			Registerer: s.reg,
+		})
+		if err != nil {
+			return nil, err
+		}
+		stages = append(stages, p.patterns)
+	}
+	stages = append(stages, p.corr, scorer)
 	for _, l := range lanes {
 		cons, err := s.bus.Consume(ctx, l.lane, bus.ConsumeOptions{MaxBatch: l.maxBatch, MaxBytes: l.maxBytes, Linger: l.linger})
 		if err != nil {
@@ -229,9 +269,28 @@ func (p *processing) stop(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("server: pipeline did not drain: %w", ctx.Err())
 	}
+	var flushErr []error
+	if p.templates != nil {
+		// Counts and last seen times of what the drained batches mined.
+		flushErr = append(flushErr, p.templates.Flush(ctx))
+	}
+	if p.patterns != nil {
+		flushErr = append(flushErr, p.patterns.Flush(ctx))
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return errors.Join(p.errs...)
+	return errors.Join(append(p.errs, flushErr...)...)
+}
+
+// patternsChanged reloads the sequence learner's patterns after an API
+// change.
+func (p *processing) patternsChanged(ctx context.Context) {
+	if p.patterns == nil {
+		return
+	}
+	if err := p.patterns.Reload(ctx); err != nil {
+		p.log.Warn("reload patterns", "err", err)
+	}
 }
 
 // prepareTest runs on the event of a rule test the stages after

@@ -364,6 +364,7 @@ func (s *Server) startEvents(ctx context.Context) error {
 		Maintenance:   s.store,
 		Context:       s.contextual,
 		Incidents:     api.IncidentOptions{Store: s.store, Engine: s.incidents},
+		Patterns:      api.PatternOptions{Store: s.store, Changed: s.proc.patternsChanged},
 	})
 	if err != nil {
 		return err

@@ -39,6 +39,8 @@ type Store interface {
 	MaintenanceStore
 	HistoryStore
 	IncidentStore
+	TemplateStore
+	PatternStore
 }
 
 // Lifecycle opens, checks and closes a store.

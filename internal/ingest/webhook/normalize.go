@@ -49,6 +49,7 @@ func (Normalizer) Normalize(raw *event.Raw) (normalize.Draft, error) {
 		Title:         p.Title,
 		Description:   p.Description,
 		Tags:          p.Tags,
+		Message:       p.Message,
 	}
 	if e.Title == "" {
 		e.Title = normalize.Title(p.Message)

@@ -40,6 +40,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	RunMaintenance(t, func(t *testing.T) Maintenance { return open(t) })
 	RunHistory(t, func(t *testing.T) History { return open(t) })
 	RunIncidents(t, func(t *testing.T) Incidents { return open(t) })
+	RunTemplates(t, func(t *testing.T) Templates { return open(t) })
+	RunPatterns(t, func(t *testing.T) Patterns { return open(t) })
 }
 
 // Events is the part of a store that RunEvents checks.
