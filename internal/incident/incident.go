@@ -15,7 +15,9 @@
 // assets of the inventory), or one holding a host that depends on its
 // host. When it connects several incidents, they are merged into the
 // oldest. An event below MinSeverity only joins an incident that already
-// holds its host; it never opens one. An event whose host the inventory
+// holds its host; it never opens one. Nor does a derived event (source
+// type reflex, such as an anomaly in the rate of an event type) without a
+// host. An event whose host the inventory
 // does not relate to any other host (no dependencies, no dependents)
 // groups by its labels (Options.GroupBy, by default its type and
 // template) with the events of other such hosts: a pattern_based
@@ -718,6 +720,12 @@ func (e *Engine) inWindow(st *state, at time.Time) bool {
 func (e *Engine) assign(ev *event.Event, b *batch, now time.Time) {
 	m := e.memberOf(ev)
 	urgent := m.sev >= e.opts.MinSeverity.Rank()
+	if ev.SourceType == event.SourceReflex && m.host == "" {
+		// reflex's own finding about no host (an anomaly in the rate of
+		// an event type or a service, during a storm a symptom of the
+		// incidents it counts) opens no incident of its own.
+		urgent = false
+	}
 	cands := map[int64]bool{}
 	for id := range e.byHost[m.host] { // none for an event without a host
 		cands[id] = true

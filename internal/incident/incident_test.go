@@ -436,3 +436,18 @@ func TestEventsWithoutAHostGroupByLabelsOnly(t *testing.T) {
 	require.Equal(t, a.ID, e.incidentOf(c.ID), "the same labels")
 	require.Equal(t, b.ID, e.incidentOf(b.ID), "no host is not a shared host")
 }
+
+func TestDerivedEventsWithoutHostOpenNothing(t *testing.T) {
+	e := newEnv(t, Options{}, shop...)
+	rate := e.ev("", 0, event.High, "anomaly", "Anomaly in rate:type:app_error")
+	rate.SourceType = event.SourceReflex
+	e.handle(rate)
+	require.Empty(t, e.incidents(), "an anomaly of an event type's rate is a symptom, not an incident")
+
+	metric := e.ev("db-01", time.Second, event.High, "anomaly", "Anomaly in metric:db-01:connections")
+	metric.SourceType = event.SourceReflex
+	e.handle(metric)
+	ins := e.incidents()
+	require.Len(t, ins, 1, "one about a host opens its incident as any event does")
+	require.Equal(t, metric.ID, ins[0].RootEventID)
+}

@@ -332,6 +332,9 @@ func number(v any) (float64, bool) {
 // the threshold and the series was quiet.
 func (m *Monitor) score(s *series, at time.Time, v float64) {
 	p := s.det.Update(at, v)
+	if s.rate { // a count is never negative
+		p.Low, p.High = max(p.Low, 0), max(p.High, 0)
+	}
 	m.met.points.Inc()
 	s.last = RateState{Interval: m.o.Interval, Current: v, ExpectedLow: p.Low, ExpectedHigh: p.High, Score: p.Score, At: at, Points: s.last.Points + 1}
 	if p.Score < m.o.Threshold {

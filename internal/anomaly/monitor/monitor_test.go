@@ -127,3 +127,19 @@ func TestMonitorOptions(t *testing.T) {
 	_, err := New(Options{})
 	require.Error(t, err)
 }
+
+func TestMonitorRateRangeIsNeverNegative(t *testing.T) {
+	now := t0.Add(24 * time.Hour)
+	m, err := New(Options{Sink: &recorder{}, Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	// One event every ten minutes: the series is mostly zeros, and its
+	// expected range around a mean near zero must not go below it.
+	for i := range 60 {
+		require.NoError(t, m.Handle(context.Background(), []processed.Record{rec(int64(i+1), t0.Add(time.Duration(i)*10*time.Minute), "quiet-01", nil)}))
+	}
+	st, ok := m.Rate("quiet-01")
+	require.True(t, ok)
+	require.Zero(t, st.Current, "the last closed minute had no event")
+	require.GreaterOrEqual(t, st.ExpectedLow, 0.0)
+	require.Greater(t, st.ExpectedHigh, 0.0)
+}
