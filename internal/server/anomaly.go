@@ -35,27 +35,7 @@ func (s *Server) startAnomaly(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("server: anomaly monitor: %w", err)
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	ticked, consumed := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(ticked)
-		mon.Run(runCtx)
-	}()
-	go func() {
-		defer close(consumed)
-		_ = cons.Run(runCtx, mon.Handle) // returns nil when runCtx ends
-	}()
-	s.stops.push("anomaly monitor", func(ctx context.Context) error {
-		cancel()
-		for _, done := range []chan struct{}{consumed, ticked} {
-			select {
-			case <-done:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		return nil
-	})
+	s.runDownstream("anomaly monitor", cons, mon.Handle, mon.Run, nil)
 	s.anomaly = mon
 	return nil
 }

@@ -53,27 +53,7 @@ func (s *Server) startIncidents(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("server: incident engine: %w", err)
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	ticked, consumed := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(ticked)
-		eng.Run(runCtx)
-	}()
-	go func() {
-		defer close(consumed)
-		_ = cons.Run(runCtx, eng.Handle) // returns nil when runCtx ends
-	}()
-	s.stops.push("incident engine", func(ctx context.Context) error {
-		cancel() // the batch in the handler is finished and acknowledged
-		for _, done := range []chan struct{}{consumed, ticked} {
-			select {
-			case <-done:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		return nil
-	})
+	s.runDownstream("incident engine", cons, eng.Handle, eng.Run, nil)
 	s.incidents = eng
 	return nil
 }

@@ -141,3 +141,36 @@ func registerSizeGauges(reg prometheus.Registerer, st streamInfo, prefix, msgsHe
 	}
 	return nil
 }
+
+// runDownstream runs a downstream component on the processed stream:
+// cons feeds handle, and run (its timer loop: reloads, flushes, ticks)
+// runs beside it, both until the shutdown pushes name's stop, which
+// cancels them, waits for them (the batch in the handler is finished and
+// acknowledged) and then calls flush, if any.
+func (s *Server) runDownstream(name string, cons *processed.Consumer, handle processed.Handler,
+	run func(context.Context), flush func(context.Context) error) {
+	runCtx, cancel := context.WithCancel(context.Background())
+	ran, consumed := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ran)
+		run(runCtx)
+	}()
+	go func() {
+		defer close(consumed)
+		_ = cons.Run(runCtx, handle) // returns nil when runCtx ends
+	}()
+	s.stops.push(name, func(ctx context.Context) error {
+		cancel()
+		for _, done := range []chan struct{}{consumed, ran} {
+			select {
+			case <-done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if flush == nil {
+			return nil
+		}
+		return flush(ctx)
+	})
+}

@@ -70,27 +70,7 @@ func (s *Server) startRules(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("server: rules engine: %w", err)
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	reloaded, consumed := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(reloaded)
-		eng.Run(runCtx)
-	}()
-	go func() {
-		defer close(consumed)
-		_ = cons.Run(runCtx, eng.Handle) // returns nil when runCtx ends
-	}()
-	s.stops.push("rules engine", func(ctx context.Context) error {
-		cancel() // the batch in the handler is finished and acknowledged
-		for _, done := range []chan struct{}{consumed, reloaded} {
-			select {
-			case <-done:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		return eng.Flush(ctx)
-	})
+	s.runDownstream("rules engine", cons, eng.Handle, eng.Run, eng.Flush)
 	s.rules = &rulesOut{engine: eng, decisions: dec}
 	return nil
 }
