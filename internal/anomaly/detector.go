@@ -20,6 +20,8 @@
 //
 // The smallest probability, with a weighted Bonferroni correction,
 // becomes the score, -log10(p)/Decades; a value out of range scores 1.
+// A point in the range at the level of a recent detection needs stronger
+// evidence (its p-value is multiplied by RepeatPenalty).
 // After a detection the score is held below the detection level for a
 // while (NAB rewards the first detection of an anomaly and punishes the
 // repeats), except for a value out of range. The expected
@@ -57,6 +59,10 @@ type Options struct {
 	// of histogram bins and of recent values compared with the long-run
 	// histogram (defaults 8 and 24).
 	Bins, Window int
+	// Prior is the pseudo-count spread over the long-run histogram's
+	// bins (default 0.05): the smaller, the more a value in a bin
+	// rarely or never visited weighs.
+	Prior float64
 	// Spatial is the fraction of the range of the recent values (the
 	// last 16,384 points) by which a value must leave that range to be
 	// anomalous by itself (default 0.05).
@@ -74,6 +80,14 @@ type Options struct {
 	// anomaly likelihood's short mean and in its long-run mean and
 	// deviation (defaults 0.1 and 0.001: about 10 and 1,000 points).
 	LikShort, LikLong float64
+	// RepeatWindow and RepeatPenalty make a repeat need stronger
+	// evidence: a point inside the range at the level of one of the last
+	// repeatSlots detections (its fine bin or a neighbour), less than
+	// RepeatWindow points after it (default 3,000), has its p-value
+	// multiplied by RepeatPenalty (default 1,000: three decades). A value
+	// beyond the range is never penalized.
+	RepeatWindow  int
+	RepeatPenalty float64
 	// DetectAt is the score at or above which a point is a detection
 	// (default 0.8). After a detection the score is capped below
 	// DetectAt for HoldFraction of the points seen so far (default 0.15),
@@ -118,6 +132,9 @@ func (o Options) withDefaults() Options {
 	def(&o.LikPenalty, 1000)
 	def(&o.LikShort, 0.1)
 	def(&o.LikLong, 0.001)
+	def(&o.Prior, 0.05)
+	defi(&o.RepeatWindow, 3000)
+	def(&o.RepeatPenalty, 1000)
 	def(&o.DetectAt, 0.8)
 	defi(&o.Hold, 400)
 	def(&o.HoldFraction, 0.15)
@@ -138,6 +155,7 @@ const (
 	rangeBlocks = 16
 	rangeBlock  = 1024
 	ctxLen      = 4
+	repeatSlots = 4 // detections whose level is remembered
 )
 
 // Point is the verdict on one point.
@@ -202,6 +220,12 @@ type Detector struct {
 	calDist calib
 
 	hold int
+
+	// the fine bins of the last repeatSlots detections and the points at
+	// which they were made (0: none)
+	detBin [repeatSlots]uint8
+	detAt  [repeatSlots]int32
+	detK   uint8
 
 	// anomaly likelihood: the short mean of the raw scores, and their
 	// long-run mean and deviation
@@ -272,6 +296,10 @@ func (d *Detector) Update(t time.Time, v float64) Point {
 	}
 	pLik = math.Min(1, pLik*o.LikPenalty)
 	p := 4 * math.Min(pDist, math.Min(pCtx, pLik)) // Bonferroni over the four detectors
+	level := uint8(d.ctx & 15)                     // v's fine bin, from novelty
+	if d.repeats(level) {
+		p = math.Min(1, p*o.RepeatPenalty)
+	}
 	if outside {
 		p = 0
 	}
@@ -284,11 +312,26 @@ func (d *Detector) Update(t time.Time, v float64) Point {
 		score = math.Min(score, o.DetectAt*0.5)
 	} else if score >= o.DetectAt {
 		d.hold = min(o.Hold, int(float64(d.n)*o.HoldFraction))
+		k := d.detK % repeatSlots
+		d.detBin[k], d.detAt[k] = level, int32(min(d.n, math.MaxInt32))
+		d.detK++
 	}
 	pt.Score = score
 
 	d.learn(t, v, di, wi)
 	return pt
+}
+
+// repeats tells whether level, a fine bin, is that of one of the last
+// detections or a neighbour of it, made less than RepeatWindow points ago.
+func (d *Detector) repeats(level uint8) bool {
+	for k, at := range d.detAt {
+		diff := int(level) - int(d.detBin[k])
+		if at > 0 && d.n-int(at) < d.o.RepeatWindow && diff >= -1 && diff <= 1 {
+			return true
+		}
+	}
+	return false
 }
 
 // likelihood answers the tail probability of the short mean of the raw
@@ -368,7 +411,7 @@ func (d *Detector) distStat(v float64) float64 {
 				continue
 			}
 			pc := d.cur[b] / w
-			pr := (d.ref[b] + 0.5/float64(o.Bins)) / (d.refN + 0.5)
+			pr := (d.ref[b] + o.Prior/float64(o.Bins)) / (d.refN + o.Prior)
 			stat += pc * math.Log(pc/pr)
 		}
 		stat *= 2 * w

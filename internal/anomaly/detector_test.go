@@ -181,3 +181,34 @@ func BenchmarkDetector(b *testing.B) {
 func TestStateBytesReport(t *testing.T) {
 	t.Logf("state per series: %d bytes", StateBytes())
 }
+
+// TestRepeats checks which levels count as repeats of a detection: its
+// fine bin or a neighbour, less than RepeatWindow (3,000) points after it.
+func TestRepeats(t *testing.T) {
+	const now = 5000
+	tests := []struct {
+		name  string
+		bin   uint8 // the level of the detection
+		at    int32 // the point of the detection (0: none)
+		level uint8
+		want  bool
+	}{
+		{"no detection", 0, 0, 0, false},
+		{"same level", 12, 4000, 12, true},
+		{"a neighbour below", 12, 4000, 11, true},
+		{"a neighbour above", 12, 4000, 13, true},
+		{"two bins above", 12, 4000, 14, false},
+		{"two bins below", 12, 4000, 10, false},
+		{"level 0 and its neighbour", 0, 4000, 1, true},
+		{"just inside the window", 12, now - 2999, 12, true},
+		{"the window ended", 12, now - 3000, 12, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := New(Options{})
+			d.n = now
+			d.detBin[0], d.detAt[0] = tt.bin, tt.at
+			require.Equal(t, tt.want, d.repeats(tt.level))
+		})
+	}
+}

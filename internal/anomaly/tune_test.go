@@ -25,6 +25,9 @@ var tuneGrid = []Options{
 	{CtxPenalty: 30}, {CtxPenalty: 300},
 	{LikPenalty: 100}, {LikPenalty: 10000},
 	{LikShort: 0.05}, {LikShort: 0.2},
+	{Prior: 0.02}, {Prior: 0.15},
+	{RepeatWindow: 1000}, {RepeatWindow: 10000},
+	{RepeatPenalty: 100}, {RepeatPenalty: 10000},
 }
 
 // ablations are the default without one of its detectors.
@@ -37,6 +40,9 @@ var ablations = []struct {
 	{"without context novelty", Options{disable: 4}},
 	{"without anomaly likelihood", Options{disable: 8}},
 	{"range only", Options{disable: 6}},
+	{"without the repeat penalty", Options{RepeatPenalty: 1}},
+	{"with the former prior 0.5", Options{Prior: 0.5}},
+	{"without the repeat penalty, prior 0.5", Options{RepeatPenalty: 1, Prior: 0.5}},
 }
 
 // TestTune prints the tuning grid on the NAB corpus and, for every
