@@ -226,3 +226,27 @@ func TestScanMatchesTheMasks(t *testing.T) {
 		require.Equal(t, Apply(DefaultMasks, in), maskDefault(in), "%q", in)
 	}
 }
+
+// TestLeafBound floods one leaf with messages that join nothing (three
+// distinct words each): the leaf stops at MaxLeafTemplates, and later
+// messages join their best match there instead of each one scanning a
+// longer list than the last.
+func TestLeafBound(t *testing.T) {
+	m := New(Options{MaxLeafTemplates: 50})
+	w := func(i int) string {
+		var b []byte
+		for {
+			b = append(b, byte('a'+i%26))
+			if i /= 26; i == 0 {
+				return string(b)
+			}
+		}
+	}
+	for i := range 2000 {
+		m.Add(fmt.Sprintf("scheduler reported %s state %s for shard %s", w(i), w(i+5000), w(i+9000)))
+	}
+	require.EqualValues(t, 50, m.Len())
+	tmpl, isNew := m.Add("scheduler reported zzzq state zzzr for shard zzzs")
+	require.False(t, isNew, "a full leaf makes no template")
+	require.Equal(t, "scheduler reported <*> state <*> for shard <*>", tmpl.Text, "the best match took the message")
+}
