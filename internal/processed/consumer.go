@@ -27,7 +27,8 @@ var _ Fetcher = (*bus.ProcessedConsumer)(nil)
 // an error has it delivered again after a backoff, unless it wraps
 // ErrPermanent. The same record may be handed over again (see the package
 // doc): the handler's effects must be idempotent by (consumer,
-// Record.Key()).
+// Record.Key()). The records and their events may be shared with other
+// consumers (ConsumerOptions.Shared): a handler must not modify them.
 type Handler func(ctx context.Context, recs []Record) error
 
 // ErrPermanent marks a handler error that retrying cannot fix: the batch
@@ -67,6 +68,9 @@ type ConsumerOptions struct {
 	// RetryMin and RetryMax bound the redelivery backoff after a handler
 	// error: RetryMin doubled per earlier delivery (defaults 1s and 1m).
 	RetryMin, RetryMax time.Duration
+	// Shared, if set, decodes each message once for all the consumers of
+	// the process that share it (see SharedDecoder).
+	Shared *SharedDecoder
 	// Recent, if above 0, skips records among the last Recent keys that
 	// the handler handled successfully (see Recent).
 	Recent int
@@ -171,11 +175,20 @@ func Backoff(n uint64, minDelay, maxDelay time.Duration) time.Duration {
 	return min(d, maxDelay)
 }
 
+// decode decodes m, through the shared decoder when there is one.
+func (c *Consumer) decode(m *bus.Msg) ([]Record, error) {
+	if c.opts.Shared != nil {
+		return c.opts.Shared.Decode(m.MsgID, m.Data)
+	}
+	_, rs, err := Decode(m.Data)
+	return rs, err
+}
+
 func (c *Consumer) handle(ctx context.Context, msgs []bus.Msg, h Handler) {
 	var recs []Record
 	live := msgs[:0:0]
 	for i := range msgs {
-		_, rs, err := Decode(msgs[i].Data)
+		rs, err := c.decode(&msgs[i])
 		if err != nil {
 			c.met.corrupt.Inc()
 			c.log.Error("terminating a processed stream message that cannot be decoded", "msg_id", msgs[i].MsgID, "bytes", len(msgs[i].Data), "err", err)

@@ -27,6 +27,7 @@ func (s *Server) startAnomaly(ctx context.Context) error {
 		return fmt.Errorf("server: anomaly monitor: %w", err)
 	}
 	cons, err := processed.Consume(ctx, s.processed.stream, processed.ConsumerOptions{
+		Shared:     s.processed.shared,
 		Name:       monitor.ConsumerName,
 		Recent:     recentRecords,
 		Logger:     s.log,

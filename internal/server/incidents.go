@@ -44,6 +44,7 @@ func (s *Server) startIncidents(ctx context.Context) error {
 		return fmt.Errorf("server: incident engine: %w", err)
 	}
 	cons, err := processed.Consume(ctx, s.processed.stream, processed.ConsumerOptions{
+		Shared:        s.processed.shared,
 		Name:          incident.ConsumerName,
 		BatchMessages: incidentBatchMessages,
 		Recent:        recentRecords,

@@ -30,6 +30,10 @@ const EnvCrashAfterCommits = "REFLEX_TEST_CRASH_AFTER_COMMITS"
 type processedOut struct {
 	stream *bus.Processed
 	pub    *processed.Publisher
+	// shared decodes each message once for the downstream components
+	// (rules, anomaly, incidents), which read the same messages at about
+	// the same time.
+	shared *processed.SharedDecoder
 }
 
 // openProcessed creates or updates the processed stream and its
@@ -62,7 +66,11 @@ func (s *Server) openProcessed(ctx context.Context) error {
 	if err := registerStreamGauges(s.reg, ps); err != nil {
 		return err
 	}
-	s.processed = &processedOut{stream: ps, pub: pub}
+	shared, err := processed.NewSharedDecoder(0, s.reg)
+	if err != nil {
+		return err
+	}
+	s.processed = &processedOut{stream: ps, pub: pub, shared: shared}
 	return nil
 }
 

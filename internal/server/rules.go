@@ -61,6 +61,7 @@ func (s *Server) startRules(ctx context.Context) error {
 		return fmt.Errorf("server: rules engine: %w", err)
 	}
 	cons, err := processed.Consume(ctx, s.processed.stream, processed.ConsumerOptions{
+		Shared:        s.processed.shared,
 		Name:          engine.ConsumerName,
 		BatchMessages: rulesBatchMessages,
 		Recent:        recentRecords,
