@@ -151,7 +151,7 @@ func Default() Config {
 		IncidentGroupBy:       "event_type,template",
 
 		Templates:         true,
-		TemplatesLearning: Duration(time.Hour),
+		TemplatesLearning: 0, // every template new on a host is an event, rate limited
 		Sequences:         true,
 		SequenceWindow:    Duration(5 * time.Minute),
 	}
@@ -207,7 +207,7 @@ var options = []option{
 	{"node-id", "instance number 0-15, part of every event id; unique per instance sharing one database", func(c *Config) flag.Value { return (*intValue)(&c.NodeID) }},
 	{"pprof-addr", "serve Go's net/http/pprof profiles on this address (empty: off; bind it to localhost)", func(c *Config) flag.Value { return (*stringValue)(&c.PprofAddr) }},
 	{"templates", "mine the log text of events into templates (event_data.template) and raise new_log_pattern events (false: the stage is off)", func(c *Config) flag.Value { return (*boolValue)(&c.Templates) }},
-	{"templates-learning", "how long after a host's first log template its new templates are learned without a new_log_pattern event (0: no learning period)", func(c *Config) flag.Value { return &c.TemplatesLearning }},
+	{"templates-learning", "how long after a host's first log template its new templates are learned without a new_log_pattern event (e.g. 1h, to quiet a new deployment; 0: none, every template new on a host is an event, rate limited)", func(c *Config) flag.Value { return &c.TemplatesLearning }},
 	{"sequences", "learn sequence and frequency patterns (events.event_patterns) and link events that follow a sequence (false: off)", func(c *Config) flag.Value { return (*boolValue)(&c.Sequences) }},
 	{"sequence-window", "how soon after an event another counts as following it, for learned sequence patterns", func(c *Config) flag.Value { return &c.SequenceWindow }},
 	{"notifications-file", "notification policy (YAML, or JSON when named *.json) loaded at start; it replaces the stored one", func(c *Config) flag.Value { return (*stringValue)(&c.NotificationsFile) }},

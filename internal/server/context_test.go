@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/reflex-ops/reflex/internal/config"
 	"github.com/reflex-ops/reflex/internal/contextual"
 )
 
@@ -18,6 +19,8 @@ func TestContextEndToEnd(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.BusinessHours = "Mon-Sun 00:00-24:00"
 	cfg.Timezone = "Europe/Paris"
+	// No new_log_pattern events of app-01 among the events its rate counts.
+	cfg.TemplatesLearning = config.Duration(time.Hour)
 	ts := start(t, cfg)
 
 	for host, body := range map[string]string{
