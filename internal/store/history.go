@@ -21,7 +21,8 @@ type HistoryStore interface {
 	Series(ctx context.Context, q SeriesQuery) ([]SeriesRow, error)
 	// EventCounts returns, for each of ranges, how many processed events
 	// of host occurred in it (repeats folded into an event by
-	// deduplication count once), in the order of ranges.
+	// deduplication count once; reflex's own derived events, of source
+	// type reflex, not at all), in the order of ranges.
 	EventCounts(ctx context.Context, host string, ranges []TimeRange) ([]int64, error)
 }
 

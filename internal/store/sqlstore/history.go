@@ -168,7 +168,7 @@ func (q *Queries) EventCounts(ctx context.Context, host string, ranges []store.T
 		dest[i] = &out[i]
 	}
 	err := q.r.QueryRow(ctx, q.d.Rebind(`SELECT `+cols+` FROM `+q.table(ProcessedTable)+ //nolint:gosec // placeholders only
-		` WHERE source_host = ? AND occurred_at >= ? AND occurred_at < ?`), args...).Scan(dest...)
+		` WHERE source_host = ? AND occurred_at >= ? AND occurred_at < ? AND (source_type IS NULL OR source_type <> 'reflex')`), args...).Scan(dest...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: event counts: %w", q.d.Name, err)
 	}

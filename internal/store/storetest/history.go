@@ -220,6 +220,11 @@ func testSeries(t *testing.T, e *historyEnv) {
 func testEventCounts(t *testing.T, e *historyEnv) {
 	e.dataset(t)
 	T := e.t0
+	// reflex's own events about a host (an anomaly of its rate, a new log
+	// pattern) are not events of its rate.
+	own := mk(T.Add(4*time.Minute), "a", event.High, "anomaly in rate:host:a")
+	own.ev.SourceType, own.raw.SourceType = event.SourceReflex, event.SourceReflex
+	require.NoError(t, e.s.WriteBatch(e.ctx, batch(own)))
 	got, err := e.s.EventCounts(e.ctx, "a", []store.TimeRange{
 		{Since: T, Until: T.Add(time.Hour)},
 		{Since: T.Add(time.Hour), Until: T.Add(2 * time.Hour)},
