@@ -50,20 +50,9 @@ func evalLoghub(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "Usage: reflex eval loghub DIR [--out OUT] [--json] [--min-accuracy F]\n\nMines log templates from the Content column of DIR/<System>/<System>_2k.log_structured.csv\n(a directory laid out like loghub, any systems in it) and prints each system's grouping\naccuracy against its EventId column, the mean and the lines per second.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	// The directory may come before or after the flags.
-	var dir string
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		dir, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
+	dir, err := parseDir(fs, args)
+	if err != nil {
 		return err
-	}
-	if dir == "" && fs.NArg() > 0 {
-		dir = fs.Arg(0)
-	}
-	if dir == "" {
-		fs.Usage()
-		return errors.New("eval loghub: DIR is required")
 	}
 	res, err := logtmpl.EvalLoghub(dir, logtmpl.Options{})
 	if err != nil {
@@ -99,6 +88,26 @@ func evalLoghub(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return floors("eval loghub", floor{"mean accuracy", "min-accuracy", mean, *minAcc})
+}
+
+// parseDir parses an evaluation's flags and its DIR argument, which may
+// come before or after the flags.
+func parseDir(fs *flag.FlagSet, args []string) (string, error) {
+	var dir string
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		dir, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if dir == "" && fs.NArg() > 0 {
+		dir = fs.Arg(0)
+	}
+	if dir == "" {
+		fs.Usage()
+		return "", fmt.Errorf("%s: DIR is required", fs.Name())
+	}
+	return dir, nil
 }
 
 // floor is a figure of an evaluation and the least it may be.

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -30,19 +29,9 @@ func evalNAB(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "Usage: reflex eval nab DIR [--out OUT] [--json] [--min-score F]\n\nRuns reflex's anomaly detector online over every DIR/data/<category>/<name>.csv (a directory\nlaid out like NAB: labels/combined_windows.json, config/profiles.json) and prints the NAB\nscore of each profile, each category's standard score beside Windowed Gaussian's (NAB's\nbaseline), the thresholds chosen and the rows per second.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	var dir string
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		dir, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
+	dir, err := parseDir(fs, args)
+	if err != nil {
 		return err
-	}
-	if dir == "" && fs.NArg() > 0 {
-		dir = fs.Arg(0)
-	}
-	if dir == "" {
-		fs.Usage()
-		return errors.New("eval nab: DIR is required")
 	}
 	c, err := nab.Load(dir)
 	if err != nil {

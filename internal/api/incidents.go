@@ -175,13 +175,8 @@ func parseIncidentQuery(r *http.Request) (store.IncidentQuery, *fieldError) {
 		}
 		q.Since = t
 	}
-	q.Limit = defaultLimit
-	if v.Has("limit") {
-		n, err := strconv.Atoi(v.Get("limit"))
-		if err != nil || n < 1 || n > maxLimit {
-			return q, badField("limit", "must be an integer from 1 to %d", maxLimit)
-		}
-		q.Limit = n
+	if q.Limit, fe = parseLimit(v, defaultLimit, maxLimit); fe != nil {
+		return q, fe
 	}
 	if v.Has("cursor") {
 		t, id, err := decodeCursor(v.Get("cursor"))
@@ -309,12 +304,8 @@ func (a *incidentsAPI) events(w http.ResponseWriter, r *http.Request, _ auth.Pri
 		fe = checkParams(v, []string{"limit"})
 	}
 	limit := maxLimit
-	if fe == nil && v.Has("limit") {
-		n, err := strconv.Atoi(v.Get("limit"))
-		if err != nil || n < 1 || n > maxLimit {
-			fe = badField("limit", "must be an integer from 1 to %d", maxLimit)
-		}
-		limit = n
+	if fe == nil {
+		limit, fe = parseLimit(v, maxLimit, maxLimit)
 	}
 	if fe != nil {
 		writeFieldError(w, fe)

@@ -158,14 +158,10 @@ func (p *patternsAPI) list(w http.ResponseWriter, r *http.Request, _ auth.Princi
 		writeFieldError(w, badField("host", "only templates are per host: use it with type=template or no type"))
 		return
 	}
-	limit := defaultLimit
-	if v.Has("limit") {
-		n, err := strconv.Atoi(v.Get("limit"))
-		if err != nil || n < 1 || n > maxLimit {
-			writeFieldError(w, badField("limit", "must be an integer from 1 to %d", maxLimit))
-			return
-		}
-		limit = n
+	limit, fe := parseLimit(v, defaultLimit, maxLimit)
+	if fe != nil {
+		writeFieldError(w, fe)
+		return
 	}
 	var (
 		phase  = cursorPatterns
