@@ -38,6 +38,17 @@ var dataFields = []dataField{
 	typedField(DataTemplate, func(e *Event) **Template { return &e.Template }),
 }
 
+// TypedDataKeys are the keys of event_data that hold typed results (Asset,
+// Scoring, Template ...), for encodings of events that carry the typed
+// results apart from Data and must know them all.
+func TypedDataKeys() []string {
+	keys := make([]string, len(dataFields))
+	for i, f := range dataFields {
+		keys[i] = f.key
+	}
+	return keys
+}
+
 // typedField is the dataField of a result held as a pointer to a struct
 // (a JSON object) that field returns the address of: nil is no result,
 // and a stored value fits when it is an object of T's fields and no other

@@ -94,3 +94,67 @@ func BenchmarkStoredEmbedded(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/event")
 }
+
+// decodeBenchMessages returns the messages the publisher makes of a batch
+// of 1,000 events like a webhook's after the pipeline: metadata, the
+// asset, the scoring factors and the log template in event_data.
+func decodeBenchMessages(b *testing.B) [][]byte {
+	b.Helper()
+	sb := benchBatch(10000, 1000)
+	for i := range sb.New {
+		e := &sb.New[i]
+		e.SourceService = "nginx"
+		e.CorrelationID = "00015731-9de8-80b0-8500-7265666c6578"
+		e.Fingerprint = "5a1604e440faa4fd"
+		delete(e.Data, "asset")
+		e.Asset = &event.Asset{Criticality: "high", Team: "web", Service: "nginx"}
+		e.Scoring = &event.Scoring{Priority: 85, Severity: event.Critical, SourceSeverity: event.Critical,
+			Factors: []event.ScoringFactor{
+				{Factor: "source_severity", Reason: "source severity critical", Weight: 70},
+				{Factor: "asset_criticality", Reason: "asset criticality high", Weight: 10},
+				{Factor: "correlation", Reason: "one of several events on " + e.SourceHost + " within the correlation window", Weight: 5},
+			}}
+		e.Template = &event.Template{ID: 7, Text: "threshold_breach on host-<*>: value <*> above threshold (<*>)"}
+	}
+	sink := newSink(event.DefaultPartitions)
+	rd := &fakeReader{events: map[int64]event.Event{}}
+	for i := int64(1); i <= 1000; i++ {
+		rd.events[i] = sb.New[0]
+	}
+	p, err := NewPublisher(PublisherOptions{Sink: sink, Store: rd})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := p.Stored(context.Background(), sb); err != nil {
+		b.Fatal(err)
+	}
+	var msgs [][]byte
+	for _, m := range sink.msgs {
+		msgs = append(msgs, m.Data)
+	}
+	return msgs
+}
+
+// BenchmarkDecode measures decoding the processed stream: what each
+// downstream consumer (rules, anomaly monitor, incident engine) pays per
+// event it reads.
+func BenchmarkDecode(b *testing.B) {
+	msgs := decodeBenchMessages(b)
+	size := 0
+	for _, m := range msgs {
+		size += len(m)
+	}
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		for _, m := range msgs {
+			_, recs, err := Decode(m)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += len(recs)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/record")
+}

@@ -211,15 +211,10 @@ func (p *Publisher) fromBatch(ctx context.Context, b *store.Batch) ([]item, erro
 	targets := make(map[int64]*target, len(b.New))
 	for i := range b.New {
 		e := &b.New[i]
-		ev, err := encodeEvent(e, false)
+		ev, err := encodeEvent(e, true)
 		if err != nil {
 			return nil, err
 		}
-		data, err := b.EventData(i)
-		if err != nil {
-			return nil, fmt.Errorf("processed: encode event_data of event %d: %w", e.ID, err)
-		}
-		ev = withEventData(ev, data)
 		p.cache.put(e.ID, e.SourceHost, ev)
 		targets[e.ID] = &target{ev: ev, host: e.SourceHost, count: e.OccurrenceCount, lastSeen: e.LastSeenAt, newInside: true}
 	}
@@ -435,12 +430,8 @@ func withoutData(ev []byte) ([]byte, error) {
 	if err := json.Unmarshal(ev, &we); err != nil {
 		return nil, fmt.Errorf("processed: re-encode event: %w", err)
 	}
-	we.Data = nil
-	b, err := json.Marshal(&we)
-	if err != nil {
-		return nil, fmt.Errorf("processed: re-encode event %d: %w", we.ID, err)
-	}
-	return b, nil
+	e := we.event()
+	return encodeEvent(e, false)
 }
 
 // msgID is "<partition>-<first raw id>-<count>-<hash of the raw ids>".

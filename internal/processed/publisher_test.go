@@ -302,7 +302,10 @@ func TestCrashHookRunsBeforePublishing(t *testing.T) {
 }
 
 func TestDecodeRejectsCorrupt(t *testing.T) {
-	for _, in := range []string{`x`, `{"v":2,"records":[]}`, `{"v":0}`, `{"v":1,"records":[{"kind":"new","raw_event_id":0,"event_id":1}]}`,
+	for _, in := range []string{`x`, `{"v":3,"records":[]}`, `{"v":0}`,
+		`{"v":2,"records":[{"kind":"new","raw_event_id":0,"event_id":1}]}`,
+		`{"v":2,"records":[{"kind":"new","raw_event_id":1,"event_id":1,"event":{"id":"x"}}]}`,
+		`{"v":2,"records":[{"kind":"new","raw_event_id":1,"event_id":1,"event":{"id":1,"scoring":[]}}]}`, `{"v":1,"records":[{"kind":"new","raw_event_id":0,"event_id":1}]}`,
 		`{"v":1,"records":[{"kind":"other","raw_event_id":1,"event_id":1}]}`, `{"v":1,"records":[{"kind":"new","raw_event_id":1,"event_id":1,"event":{"id":"x"}}]}`} {
 		_, _, err := Decode([]byte(in))
 		require.ErrorIs(t, err, ErrCorrupt, in)
