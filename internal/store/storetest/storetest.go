@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	RunIncidents(t, func(t *testing.T) Incidents { return open(t) })
 	RunTemplates(t, func(t *testing.T) Templates { return open(t) })
 	RunPatterns(t, func(t *testing.T) Patterns { return open(t) })
+	RunActions(t, func(t *testing.T) Actions { return open(t) })
 }
 
 // Events is the part of a store that RunEvents checks.
