@@ -243,11 +243,19 @@ func NewEvents(opts EventsOptions) (http.Handler, error) {
 type handlerFunc func(w http.ResponseWriter, r *http.Request, p auth.Principal)
 
 // with authenticates the request and checks that its principal has scope
-// before running h: 401 (with WWW-Authenticate) without a valid key, 403
-// naming the scope without it.
+// before running h (see authenticated).
 func (s *eventsAPI) with(scope string, h handlerFunc) http.Handler {
+	return authenticated(s.auth, s.unavailable, scope, h)
+}
+
+// authenticated authenticates the request with a and checks that its
+// principal has scope before running h: 401 (with WWW-Authenticate)
+// without a valid key, 403 naming the scope without it, and a failure of
+// the key store through unavailable.
+func authenticated(a *auth.Authenticator, unavailable func(http.ResponseWriter, *http.Request, error, string),
+	scope string, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.auth.Authenticate(r.Context(), r)
+		p, err := a.Authenticate(r.Context(), r)
 		if err != nil {
 			if errors.Is(err, auth.ErrUnauthenticated) {
 				challenge := `Bearer realm="reflex"`
@@ -258,7 +266,7 @@ func (s *eventsAPI) with(scope string, h handlerFunc) http.Handler {
 				writeError(w, http.StatusUnauthorized, trimPrefixes(err.Error(), "auth: "), "")
 				return
 			}
-			s.unavailable(w, r, err, "authenticate")
+			unavailable(w, r, err, "authenticate")
 			return
 		}
 		infoFrom(r.Context()).keyID = p.KeyID
@@ -276,15 +284,20 @@ func (s *eventsAPI) with(scope string, h handlerFunc) http.Handler {
 	})
 }
 
+// unavailable answers a failure of a dependency (see unavailable).
+func (s *eventsAPI) unavailable(w http.ResponseWriter, r *http.Request, err error, what string) {
+	unavailable(s.logger, w, r, err, what)
+}
+
 // unavailable answers a failure of a dependency (store, intake log): 503
 // with Retry-After, logged; or, when the client left, no answer (counted as
 // 499).
-func (s *eventsAPI) unavailable(w http.ResponseWriter, r *http.Request, err error, what string) {
+func unavailable(logger *slog.Logger, w http.ResponseWriter, r *http.Request, err error, what string) {
 	if canceled(r, err) {
 		clientGone(w)
 		return
 	}
-	s.logger.LogAttrs(r.Context(), slog.LevelError, "api: "+what+" failed",
+	logger.LogAttrs(r.Context(), slog.LevelError, "api: "+what+" failed",
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
 		slog.Any("err", err),

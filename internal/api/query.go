@@ -361,11 +361,14 @@ func decodeCursor(s string) (time.Time, int64, error) {
 }
 
 // pathID reads the {id} path segment: a positive integer.
-func pathID(r *http.Request) (int64, *fieldError) {
+func pathID(r *http.Request) (int64, *fieldError) { return pathIDOf(r, "event") }
+
+// pathIDOf reads the {id} of the path, the id of a what.
+func pathIDOf(r *http.Request, what string) (int64, *fieldError) {
 	s := r.PathValue("id")
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id <= 0 {
-		return 0, badField("id", "must be a positive integer event id, got %q", clip(s, 40))
+		return 0, badField("id", "must be a positive integer %s id, got %q", what, clip(s, 40))
 	}
 	return id, nil
 }

@@ -201,6 +201,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return err
 	}
 	s.stops.pushClose("store", s.store.Close)
+	if err := s.startAuth(ctx); err != nil {
+		return err
+	}
 
 	if s.cfg.RunsEvents() {
 		if err := s.startEvents(ctx); err != nil {
@@ -212,7 +215,30 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		s.serve(s.pprof, pprofHandler())
 	}
 	if s.autonomous != nil {
-		s.serve(s.autonomous, api.NewOps(api.OpsOptions{Ready: s.Ready, Gatherer: s.reg, Service: "autonomous", Logger: log, Registerer: s.reg}))
+		h, err := s.autonomousHandler()
+		if err != nil {
+			return err
+		}
+		s.serve(s.autonomous, h)
+	}
+	return nil
+}
+
+// startAuth opens the API keys (both services authenticate with them) and
+// creates the admin key on a first start, printing it once.
+func (s *Server) startAuth(ctx context.Context) error {
+	var err error
+	s.auth, err = auth.New(auth.Options{Store: s.store, AdminToken: s.cfg.AdminToken, Now: s.now})
+	if err != nil {
+		return err
+	}
+	key, created, err := s.auth.Bootstrap(ctx)
+	if err != nil {
+		return err
+	}
+	if created {
+		s.adminKY = key
+		fmt.Fprintf(s.stderr, "\nreflex: generated the admin API key (shown once, stored only as a hash):\n\n    %s\n\nexport REFLEX_TOKEN=%s\n\n", key, key)
 	}
 	return nil
 }
@@ -289,18 +315,6 @@ func (s *Server) startEvents(ctx context.Context) error {
 	})
 	if err != nil {
 		return err
-	}
-	s.auth, err = auth.New(auth.Options{Store: s.store, AdminToken: s.cfg.AdminToken, Now: s.now})
-	if err != nil {
-		return err
-	}
-	key, created, err := s.auth.Bootstrap(ctx)
-	if err != nil {
-		return err
-	}
-	if created {
-		s.adminKY = key
-		fmt.Fprintf(s.stderr, "\nreflex: generated the admin API key (shown once, stored only as a hash):\n\n    %s\n\nexport REFLEX_TOKEN=%s\n\n", key, key)
 	}
 	if err := s.startNotifications(ctx); err != nil {
 		return err
