@@ -512,3 +512,28 @@ func FuzzRestore(f *testing.F) {
 		}
 	})
 }
+
+// Pairs updated at the same instant keep their order through a snapshot:
+// the one updated first is forgotten first.
+func TestSnapshotKeepsRecencyOrder(t *testing.T) {
+	c := newClock()
+	e := newEstimator(t, Options{Now: c.Now, MaxPairs: 20})
+	var keys []Key
+	for i := range 20 {
+		k := Key{Pattern: fmt.Sprint("p", i), Template: "t"}
+		keys = append(keys, k)
+		update(t, e, k, outcome(Successful))
+	}
+	snap := e.Snapshot()
+	for i, p := range snap.Pairs {
+		require.Equal(t, keys[i], p.Key)
+	}
+	r := newEstimator(t, Options{Now: c.Now, MaxPairs: 20})
+	require.NoError(t, r.Restore(snap))
+	require.Equal(t, snap, r.Snapshot())
+	update(t, r, Key{Pattern: "new", Template: "t"}, outcome(Successful))
+	_, ok := r.State(keys[0])
+	require.False(t, ok, "the first updated is forgotten first")
+	_, ok = r.State(keys[1])
+	require.True(t, ok)
+}

@@ -55,10 +55,18 @@ func (e *Estimator) Snapshot() Snapshot {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := Snapshot{V: SnapshotVersion, Pairs: make([]PairState, 0, len(e.pairs))}
-	for _, p := range e.pairs {
-		s.Pairs = append(s.Pairs, p.state())
+	// Merge the two recency lists, oldest first (on a tie, the pair not
+	// demoted first), so that Restore rebuilds the same order.
+	a, b := e.fresh.Back(), e.demoted.Back()
+	for a != nil || b != nil {
+		if b == nil || (a != nil && !b.Value.(*pair).updated.Before(a.Value.(*pair).updated)) {
+			s.Pairs = append(s.Pairs, a.Value.(*pair).state())
+			a = a.Prev()
+		} else {
+			s.Pairs = append(s.Pairs, b.Value.(*pair).state())
+			b = b.Prev()
+		}
 	}
-	slices.SortStableFunc(s.Pairs, func(a, b PairState) int { return a.Updated.Compare(b.Updated) })
 	return s
 }
 

@@ -669,3 +669,41 @@ func TestRestoreBoundsWindows(t *testing.T) {
 	require.Len(t, s.Loops[0].Runs, 2)
 	refused(t, m, rem("h", "x").pattern("p"), CodeRemediationLoop)
 }
+
+func FuzzRestore(f *testing.F) {
+	f.Add([]byte(`{"v":1,"templates":[{"template":"t","runs":[{"at":"2025-03-01T09:30:00Z","execution":3}]}],"hosts":[{"host":"h","runs":[{"at":"2025-03-01T09:00:00Z"}]}],"loops":[{"host":"h","pattern":"p","runs":[{"at":"2025-03-01T09:50:00Z","recurred":true}]}],"breakers":[{"template":"t","failures":3,"open":true,"opened_at":"2025-03-01T09:55:00Z"}]}`))
+	f.Add([]byte(`{"v":1}`))
+	f.Add([]byte(`{"v":1,"breakers":[{"template":"t","failures":1}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var s Snapshot
+		if json.Unmarshal(data, &s) != nil {
+			return
+		}
+		c := newClock()
+		m, err := New(Options{Now: c.Now, MaxKeys: 10})
+		require.NoError(t, err)
+		if err := m.Restore(s); err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("restore: %v is not ErrInvalid", err)
+			}
+			return
+		}
+		// Whatever was restored, the limits still hold and answer.
+		again := m.Snapshot()
+		for _, tr := range again.Templates {
+			require.LessOrEqual(t, len(tr.Runs), m.Limits().TemplatePerHour)
+		}
+		for _, h := range again.Hosts {
+			require.LessOrEqual(t, len(h.Runs), m.Limits().HostBudget)
+		}
+		for _, l := range again.Loops {
+			require.LessOrEqual(t, len(l.Runs), m.Limits().LoopCount)
+		}
+		l, err := m.Acquire(rem("h", "t").pattern("p"))
+		if err == nil {
+			l.Release(Failure)
+		} else {
+			require.ErrorIs(t, err, ErrRefused)
+		}
+	})
+}
