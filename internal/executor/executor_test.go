@@ -23,6 +23,7 @@ func TestRender(t *testing.T) {
 		{"{{.event.title}}", "; id $(touch /tmp/x) `id`\n-rf", nil}, // as it is: one value, nothing interpreted
 		{"{{.steps.diagnose.stdout}}", "top output", nil},
 		{"{{upper .event.source_host}}", "DB-1", nil},
+		{"/hosts/{{pathescape .steps.diagnose.stdout}}", "/hosts/top%20output", nil},
 		{"{{.event.missing}}", "", ErrRefused},
 		{"{{.nothing.here}}", "", ErrRefused},
 		{"{{.event.source_host", "", ErrRefused},

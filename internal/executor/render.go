@@ -3,6 +3,7 @@ package executor
 import (
 	"bytes"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"text/template"
@@ -48,6 +49,9 @@ var Funcs = template.FuncMap{
 	"lower": strings.ToLower,
 	"upper": strings.ToUpper,
 	"trim":  strings.TrimSpace,
+	// pathescape escapes a value for one segment of a URL's path
+	// (urlquery, a builtin, for a query).
+	"pathescape": url.PathEscape,
 	"default": func(def string, v any) any {
 		if v == nil || v == "" {
 			return def

@@ -8,13 +8,17 @@ import (
 	"github.com/reflex-ops/reflex/internal/api"
 	"github.com/reflex-ops/reflex/internal/executor"
 	"github.com/reflex-ops/reflex/internal/executor/command"
+	httpexec "github.com/reflex-ops/reflex/internal/executor/http"
+	"github.com/reflex-ops/reflex/internal/executor/ssh"
 )
 
 // ExecutorValidators are the executor types this build runs, each with
 // the check of its configuration that action definitions go through.
 func ExecutorValidators() actions.Validators {
 	return actions.Validators{
-		command.Type: func(s executor.Spec) error { _, err := command.Parse(s); return err },
+		command.Type:  func(s executor.Spec) error { _, err := command.Parse(s); return err },
+		httpexec.Type: func(s executor.Spec) error { _, err := httpexec.Parse(s); return err },
+		ssh.Type:      func(s executor.Spec) error { _, err := ssh.Parse(s); return err },
 	}
 }
 
