@@ -83,6 +83,7 @@ Usage:
   reflex loadgen [flags]   post events at a set rate and report throughput and latency
                            (--scenario NAME: post a storm with its inventory and ground truth)
   reflex rules <command>   apply, list and test trigger rules and response templates
+  reflex actions <command> apply and list the autonomous service's action definitions
   reflex eval loghub DIR   score log template mining on loghub-style data
   reflex eval nab DIR      score anomaly detection on NAB-style data
   reflex eval storms       score incidents and root causes on storms posted to a server
@@ -117,6 +118,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runRules(ctx, args[1:], stdout, stderr)
 	case "eval":
 		err = runEval(ctx, args[1:], stdout, stderr)
+	case "actions":
+		err = runActions(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "reflex %s\n", versionString())
 	case "help", "-h", "--help":

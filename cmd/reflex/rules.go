@@ -204,8 +204,8 @@ func same(want, cur request) bool {
 	return true
 }
 
-// rulesClient calls the rule API.
-type rulesClient struct {
+// apiClient calls a reflex API (the rule API, the autonomous API).
+type apiClient struct {
 	ctx context.Context
 	cf  clientFlags
 }
@@ -218,7 +218,7 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.status + ": " + e.body }
 
-func (c *rulesClient) do(method, path string, body, out any) error {
+func (c *apiClient) do(method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -260,7 +260,7 @@ func (c *rulesClient) do(method, path string, body, out any) error {
 	return json.Unmarshal(data, out)
 }
 
-func (c *rulesClient) list() (rules, responses []request, err error) {
+func (c *apiClient) list() (rules, responses []request, err error) {
 	var tr struct {
 		Triggers []request `json:"triggers"`
 	}
@@ -293,7 +293,7 @@ func idOf(o request) int64 {
 
 // upsert creates want under path, or replaces the object cur when it
 // differs, and says which it did.
-func (c *rulesClient) upsert(path string, want, cur request) (outcome string, id int64, err error) {
+func (c *apiClient) upsert(path string, want, cur request) (outcome string, id int64, err error) {
 	if cur == nil {
 		var created request
 		if err := c.do(http.MethodPost, path, want, &created); err != nil {
@@ -333,7 +333,7 @@ func runRulesApply(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return fmt.Errorf("rules apply: %w", err)
 	}
-	c := &rulesClient{ctx: ctx, cf: cf}
+	c := &apiClient{ctx: ctx, cf: cf}
 	rules, responses, err := c.list()
 	if err != nil {
 		return fmt.Errorf("rules apply: %w", err)
@@ -394,7 +394,7 @@ func runRulesList(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	cf.resolve()
-	c := &rulesClient{ctx: ctx, cf: cf}
+	c := &apiClient{ctx: ctx, cf: cf}
 	rules, responses, err := c.list()
 	if err != nil {
 		return fmt.Errorf("rules list: %w", err)
@@ -454,7 +454,7 @@ func runRulesTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if !json.Valid(data) {
 		return fmt.Errorf("rules test: %s is not JSON", *eventFile)
 	}
-	c := &rulesClient{ctx: ctx, cf: cf}
+	c := &apiClient{ctx: ctx, cf: cf}
 	var out struct {
 		Matched bool   `json:"matched"`
 		Reason  string `json:"reason"`
