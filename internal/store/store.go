@@ -26,7 +26,7 @@ var (
 // Store is the persistence of reflex: the union of one part per schema.
 // Implementations are safe for concurrent use. The parts are declared in
 // their own files (events.go, assets.go, keys.go, rules.go, notifications.go,
-// maintenance.go, history.go, incidents.go, actions.go); a new schema adds a file
+// maintenance.go, history.go, incidents.go, actions.go, audit.go); a new schema adds a file
 // with its interface, its SQL (internal/store/sqlstore) and its conformance
 // suite (internal/store/storetest), and one line here.
 type Store interface {
@@ -42,6 +42,7 @@ type Store interface {
 	TemplateStore
 	PatternStore
 	ActionStore
+	AuditStore
 }
 
 // Lifecycle opens, checks and closes a store.

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/reflex-ops/reflex/internal/audit"
 	"github.com/reflex-ops/reflex/internal/store"
 	"github.com/reflex-ops/reflex/internal/store/storetest"
 	"github.com/reflex-ops/reflex/internal/testutil"
@@ -309,4 +310,94 @@ func BenchmarkHistory(b *testing.B) {
 	s := openTest(b, testutil.PostgresURL(b), nil)
 	require.NoError(b, s.Migrate(context.Background()))
 	storetest.BenchHistory(b, s, 200_000)
+}
+
+// TestAuditAppendOnly: the triggers refuse to change, delete or truncate
+// audit records (a guard against accidents; the HMAC is what detects the
+// rest).
+func TestAuditAppendOnly(t *testing.T) {
+	s := openTest(t, testutil.PostgresURL(t), nil)
+	require.NoError(t, s.Migrate(t.Context()))
+	_, err := s.AppendAudit(t.Context(), func(*audit.Record) (audit.Record, error) {
+		return audit.Record{Seq: 1, Actor: "system", Action: audit.ActionPause, Parameters: []byte(`{}`), PrevHash: audit.Genesis, Hash: audit.Genesis}, nil
+	})
+	require.NoError(t, err)
+	for _, q := range []string{`UPDATE autonomous.audit_log SET actor = 'x'`, `DELETE FROM autonomous.audit_log`, `TRUNCATE autonomous.audit_log`} {
+		_, err := s.pool.Exec(t.Context(), q)
+		require.ErrorContains(t, err, "autonomous.audit_log is append-only", q)
+	}
+	rs, err := s.AuditRecords(t.Context(), 0, 10)
+	require.NoError(t, err)
+	require.Len(t, rs, 1)
+	require.Equal(t, "system", rs[0].Actor)
+}
+
+// TestAuditTwoStores: two stores on one database (two processes' pools)
+// append at once; the advisory lock and the primary key keep the numbers
+// without gaps or doubles.
+func TestAuditTwoStores(t *testing.T) {
+	url := testutil.PostgresURL(t)
+	a, b := openTest(t, url, nil), openTest(t, url, nil)
+	require.NoError(t, a.Migrate(t.Context()))
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for i := range 10 {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			for range 10 {
+				_, err := s.AppendAudit(t.Context(), func(last *audit.Record) (audit.Record, error) {
+					r := audit.Record{Seq: 1, Actor: "system", Action: audit.ActionPause, Parameters: []byte(`{}`), PrevHash: audit.Genesis}
+					if last != nil {
+						r.Seq, r.PrevHash = last.Seq+1, last.Hash
+					}
+					r.Hash = strings.Repeat("0", 63) + string(rune('a'+r.Seq%6))
+					return r, nil
+				})
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	rs, err := a.AuditRecords(t.Context(), 0, 1000)
+	require.NoError(t, err)
+	require.Len(t, rs, 100)
+	for i, r := range rs {
+		require.Equal(t, int64(i+1), r.Seq)
+		if i > 0 {
+			require.Equal(t, rs[i-1].Hash, r.PrevHash, "each chained to the one before")
+		}
+	}
+}
+
+// TestAuditConflictRetried: a writer that does not take the advisory lock
+// inserts the number an append is about to use; the primary key stops
+// the double and the append starts again after it.
+func TestAuditConflictRetried(t *testing.T) {
+	s := openTest(t, testutil.PostgresURL(t), nil)
+	require.NoError(t, s.Migrate(t.Context()))
+	var calls []int64
+	r, err := s.AppendAudit(t.Context(), func(last *audit.Record) (audit.Record, error) {
+		r := audit.Record{Seq: 1, Actor: "system", Action: audit.ActionPause, Parameters: []byte(`{}`), PrevHash: audit.Genesis, Hash: "h2"}
+		if last != nil {
+			r.Seq, r.PrevHash = last.Seq+1, last.Hash
+		}
+		calls = append(calls, r.Seq)
+		if len(calls) == 1 {
+			_, err := s.pool.Exec(t.Context(), `INSERT INTO autonomous.audit_log (seq, recorded_at, actor, action, subject, parameters, key_id, prev_hash, hash)
+				VALUES (1, now(), 'other', 'pause', '', '{}', '', $1, 'h1')`, audit.Genesis)
+			require.NoError(t, err)
+		}
+		return r, nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, []int64{1, 2}, calls, "built again after the conflict")
+	require.Equal(t, int64(2), r.Seq)
+	require.Equal(t, "h1", r.PrevHash)
 }

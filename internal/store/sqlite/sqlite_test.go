@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/reflex-ops/reflex/internal/audit"
 	"github.com/reflex-ops/reflex/internal/store"
 	"github.com/reflex-ops/reflex/internal/store/storetest"
 )
@@ -142,4 +143,23 @@ func BenchmarkHistory(b *testing.B) {
 	s := openTest(b, filepath.Join(b.TempDir(), "reflex.db"))
 	require.NoError(b, s.Migrate(context.Background()))
 	storetest.BenchHistory(b, s, 200_000)
+}
+
+// TestAuditAppendOnly: the triggers refuse to change or delete audit
+// records (a guard against accidents; the HMAC is what detects the rest).
+func TestAuditAppendOnly(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "reflex.db"))
+	require.NoError(t, s.Migrate(t.Context()))
+	_, err := s.AppendAudit(t.Context(), func(*audit.Record) (audit.Record, error) {
+		return audit.Record{Seq: 1, Actor: "system", Action: audit.ActionPause, Parameters: []byte(`{}`), PrevHash: audit.Genesis, Hash: audit.Genesis}, nil
+	})
+	require.NoError(t, err)
+	for _, q := range []string{`UPDATE audit_log SET actor = 'x'`, `DELETE FROM audit_log`, `UPDATE audit_log SET seq = 2`} {
+		_, err := s.w.ExecContext(t.Context(), q)
+		require.ErrorContains(t, err, "audit_log is append-only", q)
+	}
+	rs, err := s.AuditRecords(t.Context(), 0, 10)
+	require.NoError(t, err)
+	require.Len(t, rs, 1)
+	require.Equal(t, "system", rs[0].Actor)
 }

@@ -1,7 +1,8 @@
 // Package storetest is the conformance suite of store.Store, one suite
 // per part (RunEvents, RunAssets, RunKeys, RunRules, RunNotifications,
-// RunMaintenance, RunHistory, RunIncidents; Run runs them all). Every
-// implementation runs them from its own tests:
+// RunMaintenance, RunHistory, RunIncidents, RunTemplates, RunPatterns,
+// RunAudit; Run runs them all). Every implementation runs them from its
+// own tests:
 //
 //	func TestConformance(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) store.Store { return openForTest(t) })
@@ -28,9 +29,10 @@ import (
 )
 
 // Run runs the conformance suite of every part of store.Store: RunEvents,
-// RunAssets, RunKeys, RunRules, RunNotifications, RunMaintenance and
-// RunHistory. open must return a new, empty store for each
-// call; each subtest migrates it and closes it when it ends.
+// RunAssets, RunKeys, RunRules, RunNotifications, RunMaintenance,
+// RunHistory, RunIncidents, RunTemplates, RunPatterns and RunAudit. open
+// must return a new, empty store for each call; each subtest migrates it
+// and closes it when it ends.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	RunEvents(t, func(t *testing.T) Events { return open(t) })
 	RunAssets(t, func(t *testing.T) Assets { return open(t) })
@@ -43,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	RunTemplates(t, func(t *testing.T) Templates { return open(t) })
 	RunPatterns(t, func(t *testing.T) Patterns { return open(t) })
 	RunActions(t, func(t *testing.T) Actions { return open(t) })
+	RunAudit(t, func(t *testing.T) Audit { return open(t) })
 }
 
 // Events is the part of a store that RunEvents checks.
