@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/stretchr/testify/require"
 
 	"github.com/reflex-ops/reflex/internal/event"
@@ -96,4 +97,49 @@ func TestDecodeVersion1(t *testing.T) {
 	require.Equal(t, &e, recs[0].Event)
 	require.Equal(t, KindRepeat, recs[1].Kind)
 	require.Nil(t, recs[1].Event)
+}
+
+// decodeStd decodes a version 2 message with encoding/json, as Decode did
+// before it used goccy/go-json.
+func decodeStd(t *testing.T, data []byte) message {
+	t.Helper()
+	var m message
+	require.NoError(t, json.Unmarshal(data, &m))
+	return m
+}
+
+// FuzzDecodeMatchesEncodingJSON holds Decode's JSON library to
+// encoding/json's results on what Publisher writes: an event with any
+// event_data document and any text in its fields.
+func FuzzDecodeMatchesEncodingJSON(f *testing.F) {
+	f.Add(`{"metadata":{"cpu_usage":97.5,"note":"<b>"},"labels":["a","b"]}`, "CPU at 97%", "db-01", "disk <*> full")
+	f.Add(`{"n":1e300,"m":-0.0,"s":"\u2028\ud83d\ude00","nested":{"a":[null,true,{"b":[]}]}}`, "\x00\xff", "", "")
+	f.Add(`{"scoring":"not an object","asset":{"x":1}}`, "t", "h", "<*> x")
+	f.Add(`{}`, "", "h", "")
+	f.Fuzz(func(t *testing.T, data, title, host, tmpl string) {
+		var doc map[string]any
+		if json.Unmarshal([]byte(data), &doc) != nil {
+			return
+		}
+		e := fullEvent(31)
+		e.Data, e.Title, e.SourceHost = doc, title, host
+		e.Template.Text = tmpl
+		sink := newSink(1)
+		p, err := NewPublisher(PublisherOptions{Sink: sink, Store: &fakeReader{}})
+		require.NoError(t, err)
+		require.NoError(t, p.Stored(context.Background(), &store.Batch{Raw: []event.Raw{raw(e.ID, e.ID)}, New: []event.Event{e}}))
+		for _, msg := range sink.msgs {
+			want := decodeStd(t, msg.Data)
+			var got message
+			require.NoError(t, gojson.Unmarshal(msg.Data, &got))
+			require.Equal(t, want, got)
+			_, recs, err := Decode(msg.Data)
+			require.NoError(t, err)
+			for _, r := range recs {
+				if r.Event != nil && !r.Truncated {
+					require.Equal(t, want.Records[0].Event.Data, r.Event.Data)
+				}
+			}
+		}
+	})
 }
