@@ -111,7 +111,7 @@ func runActionsApply(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return fmt.Errorf("actions apply: %w", err)
 	}
-	defer fh.Close()
+	defer func() { _ = fh.Close() }()
 	f, err := actions.ParseFile(fh)
 	if err != nil {
 		return fmt.Errorf("actions apply: %s: %w", *file, err)

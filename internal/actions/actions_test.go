@@ -172,7 +172,7 @@ func FuzzParseFile(f *testing.F) {
 	f.Add(restart)
 	f.Add("actions:\n  - action_name: a\n    action_type: diagnostic\n    executor: {type: command, argv: [/bin/true]}\n")
 	f.Add("---\n---\n- {}\n")
-	f.Fuzz(func(t *testing.T, in string) {
+	f.Fuzz(func(_ *testing.T, in string) {
 		file, err := ParseFile(strings.NewReader(in))
 		if err != nil {
 			return
