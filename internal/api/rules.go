@@ -12,6 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/reflex-ops/reflex/internal/actions"
 	"github.com/reflex-ops/reflex/internal/auth"
 	"github.com/reflex-ops/reflex/internal/event"
 	"github.com/reflex-ops/reflex/internal/rules/cond"
@@ -69,16 +70,8 @@ type TriggerRuleList struct {
 	Count    int                 `json:"count"`
 }
 
-// Action is one step of a response template.
-type Action struct {
-	// Type is diagnostic, remediation or notification.
-	Type string `json:"type"`
-	// Script names the script a diagnostic or remediation step runs.
-	Script string `json:"script,omitempty"`
-	// Channels names the receivers a notification step notifies.
-	Channels         []string `json:"channels,omitempty"`
-	ApprovalRequired bool     `json:"approval_required,omitempty"`
-}
+// Action is one step of a response template (see actions.Step).
+type Action = actions.Step
 
 // ResponseTemplateRequest is the body of POST and PUT
 // /api/v1/rules/responses: the seed's payload.
@@ -440,16 +433,12 @@ func responseTemplate(req ResponseTemplateRequest) (store.ResponseTemplate, *fie
 	if *req.TriggerRuleID <= 0 {
 		return t, badField("trigger_rule_id", "must be a positive integer")
 	}
-	if len(req.Actions) == 0 {
-		return t, badField("actions", "required: at least one step")
-	}
-	if len(req.Actions) > maxActions {
-		return t, badField("actions", "more than %d steps", maxActions)
-	}
-	for i, a := range req.Actions {
-		if fe := checkAction(fmt.Sprintf("actions[%d]", i), a); fe != nil {
-			return t, fe
+	if err := actions.ValidateSteps(req.Actions); err != nil {
+		var fe *actions.FieldError
+		if errors.As(err, &fe) {
+			return t, badField(fe.Field, "%s", fe.Msg)
 		}
+		return t, badField("actions", "%v", err)
 	}
 	var fe *fieldError
 	if t.MaxExecutionTimeMinutes, fe = checkCount("max_execution_time_minutes", req.MaxExecutionTimeMinutes, DefaultMaxExecutionTime, 1, maxExecutionMinutes); fe != nil {
@@ -465,42 +454,6 @@ func responseTemplate(req ResponseTemplateRequest) (store.ResponseTemplate, *fie
 		t.Active = *req.Active
 	}
 	return t, nil
-}
-
-// checkAction validates one step of a template.
-func checkAction(place string, a Action) *fieldError {
-	switch a.Type {
-	case "diagnostic", "remediation":
-		if strings.TrimSpace(a.Script) == "" {
-			return badField(place+".script", "a %s step needs a script", a.Type)
-		}
-		if len(a.Script) > maxScriptLen || strings.IndexFunc(a.Script, unicode.IsControl) >= 0 {
-			return badField(place+".script", "must be at most %d bytes without control characters", maxScriptLen)
-		}
-		if len(a.Channels) > 0 {
-			return badField(place+".channels", "only a notification step has channels")
-		}
-	case "notification":
-		if len(a.Channels) == 0 {
-			return badField(place+".channels", "a notification step needs channels")
-		}
-		if len(a.Channels) > maxChannels {
-			return badField(place+".channels", "more than %d channels", maxChannels)
-		}
-		for j, c := range a.Channels {
-			if strings.TrimSpace(c) == "" || len(c) > maxRuleNameLen || strings.IndexFunc(c, unicode.IsControl) >= 0 {
-				return badField(fmt.Sprintf("%s.channels[%d]", place, j), "must be a receiver name of 1 to %d bytes without control characters", maxRuleNameLen)
-			}
-		}
-		if a.Script != "" {
-			return badField(place+".script", "a notification step runs no script")
-		}
-	case "":
-		return badField(place+".type", "required (diagnostic, remediation or notification)")
-	default:
-		return badField(place+".type", "unknown action type %q (want diagnostic, remediation or notification)", clip(a.Type, 40))
-	}
-	return nil
 }
 
 // templateJSON is the API's form of a stored template.

@@ -65,6 +65,16 @@ type RuleStore interface {
 	// ErrNotFound.
 	OccurrenceExecution(ctx context.Context, ruleID, rawEventID int64) (RuleExecution, error)
 
+	// UpdateRuleExecution sets the status of the execution u.ID and, when
+	// set, its result, error and completion time (the autonomous service
+	// keeps the row in step with its own execution). ErrNotFound for an
+	// unknown id.
+	UpdateRuleExecution(ctx context.Context, u RuleExecutionUpdate) (RuleExecution, error)
+	// SetRuleExecutionFeedback records a human's feedback (helpful,
+	// not_helpful, incorrect) and notes on the execution. ErrNotFound for
+	// an unknown id.
+	SetRuleExecutionFeedback(ctx context.Context, id int64, feedback, notes string) (RuleExecution, error)
+
 	// RecordFirings writes what the rules engine did with one batch of
 	// occurrences, all of it in one transaction, and returns the batch's
 	// executions as stored, in the order of b.Executions.
@@ -182,6 +192,22 @@ type RuleExecution struct {
 	CompletedAt *time.Time      `json:"completed_at"`
 	Result      json.RawMessage `json:"execution_result,omitempty"`
 	Error       string          `json:"error_message,omitempty"`
+	// HumanFeedback is helpful, not_helpful, incorrect or "" (none yet),
+	// FeedbackNotes what the human wrote with it.
+	HumanFeedback string `json:"human_feedback,omitempty"`
+	FeedbackNotes string `json:"feedback_notes,omitempty"`
+}
+
+// RuleExecutionUpdate is what UpdateRuleExecution changes.
+type RuleExecutionUpdate struct {
+	ID     int64
+	Status string
+	// ResponseTemplateID, Result, Error and CompletedAt replace the
+	// stored values when set (non-nil, non-empty).
+	ResponseTemplateID *int64
+	Result             json.RawMessage
+	Error              string
+	CompletedAt        *time.Time
 }
 
 // RuleExecutionQuery filters RuleExecutions. The zero value lists the

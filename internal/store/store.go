@@ -43,6 +43,7 @@ type Store interface {
 	PatternStore
 	ActionStore
 	AuditStore
+	AutonomousStore
 }
 
 // Lifecycle opens, checks and closes a store.
