@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/reflex-ops/reflex/internal/store"
@@ -275,7 +276,7 @@ func (q *Queries) DeleteResponseTemplate(ctx context.Context, id int64) error {
 
 const executionSelect = `id, COALESCE(trigger_rule_id, 0), response_template_id, COALESCE(triggering_event_id, 0),
 	execution_status, started_at, completed_at, execution_result, COALESCE(error_message, ''),
-	COALESCE(triggering_raw_event_id, 0)`
+	COALESCE(triggering_raw_event_id, 0), COALESCE(human_feedback, ''), COALESCE(feedback_notes, '')`
 
 // InsertRuleExecution records an execution and returns it as stored.
 func (q *Queries) InsertRuleExecution(ctx context.Context, x store.RuleExecution) (store.RuleExecution, error) {
@@ -337,7 +338,7 @@ func scanExecution(row Row) (store.RuleExecution, error) {
 		result             []byte
 	)
 	if err := row.Scan(&x.ID, &x.TriggerRuleID, &tmpl, &x.TriggeringEventID, &x.Status, Time(&started),
-		Time(&completed), &result, &x.Error, &x.TriggeringRawEventID); err != nil {
+		Time(&completed), &result, &x.Error, &x.TriggeringRawEventID, &x.HumanFeedback, &x.FeedbackNotes); err != nil {
 		return x, err
 	}
 	if tmpl.Valid {
@@ -356,6 +357,64 @@ func scanExecution(row Row) (store.RuleExecution, error) {
 // RuleExecution returns the execution with this id.
 func (q *Queries) RuleExecution(ctx context.Context, id int64) (store.RuleExecution, error) {
 	return byID(ctx, q, "rule execution", executionSelect, q.executions(), id, scanExecution)
+}
+
+// UpdateRuleExecution sets the status of the execution u.ID and those of
+// its template, result, error and completion time that u sets, in one
+// statement. A template that does not exist is store.ErrNotFound, as is
+// an unknown id; an empty status is an error.
+func (q *Queries) UpdateRuleExecution(ctx context.Context, u store.RuleExecutionUpdate) (store.RuleExecution, error) {
+	what := fmt.Sprintf("update rule execution %d", u.ID)
+	if u.Status == "" {
+		return store.RuleExecution{}, fmt.Errorf("%s: %s: empty status", q.d.Name, what)
+	}
+	set := []string{"execution_status = ?"}
+	args := []any{store.CleanText(u.Status, MaxStatusLen)}
+	if u.ResponseTemplateID != nil {
+		set, args = append(set, "response_template_id = ?"), append(args, *u.ResponseTemplateID)
+	}
+	if len(u.Result) > 0 {
+		set, args = append(set, "execution_result = ?"), append(args, q.d.JSON(store.CleanJSON(u.Result)))
+	}
+	if u.Error != "" {
+		set, args = append(set, "error_message = ?"), append(args, store.CleanText(u.Error, 0))
+	}
+	if u.CompletedAt != nil {
+		set, args = append(set, "completed_at = ?"), append(args, q.d.Time(*u.CompletedAt))
+	}
+	cond := "id = ?"
+	args = append(args, u.ID)
+	if u.ResponseTemplateID != nil {
+		cond += ` AND EXISTS (SELECT 1 FROM ` + q.templates() + ` WHERE id = ?)`
+		args = append(args, *u.ResponseTemplateID)
+	}
+	x, err := scanExecution(q.w.QueryRow(ctx, q.d.Rebind(`UPDATE `+q.executions()+` SET `+strings.Join(set, ", ")+
+		` WHERE `+cond+` RETURNING `+executionSelect), args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		if _, err := q.RuleExecution(ctx, u.ID); err != nil {
+			return store.RuleExecution{}, err
+		}
+		return store.RuleExecution{}, fmt.Errorf("%s: %s: no response template %d: %w", q.d.Name, what, *u.ResponseTemplateID, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.RuleExecution{}, fmt.Errorf("%s: %s: %w", q.d.Name, what, err)
+	}
+	return x, nil
+}
+
+// SetRuleExecutionFeedback records a human's feedback and notes on the
+// execution id, in one statement; "" clears them.
+func (q *Queries) SetRuleExecutionFeedback(ctx context.Context, id int64, feedback, notes string) (store.RuleExecution, error) {
+	x, err := scanExecution(q.w.QueryRow(ctx, q.d.Rebind(`UPDATE `+q.executions()+
+		` SET human_feedback = ?, feedback_notes = ? WHERE id = ? RETURNING `+executionSelect),
+		nullText(feedback, maxFeedbackLen), nullText(notes, 0), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return x, fmt.Errorf("%s: feedback on rule execution %d: %w", q.d.Name, id, store.ErrNotFound)
+	}
+	if err != nil {
+		return x, fmt.Errorf("%s: feedback on rule execution %d: %w", q.d.Name, id, err)
+	}
+	return x, nil
 }
 
 // byID reads the row of table with this id (its columns cols) with scan;
