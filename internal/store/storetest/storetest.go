@@ -1,7 +1,7 @@
 // Package storetest is the conformance suite of store.Store, one suite
 // per part (RunEvents, RunAssets, RunKeys, RunRules, RunNotifications,
 // RunMaintenance, RunHistory, RunIncidents, RunTemplates, RunPatterns,
-// RunAudit; Run runs them all). Every implementation runs them from its
+// RunActions, RunAudit, RunAutonomous; Run runs them all). Every implementation runs them from its
 // own tests:
 //
 //	func TestConformance(t *testing.T) {
@@ -30,7 +30,8 @@ import (
 
 // Run runs the conformance suite of every part of store.Store: RunEvents,
 // RunAssets, RunKeys, RunRules, RunNotifications, RunMaintenance,
-// RunHistory, RunIncidents, RunTemplates, RunPatterns and RunAudit. open
+// RunHistory, RunIncidents, RunTemplates, RunPatterns, RunActions,
+// RunAudit and RunAutonomous. open
 // must return a new, empty store for each call; each subtest migrates it
 // and closes it when it ends.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
@@ -46,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	RunPatterns(t, func(t *testing.T) Patterns { return open(t) })
 	RunActions(t, func(t *testing.T) Actions { return open(t) })
 	RunAudit(t, func(t *testing.T) Audit { return open(t) })
+	RunAutonomous(t, func(t *testing.T) Autonomous { return open(t) })
 }
 
 // Events is the part of a store that RunEvents checks.
