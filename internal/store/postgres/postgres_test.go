@@ -150,7 +150,8 @@ func TestSchema(t *testing.T) {
 		}
 	})
 	t.Run("reflex's tables", func(t *testing.T) {
-		for _, table := range []string{"events.assets", "auth.api_keys", "public.schema_migrations"} {
+		for _, table := range []string{"events.assets", "auth.api_keys", "public.schema_migrations",
+			"autonomous.executions", "autonomous.approvals", "autonomous.settings"} {
 			var ok bool
 			require.NoError(t, s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&ok))
 			require.True(t, ok, table)

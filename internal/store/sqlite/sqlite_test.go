@@ -94,7 +94,7 @@ func TestMigrate(t *testing.T) {
 	t.Run("the seed's tables exist", func(t *testing.T) {
 		for _, name := range []string{"raw_events", "processed_events", "event_correlations", "event_patterns",
 			"trigger_rules", "response_templates", "rule_executions", "action_definitions", "decision_log",
-			"learning_data", "assets", "api_keys"} {
+			"learning_data", "assets", "api_keys", "executions", "approvals", "settings"} {
 			var n int
 			require.NoError(t, s.r.QueryRowContext(t.Context(),
 				`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, name).Scan(&n))
