@@ -89,10 +89,15 @@ type Impact struct {
 	Services   []string `json:"services,omitempty"`
 }
 
-// Engine names.
+// BuiltinName is the Engine of the built-in engine's decisions.
+const BuiltinName = "builtin"
+
+// Names of the factors whose contribution is the base of the confidence:
+// the chosen template's success lower bound, or the base of a decision
+// without a chosen template. Every other factor is an adjustment.
 const (
-	// BuiltinName is the Engine of the built-in engine's decisions.
-	BuiltinName = "builtin"
+	FactorTemplateSuccess = "template_success"
+	FactorBase            = "base"
 )
 
 // Pattern returns the learning pattern key of an event for a rule:

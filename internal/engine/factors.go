@@ -111,11 +111,11 @@ func successFactors(ranked []Candidate, chosen *Candidate) []store.Factor {
 			if c.Success.N == 0 {
 				detail += " (never run on this pattern: it starts cautious and earns autonomy as it succeeds)"
 			}
-			out = append(out, factor("template_success", value, c.Success.Lower, "%s", detail))
+			out = append(out, factor(FactorTemplateSuccess, value, c.Success.Lower, "%s", detail))
 		case c.Success.Demoted:
-			out = append(out, factor("template_success", value, 0, "%s; demoted to approval-required on this pattern, not recommended for automation", ev))
+			out = append(out, factor(FactorTemplateSuccess, value, 0, "%s; demoted to approval-required on this pattern, not recommended for automation", ev))
 		default:
-			out = append(out, factor("template_success", value, 0, "%s; ranked below the chosen template", ev))
+			out = append(out, factor(FactorTemplateSuccess, value, 0, "%s; ranked below the chosen template", ev))
 		}
 	}
 	return out
@@ -123,14 +123,14 @@ func successFactors(ranked []Candidate, chosen *Candidate) []store.Factor {
 
 func (b *Builtin) baseFactor(ranked []Candidate) store.Factor {
 	if len(ranked) == 0 {
-		return factor("base", "no candidate template", b.w.NoCandidateBase,
+		return factor(FactorBase, "no candidate template", b.w.NoCandidateBase,
 			"no active response template answers this; the confidence is that of the decision type")
 	}
 	names := make([]string, len(ranked))
 	for i, c := range ranked {
 		names[i] = fmt.Sprintf("%q (mean %s on %s)", c.Template.Name, num(c.Success.Mean), num(c.Success.N))
 	}
-	return factor("base", "every candidate demoted", b.w.NoCandidateBase,
+	return factor(FactorBase, "every candidate demoted", b.w.NoCandidateBase,
 		"every candidate template is demoted to approval-required on this pattern: %s; none is recommended for automation", strings.Join(names, ", "))
 }
 
