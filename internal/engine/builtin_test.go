@@ -129,6 +129,15 @@ func TestLearningMovesConfidence(t *testing.T) {
 		require.Greater(t, d.Confidence, prev, "%d successes", n)
 		prev = d.Confidence
 	}
+	// Whatever else is in its favour, a template never run stays below
+	// the threshold.
+	best := cpuInput(observed(t))
+	best.Event.Severity, best.Event.Priority, best.Occurrences = event.Critical, 100, 100
+	best.Impact.Criticality = "low"
+	best.Event.Data = map[string]any{"metadata": map[string]any{"anomaly_score": 1.0}}
+	best.Incident = &store.Incident{ID: 1001, RootEventID: 1001}
+	require.InDelta(t, 0.05+0.26, decide(t, best).Confidence, 1e-9, "the package documentation's bound")
+
 	earned := decide(t, cpuInput(successes(t, 15)))
 	require.GreaterOrEqual(t, earned.Confidence, 0.8, "15 successes in a row earn autonomy")
 

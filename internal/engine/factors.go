@@ -92,7 +92,11 @@ func anomalyScore(ev event.Event) float64 {
 }
 
 func factor(name, value string, contribution float64, detail string, args ...any) store.Factor {
-	return store.Factor{Name: name, Value: value, Contribution: round2(contribution), Detail: fmt.Sprintf(detail, args...)}
+	c := round2(contribution)
+	if c == 0 {
+		c = 0 // not -0, which would read "-0.00"
+	}
+	return store.Factor{Name: name, Value: value, Contribution: c, Detail: fmt.Sprintf(detail, args...)}
 }
 
 func num(v float64) string { return strconv.FormatFloat(round2(v), 'f', -1, 64) }

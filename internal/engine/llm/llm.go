@@ -297,12 +297,13 @@ func (e *Engine) merge(in engine.Input, d store.Decision, r Reply) (store.Decisi
 	if i := strings.LastIndex(builtinEnd, "\n=> "); i >= 0 {
 		builtinEnd = builtinEnd[i+len("\n=> "):]
 	}
+	builtinEnd, _, _ = strings.Cut(builtinEnd, ". The policy decides")
 	llm := store.Factor{
 		Name:         "llm",
 		Value:        e.o.Model,
 		Contribution: round2(conf - d.Confidence),
-		Detail: fmt.Sprintf("the model answered %s at %.2f%s, the built-in engine %s; the model's reasoning: %s",
-			r.DecisionType, r.Confidence, capNote, strings.TrimSuffix(builtinEnd, "."), oneLine(r.Reasoning)),
+		Detail: fmt.Sprintf("the model answered %s at %.2f%s; the built-in engine concluded %s; the model's reasoning: %s",
+			r.DecisionType, r.Confidence, capNote, builtinEnd, oneLine(r.Reasoning)),
 	}
 	out.Factors = append(append(make([]store.Factor, 0, len(d.Factors)+1), d.Factors...), llm)
 
