@@ -86,5 +86,5 @@ func (o *Orchestrator) dryRun(r *run) {
 	if len(problems) > 0 {
 		summary += "; would not run: " + strings.Join(problems, ", ")
 	}
-	o.end(r, store.ExecCompleted, summary)
+	o.end(r, store.ExecCompleted, summary, false)
 }

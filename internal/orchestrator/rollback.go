@@ -66,8 +66,7 @@ func (o *Orchestrator) rollback(r *run, why string) {
 			if left := notRolledBack(r.snapshot(), k); len(left) > 0 {
 				reason += "; not rolled back: " + strings.Join(left, ", ")
 			}
-			o.end(r, store.ExecRollbackFailed, reason)
-			r.escalate(reason, true)
+			o.end(r, store.ExecRollbackFailed, reason, true)
 			return
 		}
 		_ = r.update(func(x *store.Execution) { x.Steps[k].Status = store.StepRolledBack })
@@ -76,7 +75,7 @@ func (o *Orchestrator) rollback(r *run, why string) {
 	if len(skipped) > 0 {
 		reason += fmt.Sprintf(" (without a rollback action: %s)", strings.Join(skipped, ", "))
 	}
-	o.end(r, store.ExecRolledBack, reason)
+	o.end(r, store.ExecRolledBack, reason, false)
 }
 
 // rollbackStep runs one rollback step: its action by name, admitted by

@@ -104,6 +104,15 @@ func (r *run) update(f func(x *store.Execution)) error {
 }
 
 func (r *run) saveLocked() error {
+	if err := r.storeLocked(); err != nil {
+		return err
+	}
+	r.publishLocked()
+	return nil
+}
+
+// storeLocked writes the execution to the store.
+func (r *run) storeLocked() error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), storeTimeout)
 	defer cancel()
 	stored, err := r.o.store.UpdateExecution(ctx, r.x)
@@ -112,7 +121,6 @@ func (r *run) saveLocked() error {
 		return fmt.Errorf("orchestrator: store execution %d: %w", r.x.ID, err)
 	}
 	r.x.UpdatedAt = stored.UpdatedAt
-	r.publishLocked()
 	return nil
 }
 
@@ -156,7 +164,7 @@ func (o *Orchestrator) execute(r *run, from int) {
 			x.StartedAt = &now
 		}
 	}); err != nil {
-		o.end(r, store.ExecFailed, "cannot store the execution: "+err.Error())
+		o.end(r, store.ExecFailed, "cannot store the execution: "+err.Error(), false)
 		return
 	}
 	x := r.snapshot()
@@ -206,7 +214,7 @@ func (o *Orchestrator) execute(r *run, from int) {
 				o.rollback(r, why)
 				return
 			}
-			o.end(r, store.ExecFailed, why)
+			o.end(r, store.ExecFailed, why, false)
 			return
 		}
 		if waiting {
@@ -215,7 +223,7 @@ func (o *Orchestrator) execute(r *run, from int) {
 		}
 		i = j
 	}
-	o.end(r, store.ExecCompleted, "")
+	o.end(r, store.ExecCompleted, "", false)
 }
 
 // stopped ends a run whose context was cancelled (Cancel, shutdown) and
@@ -230,42 +238,49 @@ func (o *Orchestrator) stopped(r *run) bool {
 	if errors.Is(context.Cause(r.ctx), errShutdown) {
 		why := "interrupted: " + errShutdown.Error()
 		_ = r.update(func(x *store.Execution) { markRest(x, store.StepCancelled, "not run: "+why) })
-		o.end(r, store.ExecFailed, why)
-		r.escalate(why, true)
+		o.end(r, store.ExecFailed, why, true)
 		return true
 	}
 	why := "cancelled by " + actorOr(by)
 	_ = r.update(func(x *store.Execution) { markRest(x, store.StepCancelled, "not run: "+why) })
 	o.appendAudit(r.auditCtx(), by, audit.ActionExecution, subject(r.id, ""), map[string]any{"event": "cancelled"})
-	o.end(r, store.ExecCancelled, why)
+	o.end(r, store.ExecCancelled, why, false)
 	return true
 }
 
 // wait leaves the execution pending on its approval: the run's
 // goroutine ends, the subscriptions stay.
 func (o *Orchestrator) wait(r *run) {
-	_ = r.update(func(x *store.Execution) { x.Status = store.ExecPending })
-	r.mu.Lock()
-	r.stopping = true
-	r.mu.Unlock()
+	_ = r.update(func(x *store.Execution) {
+		x.Status = store.ExecPending
+		r.stopping = true // before anyone sees it pending (update holds r.mu)
+	})
 }
 
-// end ends the execution with status.
-func (o *Orchestrator) end(r *run, status, why string) {
+// end ends the execution with status; when escalate, it is escalated
+// with why as the reason. Subscribers get the final state last (also
+// when the store cannot take it), and their channels close.
+func (o *Orchestrator) end(r *run, status, why string, escalate bool) {
 	now := o.now()
 	r.mu.Lock()
 	r.x.Status, r.x.FinishedAt = status, &now
 	r.x.Error = clipError(why)
 	r.x.Outcome = outcome(r.x)
-	r.ended = true
-	_ = r.saveLocked()
+	_ = r.storeLocked()
 	x := clone(r.x)
 	r.mu.Unlock()
 	o.m.executions.WithLabelValues(status).Inc()
 	o.appendAudit(r.auditCtx(), audit.ActorSystem, audit.ActionExecution, subject(x.ID, ""), map[string]any{
 		"event": "ended", "status": status, "outcome": x.Outcome, "error": x.Error,
 	})
+	if escalate {
+		r.escalate(why, true)
+	}
 	o.log.Info("execution ended", "execution_id", x.ID, "status", status)
+	r.mu.Lock()
+	r.ended = true
+	r.publishLocked()
+	r.mu.Unlock()
 }
 
 // finish unregisters the run. Subscriptions of an ended execution are
