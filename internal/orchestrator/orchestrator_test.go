@@ -565,7 +565,7 @@ func TestSubscriptionCoalesces(t *testing.T) {
 	defer stopSlow()
 	gone, stopGone := h.orc.Subscribe(x.ID)
 	stopGone()
-	stopGone() // twice is fine
+	stopGone()       // twice is fine
 	for range gone { // what it held, then closed
 	}
 
@@ -661,4 +661,105 @@ func TestBoundedOutput(t *testing.T) {
 func TestNewRequiresDependencies(t *testing.T) {
 	_, err := New(Options{})
 	require.Error(t, err)
+}
+
+// An action that requires approval waits for one even when the Guard
+// would let it run.
+func TestActionApprovalRequired(t *testing.T) {
+	h := newHarness(t)
+	marks := filepath.Join(h.dir, "marks")
+	h.def("mark", "mark.sh", []string{marks, "x"}, func(d *actions.Definition, _ map[string]any) { d.ApprovalRequired = true })
+	x := h.start(store.Execution{}, step("a", "mark", nil))
+	pending := h.waitWaiting(x.ID)
+	require.Equal(t, "the action or the template requires approval", pending.Steps[0].ApprovalReason)
+	require.Zero(t, h.calls.Load())
+	_, err := h.orc.Resume(t.Context(), x.ID, *pending.Steps[0].ApprovalID, "key:alice")
+	require.NoError(t, err)
+	require.Equal(t, store.ExecCompleted, h.waitEnd(x.ID).Status)
+	require.Equal(t, []string{"x"}, lines(t, marks))
+}
+
+// A step's timeout bounds its run; a timeout is not retried unless the
+// executor says so.
+func TestStepTimeout(t *testing.T) {
+	h := newHarness(t)
+	h.def("hang", "hang.sh", nil)
+	x := h.start(store.Execution{}, step("a", "hang", nil, func(s *store.Step) { s.Timeout = "1s"; s.Retries = 3 }))
+	got := h.waitEnd(x.ID)
+	require.Equal(t, store.ExecFailed, got.Status)
+	require.Equal(t, store.StepFailed, got.Steps[0].Status)
+	require.Equal(t, 1, got.Steps[0].Attempts)
+	require.Contains(t, got.Steps[0].Error, "timed out after 1s")
+}
+
+// A notification step of a plan runs the notification executor with its
+// channels; its parameters are rendered into params.
+func TestNotificationStep(t *testing.T) {
+	var got executor.Request
+	var spec executor.Spec
+	h := newHarness(t, func(o *Options) {
+		o.Executors = func(d actions.Definition) (executor.Executor, error) {
+			var err error
+			spec, err = executor.ParseSpec(d.Executor)
+			if err != nil {
+				return nil, err
+			}
+			return execFunc(func(_ context.Context, req executor.Request) (executor.Result, error) {
+				got = req
+				return executor.Result{Outputs: map[string]string{"output": "sent"}}, nil
+			}), nil
+		}
+	})
+	x := h.start(store.Execution{}, store.StepState{Step: store.Step{
+		Name: "tell", Type: actions.TypeNotification, Channels: []string{"oncall"},
+		Parameters: map[string]string{"message": "restarting {{.event.source_host}}"},
+	}})
+	end := h.waitEnd(x.ID)
+	require.Equal(t, store.ExecCompleted, end.Status, end.Error)
+	require.Equal(t, NotificationExecutor, spec.Type)
+	require.JSONEq(t, `{"type":"notification","channels":["oncall"]}`, string(spec.Config))
+	require.Equal(t, "restarting web-7", got.Data["params"].(map[string]any)["message"])
+	require.Equal(t, "tell", got.Step)
+	require.Equal(t, x.ID, got.ExecutionID)
+}
+
+type validatorFunc func(d actions.Definition, data map[string]any, res executor.Result) (bool, string, error)
+
+func (f validatorFunc) Validate(_ context.Context, d actions.Definition, data map[string]any, res executor.Result) (bool, string, error) {
+	return f(d, data, res)
+}
+
+// Success criteria are checked after a step its executor says succeeded:
+// a failed criterion fails the step, with the verdict stored.
+func TestValidator(t *testing.T) {
+	h := newHarness(t, func(o *Options) {
+		o.Validator = validatorFunc(func(d actions.Definition, data map[string]any, res executor.Result) (bool, string, error) {
+			if d.Name == "plain" {
+				t.Error("a definition without success criteria was validated")
+			}
+			tag := data["params"].(map[string]any)["tag"]
+			if tag == "good" {
+				return true, "output matches", nil
+			}
+			return false, fmt.Sprintf("output %q does not match", strings.TrimSpace(string(res.Output))), nil
+		})
+	})
+	marks := filepath.Join(h.dir, "marks")
+	criteria := func(d *actions.Definition, _ map[string]any) {
+		d.SuccessCriteria = &actions.Criteria{OutputMatches: "^marked good"}
+	}
+	h.def("checked", "mark.sh", []string{marks, "{{.params.tag}}"}, criteria)
+	h.def("plain", "mark.sh", []string{marks, "plain"})
+	x := h.start(store.Execution{},
+		step("plain", "plain", nil),
+		step("good", "checked", map[string]string{"tag": "good"}),
+		step("bad", "checked", map[string]string{"tag": "bad"}),
+	)
+	got := h.waitEnd(x.ID)
+	require.Equal(t, store.ExecFailed, got.Status)
+	require.Equal(t, []string{"plain:succeeded", "good:succeeded", "bad:failed"}, statuses(got.Steps))
+	require.Empty(t, got.Steps[0].Validation)
+	require.Equal(t, "passed: output matches", got.Steps[1].Validation)
+	require.Contains(t, got.Steps[2].Validation, "failed: output")
+	require.Contains(t, got.Steps[2].Error, "success criteria not met")
 }

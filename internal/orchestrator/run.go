@@ -372,6 +372,13 @@ func (o *Orchestrator) admitAndRun(r *run, f ref, d actions.Definition, ex execu
 			adm.Release = nil
 		}
 	}
+	if s.ApprovalRequired && s.ApprovalID == nil && !adm.NeedsApproval && adm.Refused == "" && !f.rollback {
+		// The action or the plan says so, whatever the Guard allows.
+		adm.NeedsApproval = true
+		if adm.Reason == "" {
+			adm.Reason = "the action or the template requires approval"
+		}
+	}
 	switch {
 	case adm.Refused != "":
 		release(store.StepFailed)
