@@ -224,10 +224,9 @@ func (a *Analyzer) judge(r *Radius) {
 	default:
 		parts = append(parts, r.Host+" is "+r.Criticality)
 	}
-	switch {
-	case n == 0:
+	if n == 0 {
 		parts = append(parts, "no host depends on it")
-	default:
+	} else {
 		s := fmt.Sprintf("%s on it (%d directly", dependOn(n, r.Truncated), r.Direct)
 		if len(r.Services) > 0 {
 			s += "; services " + strings.Join(r.Services, ", ")
