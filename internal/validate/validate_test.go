@@ -183,7 +183,7 @@ func TestHTTPProbeDetailHidesURLSecrets(t *testing.T) {
 
 func TestHTTPProbeTimeout(t *testing.T) {
 	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 		case <-release:
@@ -200,7 +200,7 @@ func TestHTTPProbeTimeout(t *testing.T) {
 }
 
 func TestHTTPProbeCallerContextEndsIsAnError(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()
 	}))
 	defer srv.Close()
@@ -212,7 +212,7 @@ func TestHTTPProbeCallerContextEndsIsAnError(t *testing.T) {
 }
 
 func TestHTTPProbeThroughTheGuard(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, _ *http.Request) {
 		t.Error("the guard let a probe reach loopback")
 	}))
 	defer srv.Close()
