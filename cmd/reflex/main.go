@@ -84,6 +84,10 @@ Usage:
                            (--scenario NAME: post a storm with its inventory and ground truth)
   reflex rules <command>   apply, list and test trigger rules and response templates
   reflex actions <command> apply and list the autonomous service's action definitions
+  reflex approvals <command>  list, approve and reject the steps waiting for approval
+  reflex executions watch ID  follow an execution live
+  reflex feedback ID KIND  give feedback on a decision (helpful, not_helpful, incorrect)
+  reflex audit verify      verify the audit log's hash chain (exit 1 names the first bad record)
   reflex eval loghub DIR   score log template mining on loghub-style data
   reflex eval nab DIR      score anomaly detection on NAB-style data
   reflex eval storms       score incidents and root causes on storms posted to a server
@@ -120,6 +124,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runEval(ctx, args[1:], stdout, stderr)
 	case "actions":
 		err = runActions(ctx, args[1:], stdout, stderr)
+	case "approvals":
+		err = runApprovals(ctx, args[1:], stdout, stderr)
+	case "executions":
+		err = runExecutions(ctx, args[1:], stdout, stderr)
+	case "feedback":
+		err = runFeedback(ctx, args[1:], stdout, stderr)
+	case "audit":
+		err = runAudit(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "reflex %s\n", versionString())
 	case "help", "-h", "--help":
@@ -135,6 +147,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	default:
 		fmt.Fprintf(stderr, "reflex: %v\n", err)
+		var ec *exitCode
+		if errors.As(err, &ec) {
+			return ec.code
+		}
 		return 1
 	}
 }

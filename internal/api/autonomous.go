@@ -11,6 +11,7 @@ import (
 
 	"github.com/reflex-ops/reflex/internal/actions"
 	"github.com/reflex-ops/reflex/internal/auth"
+	"github.com/reflex-ops/reflex/internal/autonomous"
 )
 
 // AutonomousOptions configure the handler of the Autonomous Response
@@ -24,6 +25,9 @@ type AutonomousOptions struct {
 	// Validators check the executors of definitions, by executor type
 	// (the types this server runs).
 	Validators actions.Validators
+	// Service, when set, serves the decision, execution, approval,
+	// feedback, kill switch, metrics and audit endpoints.
+	Service *autonomous.Service
 	// Ops, when set, answers GET /healthz, /readyz and /metrics.
 	Ops http.Handler
 	// Logger receives the request log and server-side failures; nil
@@ -62,6 +66,7 @@ func NewAutonomous(opts AutonomousOptions) (http.Handler, error) {
 	rt := newRouter("autonomous", s.logger, hm, s.now)
 	rt.ops = opts.Ops
 	s.actionRoutes(rt.mux, opts.Actions, opts.Validators)
+	s.serviceRoutes(rt.mux, opts.Service)
 	return rt, nil
 }
 

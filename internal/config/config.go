@@ -101,6 +101,15 @@ type Config struct {
 	IncidentGroupInterval Duration `yaml:"incident-group-interval"`
 	IncidentResolveAfter  Duration `yaml:"incident-resolve-after"`
 	IncidentGroupBy       string   `yaml:"incident-group-by"`
+
+	// The Autonomous Response Service (internal/autonomous,
+	// docs/autonomous.md).
+	AutonomousPolicy string   `yaml:"autonomous-policy"`
+	AuditKeyFile     string   `yaml:"audit-key-file"`
+	AIURL            string   `yaml:"ai-url"`
+	AIModel          string   `yaml:"ai-model"`
+	AIKeyFile        string   `yaml:"ai-key-file"`
+	AITimeout        Duration `yaml:"ai-timeout"`
 }
 
 // Default returns the embedded defaults: both services, SQLite and an
@@ -149,6 +158,7 @@ func Default() Config {
 		IncidentGroupInterval: Duration(5 * time.Minute),
 		IncidentResolveAfter:  Duration(time.Hour),
 		IncidentGroupBy:       "event_type,template",
+		AITimeout:             Duration(20 * time.Second),
 
 		Templates:         true,
 		TemplatesLearning: 0, // every template new on a host is an event, rate limited
@@ -224,6 +234,12 @@ var options = []option{
 	{"incident-group-interval", "how often an announced incident's parent links and correlation row are rewritten while it grows", func(c *Config) flag.Value { return &c.IncidentGroupInterval }},
 	{"incident-resolve-after", "an incident without a new event for this long is resolved", func(c *Config) flag.Value { return &c.IncidentResolveAfter }},
 	{"incident-group-by", "comma-separated labels that group events of hosts the asset inventory does not relate: event_type, service, source, template, tags", func(c *Config) flag.Value { return (*stringValue)(&c.IncidentGroupBy) }},
+	{"autonomous-policy", "automation policy file (YAML, or JSON when named *.json) loaded at start; it replaces the stored one (docs/autonomous.md)", func(c *Config) flag.Value { return (*stringValue)(&c.AutonomousPolicy) }},
+	{"audit-key-file", "file of the audit log's HMAC key (32 bytes, hex); empty: audit.key in the data dir, created at first start. Every instance writing one database needs the same key", func(c *Config) flag.Value { return (*stringValue)(&c.AuditKeyFile) }},
+	{"ai-url", "base URL of an OpenAI-compatible chat-completions API (e.g. http://127.0.0.1:11434/v1 for Ollama) consulted by the decision engine; empty: the built-in engine alone", func(c *Config) flag.Value { return (*stringValue)(&c.AIURL) }},
+	{"ai-model", "model name sent to --ai-url", func(c *Config) flag.Value { return (*stringValue)(&c.AIModel) }},
+	{"ai-key-file", "file holding the API key for --ai-url (sent as a bearer token; never logged)", func(c *Config) flag.Value { return (*stringValue)(&c.AIKeyFile) }},
+	{"ai-timeout", "how long the decision engine waits for --ai-url before the built-in decision stands", func(c *Config) flag.Value { return &c.AITimeout }},
 	{"shutdown-timeout", "how long SIGTERM waits for intake to stop and the pipeline to drain", func(c *Config) flag.Value { return &c.ShutdownGrace }},
 }
 
@@ -232,6 +248,7 @@ var options = []option{
 // environment twins. A command not listed takes every option.
 var commandOptions = map[string][]string{
 	"migrate": {"data-dir", "database-url", "log-level", "log-format"},
+	"audit":   {"data-dir", "database-url", "audit-key-file", "log-level", "log-format"},
 }
 
 // optionsOf returns the options command name takes.
@@ -351,6 +368,23 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		bad("data-dir", "must not be empty")
+	}
+	if c.AIURL != "" {
+		if u, err := url.Parse(c.AIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("ai-url", "%q is not an http:// or https:// URL", c.AIURL)
+		}
+		if c.AIModel == "" {
+			bad("ai-model", "required with ai-url")
+		}
+	}
+	if c.AIModel != "" && c.AIURL == "" {
+		bad("ai-url", "required with ai-model")
+	}
+	if c.AIKeyFile != "" && c.AIURL == "" {
+		bad("ai-url", "required with ai-key-file")
+	}
+	if c.AITimeout <= 0 || time.Duration(c.AITimeout) > 10*time.Minute {
+		bad("ai-timeout", "must be above 0 and at most 10m")
 	}
 	for _, a := range []struct{ name, addr string }{{"events-addr", c.EventsAddr}, {"autonomous-addr", c.AutonomousAddr}} {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {

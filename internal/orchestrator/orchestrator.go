@@ -193,6 +193,12 @@ type Options struct {
 	// DefaultMaxSubscribers); beyond it Subscribe answers a closed
 	// channel.
 	MaxSubscribers int
+	// Ended, when set, is called once with each execution that ended
+	// (completed, failed, rolled back, rollback failed, cancelled), after
+	// its end was stored: the service records the outcome and keeps its
+	// other tables in step. It is called synchronously and must not call
+	// the Orchestrator.
+	Ended func(ctx context.Context, x store.Execution)
 	// BackoffBase is the wait before the first retry (default
 	// DefaultBackoffBase), doubled for each further one, at most
 	// MaxBackoff.
@@ -215,6 +221,7 @@ type Orchestrator struct {
 	maxRunning  int
 	maxSubs     int
 	backoffBase time.Duration
+	ended       func(ctx context.Context, x store.Execution)
 	m           *metrics
 
 	base     context.Context
@@ -254,7 +261,7 @@ func New(o Options) (*Orchestrator, error) {
 		store: o.Store, actions: o.Actions, executors: o.Executors, guard: o.Guard,
 		approvals: o.Approvals, validator: o.Validator, escalator: o.Escalator, audit: o.Audit,
 		log: o.Logger, now: o.Now, maxRunning: o.MaxRunning, maxSubs: o.MaxSubscribers,
-		backoffBase: o.BackoffBase, m: m,
+		backoffBase: o.BackoffBase, ended: o.Ended, m: m,
 		runs: map[int64]*run{}, subs: map[int64]map[*sub]struct{}{},
 	}
 	if orc.log == nil {
@@ -486,6 +493,9 @@ func (o *Orchestrator) endStoredLocked(ctx context.Context, x store.Execution, s
 	}
 	o.m.executions.WithLabelValues(status).Inc()
 	o.publish(stored, true)
+	if o.ended != nil {
+		o.ended(context.WithoutCancel(ctx), clone(stored))
+	}
 	return stored, nil
 }
 

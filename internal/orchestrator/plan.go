@@ -13,7 +13,9 @@ import (
 
 	"github.com/reflex-ops/reflex/internal/actions"
 	"github.com/reflex-ops/reflex/internal/executor"
+	"github.com/reflex-ops/reflex/internal/learning"
 	"github.com/reflex-ops/reflex/internal/store"
+	"github.com/reflex-ops/reflex/internal/validate"
 )
 
 // NotificationExecutor is the executor type of a plan's notification
@@ -257,14 +259,9 @@ func outcome(x store.Execution) string {
 		if x.DryRun {
 			return ""
 		}
-		for _, s := range x.Steps {
-			if s.Status != store.StepSucceeded {
-				return "partially_successful"
-			}
-		}
-		return "successful"
+		return validate.Outcome(x.Steps)
 	case store.ExecFailed, store.ExecRolledBack, store.ExecRollbackFailed:
-		return "failed"
+		return string(learning.Failed)
 	}
 	return ""
 }

@@ -277,6 +277,9 @@ func (o *Orchestrator) end(r *run, status, why string, escalate bool) {
 		r.escalate(why, true)
 	}
 	o.log.Info("execution ended", "execution_id", x.ID, "status", status)
+	if o.ended != nil {
+		o.ended(r.auditCtx(), x)
+	}
 	r.mu.Lock()
 	r.ended = true
 	r.publishLocked()

@@ -219,14 +219,15 @@ func TestRuleStoryEmbedded(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.NotificationsFile = policyFile(t, h.srv.URL)
 	cfg.OutboundAllow = "127.0.0.1/32"
-	runRuleStory(t, start(t, cfg), h)
+	runRuleStory(t, startWith(t, Options{Config: cfg, HoldDecisionRequests: true}), h)
 }
 
 // TestRuleWindowAcrossRestart restarts the server inside a rule's window:
 // the occurrences before the restart still count.
 func TestRuleWindowAcrossRestart(t *testing.T) {
 	cfg := testConfig(t)
-	ts := start(t, cfg)
+	held := Options{Config: cfg, HoldDecisionRequests: true}
+	ts := startWith(t, held)
 	var rule ruleAnswer
 	require.Equal(t, http.StatusCreated, ts.do("POST", ts.events+"/api/v1/rules/triggers",
 		`{"name": "Disk latency", "conditions": {"event_type": "disk_latency"}, "time_window_minutes": 10, "min_count": 3}`, &rule))
@@ -252,7 +253,7 @@ func TestRuleWindowAcrossRestart(t *testing.T) {
 	require.Zero(t, ts.rule(rule.ID).Firings)
 
 	require.NoError(t, ts.srv.Shutdown(t.Context()))
-	ts = start(t, cfg)
+	ts = startWith(t, held)
 	ts.post(disk("sdc"))
 	xs := ts.waitExecutions(rule.ID, 1)
 	require.Len(t, xs, 1)

@@ -56,6 +56,10 @@ type Options struct {
 	// LeaseTTL is how long the processing lease outlives its holder on an
 	// external NATS (default bus.DefaultLeaseTTL).
 	LeaseTTL time.Duration
+	// HoldDecisionRequests keeps the Autonomous Response Service from
+	// taking the decision requests of the rules engine: they wait in the
+	// decisions stream, for a test or a tool that reads them itself.
+	HoldDecisionRequests bool
 }
 
 // Server is a running reflex. Its methods are safe for concurrent use.
@@ -86,6 +90,7 @@ type Server struct {
 
 	contextual *contextual.Analyzer // the context analyzer (context.go)
 	incidents  *incident.Engine     // the incident engine (incidents.go)
+	auto       *autonomousOut       // the Autonomous Response Service (autonomous.go)
 
 	events, autonomous, pprof *listener
 
@@ -213,6 +218,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	// 4. Serve: the listeners start last, so they stop first.
 	if s.pprof != nil {
 		s.serve(s.pprof, pprofHandler())
+	}
+	if s.cfg.RunsAutonomous() {
+		if err := s.startAutonomous(ctx); err != nil {
+			return err
+		}
 	}
 	if s.autonomous != nil {
 		h, err := s.autonomousHandler()

@@ -58,7 +58,14 @@ func testConfig(t *testing.T) config.Config {
 
 func start(t *testing.T, cfg config.Config) *testServer {
 	t.Helper()
-	srv, err := New(Options{Config: cfg, Stderr: io.Discard})
+	return startWith(t, Options{Config: cfg})
+}
+
+// startWith starts a server with opts (Stderr discarded).
+func startWith(t *testing.T, opts Options) *testServer {
+	t.Helper()
+	opts.Stderr = io.Discard
+	srv, err := New(opts)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -150,7 +157,7 @@ func TestPostgresAndExternalNATSEndToEnd(t *testing.T) {
 	h := newHook(t)
 	cfg.NotificationsFile = policyFile(t, h.srv.URL)
 	cfg.OutboundAllow = "127.0.0.1/32"
-	ts := start(t, cfg)
+	ts := startWith(t, Options{Config: cfg, HoldDecisionRequests: true})
 	runEndToEnd(t, ts)
 	runProcessed(t, ts)
 	runRuleStory(t, ts, h)
