@@ -11,13 +11,13 @@ import (
 
 	"github.com/reflex-ops/reflex/internal/actions"
 	"github.com/reflex-ops/reflex/internal/audit"
+	"github.com/reflex-ops/reflex/internal/contextual"
 	"github.com/reflex-ops/reflex/internal/decision"
 	"github.com/reflex-ops/reflex/internal/engine"
 	"github.com/reflex-ops/reflex/internal/event"
 	"github.com/reflex-ops/reflex/internal/learning"
 	"github.com/reflex-ops/reflex/internal/notify"
 	"github.com/reflex-ops/reflex/internal/policy"
-	"github.com/reflex-ops/reflex/internal/contextual"
 	"github.com/reflex-ops/reflex/internal/rules/cond"
 	"github.com/reflex-ops/reflex/internal/store"
 )
@@ -486,4 +486,3 @@ func clipText(s string, n int) string {
 	}
 	return strings.ToValidUTF8(s[:n], "")
 }
-

@@ -424,4 +424,3 @@ func joinReasons(rs []string) string {
 	}
 	return out
 }
-

@@ -89,8 +89,8 @@ type Performance struct {
 	// AutomationRate is the share of decisions that ran something
 	// without a human starting it; SuccessRate the share of outcomes
 	// that were successful (partially successful counts half).
-	AutomationRate *float64 `json:"automation_rate"`
-	SuccessRate    *float64 `json:"success_rate"`
+	AutomationRate *float64       `json:"automation_rate"`
+	SuccessRate    *float64       `json:"success_rate"`
 	Outcomes       map[string]int `json:"outcomes"`
 	// MeanTimeToAcknowledge and MeanTimeToResolve are in seconds, from
 	// the decision to its first human or automated action, and to a

@@ -70,7 +70,7 @@ type Options struct {
 	// Notifier receives escalations; nil: they are logged and audited
 	// only.
 	Notifier Notifier
-	Logger    *slog.Logger
+	Logger   *slog.Logger
 	// Registerer receives the service's metrics; nil: not registered.
 	Registerer prometheus.Registerer
 	Now        func() time.Time
