@@ -96,7 +96,7 @@ func (s *Server) startAutonomous(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("server: resource manager: %w", err)
 	}
-	eng, err := s.decisionEngine(log)
+	eng, err := s.decisionEngine()
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func (s *Server) startAutonomous(ctx context.Context) error {
 		return fmt.Errorf("server: autonomous: %w", err)
 	}
 	orch, err := orchestrator.New(orchestrator.Options{
-		Store: s.store, Actions: s.store, Executors: s.executors(s.notify.guard, log),
+		Store: s.store, Actions: s.store, Executors: s.executors(s.notify.guard),
 		Guard: svc, Approvals: svc, Escalator: svc, Validator: stepValidator{val}, Audit: al,
 		Ended: svc.Ended, Logger: log, Registerer: s.reg, Now: s.now,
 	})
@@ -213,7 +213,7 @@ func (s *Server) auditKey() (audit.Key, error) {
 // stored one, else the defaults.
 func (s *Server) startPolicyOfAutomation(ctx context.Context) (policy.Policy, error) {
 	if f := s.cfg.AutonomousPolicy; f != "" {
-		b, err := os.ReadFile(f)
+		b, err := os.ReadFile(f) //nolint:gosec // the operator's --autonomous-policy
 		if err != nil {
 			return policy.Policy{}, fmt.Errorf("server: autonomous-policy: %w", err)
 		}
@@ -231,7 +231,7 @@ func (s *Server) startPolicyOfAutomation(ctx context.Context) (policy.Policy, er
 
 // decisionEngine is the built-in engine, behind the LLM backend when
 // --ai-url is set.
-func (s *Server) decisionEngine(log interface{ Warn(string, ...any) }) (engine.Engine, error) {
+func (s *Server) decisionEngine() (engine.Engine, error) {
 	b, err := engine.NewBuiltin(engine.BuiltinOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("server: decision engine: %w", err)
@@ -241,7 +241,7 @@ func (s *Server) decisionEngine(log interface{ Warn(string, ...any) }) (engine.E
 	}
 	var key string
 	if f := s.cfg.AIKeyFile; f != "" {
-		raw, err := os.ReadFile(f)
+		raw, err := os.ReadFile(f) //nolint:gosec // the operator's --ai-key-file
 		if err != nil {
 			return nil, fmt.Errorf("server: ai-key-file: %w", err)
 		}
@@ -256,7 +256,7 @@ func (s *Server) decisionEngine(log interface{ Warn(string, ...any) }) (engine.E
 }
 
 // executors makes the executor of an action definition by its type.
-func (s *Server) executors(guard *outbound.Guard, log interface{ Warn(string, ...any) }) orchestrator.Executors {
+func (s *Server) executors(guard *outbound.Guard) orchestrator.Executors {
 	l := s.log.With("component", "executor")
 	return func(d actions.Definition) (executor.Executor, error) {
 		spec, err := executor.ParseSpec(d.Executor)
