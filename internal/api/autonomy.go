@@ -94,6 +94,7 @@ func (s *autonomousAPI) serviceRoutes(mux *http.ServeMux, svc *autonomous.Servic
 	mux.Handle("POST /api/v1/autonomous/approvals/{id}/reject", s.with(auth.ScopeActionsApprove, a.reject))
 	mux.Handle("GET /api/v1/autonomous/executions/{id}", s.with(auth.ScopeEventsRead, a.execution))
 	mux.Handle("GET /api/v1/autonomous/executions/{id}/stream", s.with(auth.ScopeEventsRead, a.stream))
+	mux.Handle("POST /api/v1/autonomous/executions/{id}/cancel", s.with(auth.ScopeActionsApprove, a.cancel))
 	mux.Handle("POST /api/v1/autonomous/pause", s.with(auth.ScopeActionsApprove, a.pause))
 	mux.Handle("POST /api/v1/autonomous/resume", s.with(auth.ScopeActionsApprove, a.resume))
 	mux.Handle("GET /api/v1/autonomous/status", s.with(auth.ScopeEventsRead, a.status))
@@ -119,7 +120,7 @@ func actor(p auth.Principal) string {
 func (a *serviceAPI) fail(w http.ResponseWriter, r *http.Request, err error, what string) {
 	msg := func() string { return trimPrefixes(err.Error(), "autonomous: ", "approval: ", "orchestrator: ") }
 	switch {
-	case errors.Is(err, autonomous.ErrInvalid):
+	case errors.Is(err, autonomous.ErrInvalid), errors.Is(err, approval.ErrInvalid):
 		writeError(w, http.StatusBadRequest, strings.TrimPrefix(msg(), "invalid request: "), "")
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, what+": not found", "")
@@ -127,7 +128,7 @@ func (a *serviceAPI) fail(w http.ResponseWriter, r *http.Request, err error, wha
 		errors.Is(err, approval.ErrTokenUnknown), errors.Is(err, approval.ErrTokenMismatch), errors.Is(err, approval.ErrTokenExpired):
 		writeError(w, http.StatusForbidden, msg(), "")
 	case errors.Is(err, autonomous.ErrPaused), errors.Is(err, approval.ErrTokenUsed), errors.Is(err, approval.ErrNotPending),
-		errors.Is(err, approval.ErrExpired), errors.Is(err, orchestrator.ErrNotWaiting):
+		errors.Is(err, approval.ErrExpired), errors.Is(err, orchestrator.ErrNotWaiting), errors.Is(err, orchestrator.ErrEnded):
 		writeError(w, http.StatusConflict, msg(), "")
 	case errors.Is(err, orchestrator.ErrBusy):
 		w.Header().Set("Retry-After", "5")
@@ -339,6 +340,25 @@ func (a *serviceAPI) execution(w http.ResponseWriter, r *http.Request, _ auth.Pr
 		return
 	}
 	x, err := a.svc.Execution(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, err, fmt.Sprintf("execution %d", id))
+		return
+	}
+	writeJSON(w, http.StatusOK, x)
+}
+
+// cancel serves POST /api/v1/autonomous/executions/{id}/cancel: 200 with
+// the execution, 409 when it has already ended.
+func (a *serviceAPI) cancel(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	id, fe := pathIDOf(r, "execution")
+	if fe == nil {
+		fe = noParams(r)
+	}
+	if fe != nil {
+		writeFieldError(w, fe)
+		return
+	}
+	x, err := a.svc.Cancel(r.Context(), id, actor(p))
 	if err != nil {
 		a.fail(w, r, err, fmt.Sprintf("execution %d", id))
 		return

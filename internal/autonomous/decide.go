@@ -202,7 +202,14 @@ func (s *Service) decide(ctx context.Context, di decideInput) (store.Decision, b
 	if c, err := json.Marshal(map[string]any{"analyzer": in.Context, "given": di.given}); err == nil {
 		d.Context = c
 	}
-	run := s.gate(&d, in.Context)
+	run := false
+	if s.o.Resources.Recurred(d.SourceHost, d.Pattern) {
+		addFactor(&d, store.Factor{Name: "remediation_loop", Value: "looping",
+			Detail: "the pattern came back on " + d.SourceHost + " after each of its latest remediations: escalated instead of acting again"})
+		d.DecisionType = store.DecisionEscalate
+	} else {
+		run = s.gate(&d, in.Context)
+	}
 
 	stored, err := s.o.Store.InsertDecision(ctx, d)
 	if errors.Is(err, store.ErrConflict) {
@@ -232,6 +239,11 @@ func (s *Service) decide(ctx context.Context, di decideInput) (store.Decision, b
 			return d, false, nil
 		}
 		s.ruleStatus(ctx, d.RuleExecutionID, store.ExecRunning, &x.ID, "")
+		if d.RuleExecutionID != nil && x.TemplateID != nil {
+			if _, err := s.o.Store.UpdateRuleExecution(ctx, store.RuleExecutionUpdate{ID: *d.RuleExecutionID, Status: store.ExecRunning, ResponseTemplateID: x.TemplateID}); err != nil {
+				s.log.Warn("could not record the template on the rule execution", "rule_execution_id", *d.RuleExecutionID, "err", err)
+			}
+		}
 	case d.DecisionType == store.DecisionEscalate:
 		s.escalate(ctx, d, nil, "")
 		s.ruleStatus(ctx, d.RuleExecutionID, store.ExecCompleted, nil, "")

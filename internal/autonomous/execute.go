@@ -58,6 +58,12 @@ func (s *Service) Execute(ctx context.Context, req ExecuteRequest, by string) (s
 	dry := req.ExecutionOptions.DryRun
 
 	if req.ApprovalToken != "" {
+		if dry {
+			return store.Execution{}, invalid("execution_options.dry_run: a dry run runs nothing and needs no approval_token (the token stays unspent)")
+		}
+		if s.o.Switch.State().Paused {
+			return store.Execution{}, fmt.Errorf("%w: the approval_token stays unspent; resume first", ErrPaused)
+		}
 		return s.executeApproved(ctx, d, req, by, rollback)
 	}
 	if req.ActionID == 0 {
@@ -123,7 +129,7 @@ func (s *Service) executeApproved(ctx context.Context, d store.Decision, req Exe
 // waitingStep finds the execution of decision id waiting for approval of
 // actionID (any action when 0).
 func (s *Service) waitingStep(ctx context.Context, decisionID, actionID int64) (*store.Execution, store.Step, error) {
-	xs, err := s.o.Store.Executions(ctx, store.ExecutionQuery{DecisionID: decisionID, Statuses: []string{store.ExecPending}})
+	xs, err := s.o.Store.Executions(ctx, store.ExecutionQuery{DecisionID: decisionID, Statuses: []string{store.ExecPending, store.ExecRunning}})
 	if err != nil {
 		return nil, store.Step{}, err
 	}
@@ -201,7 +207,7 @@ func (s *Service) start(ctx context.Context, d store.Decision, x store.Execution
 	if err != nil {
 		return store.Execution{}, err
 	}
-	if d.AcknowledgedAt == nil && x.RequestedBy != ActorAutomation {
+	if d.AcknowledgedAt == nil {
 		d.AcknowledgedAt = ptr(s.now().UTC())
 		if _, err := s.o.Store.UpdateDecision(ctx, d); err != nil {
 			s.log.Warn("could not record the decision's acknowledgement", "decision_id", d.ID, "err", err)
@@ -211,7 +217,10 @@ func (s *Service) start(ctx context.Context, d store.Decision, x store.Execution
 	return x, nil
 }
 
-// data is what an execution's steps render from: the event and incident.
+// data is what an execution's steps render from: "event" (the event the
+// decision acts on: its incident's root cause when that is another
+// event, the triggering one then being "trigger"), "incident" and
+// "decision".
 func (s *Service) data(ctx context.Context, d store.Decision) (json.RawMessage, error) {
 	out := map[string]any{}
 	ev, err := s.o.Store.Event(ctx, d.EventID)
@@ -224,6 +233,11 @@ func (s *Service) data(ctx context.Context, d store.Decision) (json.RawMessage, 
 	if d.IncidentID != nil {
 		if inc, err := s.o.Store.Incident(ctx, *d.IncidentID); err == nil {
 			out["incident"] = inc
+			if inc.RootEventID != 0 && inc.RootEventID != d.EventID {
+				if root, err := s.o.Store.Event(ctx, inc.RootEventID); err == nil {
+					out["event"], out["trigger"] = root, ev
+				}
+			}
 		}
 	}
 	out["decision"] = map[string]any{"id": d.ID, "decision_type": d.DecisionType, "confidence": d.Confidence}
@@ -259,6 +273,11 @@ func (s *Service) Admit(ctx context.Context, x store.Execution, st store.StepSta
 	d, err := s.o.Store.Decision(ctx, x.DecisionID)
 	if err != nil {
 		return orchestrator.Admission{}, err
+	}
+	if isRollback(x, st) {
+		// A rollback undoes what this execution did: neither the policy
+		// nor the resource limits stand in its way.
+		return orchestrator.Admission{Run: true}, nil
 	}
 	approved := st.ApprovalID != nil && s.approvedFor(ctx, *st.ApprovalID, x, st)
 	v := s.verdict(ctx, d, st.Step, x.RequestedBy != ActorAutomation, approved)
@@ -296,6 +315,17 @@ func (s *Service) Admit(ctx context.Context, x store.Execution, st store.StepSta
 			s.log.Warn("circuit breaker changed", "template", tmpl, "change", ch)
 		}
 	}}, nil
+}
+
+// isRollback reports whether st is one of x's rollback steps (named as
+// the step it undoes, running its rollback action).
+func isRollback(x store.Execution, st store.StepState) bool {
+	for _, rb := range x.Rollback {
+		if rb.Name == st.Name && rb.ActionName == st.ActionName && st.ActionName != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // approvedFor reports whether approval id was redeemed for this very
@@ -423,4 +453,76 @@ func joinReasons(rs []string) string {
 		out += r
 	}
 	return out
+}
+
+// Cancel stops execution id: its running steps are killed, the steps not
+// yet run are cancelled, and the approvals it waits for expire.
+func (s *Service) Cancel(ctx context.Context, id int64, by string) (store.Execution, error) {
+	if err := s.audit(ctx, audit.Entry{Actor: by, Action: audit.ActionExecution, Subject: subject("execution", id),
+		Parameters: map[string]any{"event": "cancel requested"}}); err != nil {
+		return store.Execution{}, err
+	}
+	x, err := s.orch.Cancel(ctx, id, by)
+	if err != nil {
+		return x, err
+	}
+	s.expireApprovalsOf(ctx, id, "the execution was cancelled by "+by)
+	return x, nil
+}
+
+// expireApprovalsOf expires the pending approvals of execution id.
+func (s *Service) expireApprovalsOf(ctx context.Context, id int64, why string) {
+	as, err := s.o.Store.Approvals(ctx, store.ApprovalQuery{Status: store.ApprovalPending, Limit: store.MaxDecisionLimit})
+	if err != nil {
+		s.log.Warn("could not list the approvals of a cancelled execution", "execution_id", id, "err", err)
+		return
+	}
+	now := s.now().UTC()
+	for _, a := range as {
+		if a.ExecutionID == nil || *a.ExecutionID != id {
+			continue
+		}
+		a.Status, a.DecidedBy, a.DecidedAt, a.Comment = store.ApprovalExpired, audit.ActorSystem, &now, why
+		if _, err := s.o.Store.DecideApproval(ctx, a); err != nil && !errors.Is(err, store.ErrConflict) {
+			s.log.Warn("could not expire an approval of a cancelled execution", "approval_id", a.ID, "err", err)
+		}
+	}
+}
+
+// ExpireApprovals expires the approvals past their expiry; the server
+// calls it periodically.
+// The executions waiting for an expired approval are cancelled and
+// escalated.
+func (s *Service) ExpireApprovals(ctx context.Context) {
+	pending, err := s.o.Store.Approvals(ctx, store.ApprovalQuery{Status: store.ApprovalPending, Limit: store.MaxDecisionLimit})
+	if err != nil {
+		s.log.Warn("could not list the approvals waiting", "err", err)
+		return
+	}
+	n, err := s.o.Gate.ExpireDue(ctx)
+	if err != nil {
+		s.log.Warn("could not expire approvals", "err", err)
+		return
+	}
+	if n == 0 {
+		return
+	}
+	s.log.Info("approvals expired unanswered", "approvals", n)
+	for _, a := range pending {
+		if a.ExecutionID == nil {
+			continue
+		}
+		cur, err := s.o.Store.Approval(ctx, a.ID)
+		if err != nil || cur.Status != store.ApprovalExpired {
+			continue
+		}
+		x, err := s.orch.Reject(ctx, *a.ExecutionID, a.ID, audit.ActorSystem, "the approval expired unanswered")
+		if err != nil {
+			if !errors.Is(err, orchestrator.ErrNotWaiting) && !errors.Is(err, orchestrator.ErrEnded) {
+				s.log.Warn("could not cancel the execution of an expired approval", "execution_id", *a.ExecutionID, "err", err)
+			}
+			continue
+		}
+		s.Escalate(ctx, x, fmt.Sprintf("approval %d of step %q expired unanswered: the execution was cancelled", a.ID, a.StepName))
+	}
 }

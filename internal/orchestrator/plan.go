@@ -29,7 +29,10 @@ const NotificationExecutor = "notification"
 // executor is {"type": "notification", "channels": s.Channels}. Its
 // parameters (rendered) are the executor's params, as for any step.
 func NotificationDefinition(s store.Step) actions.Definition {
-	spec, _ := json.Marshal(map[string]any{"type": NotificationExecutor, "channels": s.Channels}) // strings only: cannot fail
+	spec, _ := json.Marshal(map[string]any{ // strings only: cannot fail
+		"type": NotificationExecutor, "channels": s.Channels,
+		"title": `reflex: {{with .event}}{{.title}} on {{.source_host}}{{else}}execution {{.execution.id}}{{end}}`,
+	})
 	return actions.Definition{
 		Name: "notify", Type: actions.TypeNotification, RiskLevel: actions.RiskLow,
 		Enabled: true, Executor: spec,

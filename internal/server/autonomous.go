@@ -135,6 +135,7 @@ func (s *Server) startAutonomous(ctx context.Context) error {
 		return err
 	}
 	s.stops.push("orchestrator", orch.Close)
+	s.startApprovalExpiry(svc)
 
 	s.auto = &autonomousOut{svc: svc, orch: orch, audit: al}
 	if s.opts.HoldDecisionRequests {
@@ -177,6 +178,33 @@ func (s *Server) startAutonomous(ctx context.Context) error {
 		}
 	})
 	return nil
+}
+
+// approvalExpiry is how often approvals past their expiry are expired.
+const approvalExpiry = time.Minute
+
+// startApprovalExpiry expires unanswered approvals periodically.
+func (s *Server) startApprovalExpiry(svc *autonomous.Service) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(approvalExpiry)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				svc.ExpireApprovals(ctx)
+			}
+		}
+	}()
+	s.stops.push("approval expiry", func(context.Context) error {
+		cancel()
+		<-done
+		return nil
+	})
 }
 
 // decisionsStream is the in-process decisions stream (nil when the
@@ -318,7 +346,7 @@ func (sv stepValidator) Validate(ctx context.Context, d actions.Definition, data
 		return false, "", err
 	}
 	if !v.OK || v.Quiet == nil {
-		return v.OK, v.Summary(), nil
+		return v.OK, checks(v), nil
 	}
 	// no_new_event_minutes: the step waits for its quiet window (and
 	// validate.WatchGrace for the events received just before its end
@@ -335,7 +363,17 @@ func (sv stepValidator) Validate(ctx context.Context, d actions.Definition, data
 	if err != nil {
 		return false, "", err
 	}
-	return ok, v.Summary() + "; " + detail, nil
+	return ok, checks(v) + "; " + detail, nil
+}
+
+// checks lists a verdict's checks ("exit_code: exit status 0, want 0"),
+// which the orchestrator prefixes with passed or failed.
+func checks(v validate.Verdict) string {
+	parts := make([]string, 0, len(v.Checks))
+	for _, c := range v.Checks {
+		parts = append(parts, c.Name+": "+c.Detail)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // quietGrace is how long after a quiet window ends it is checked.

@@ -297,7 +297,9 @@ func TestAutonomousStory(t *testing.T) {
 	d2 := ts.decisionOf(ev2)
 	require.Greater(t, d2.Confidence, d1.Confidence, "a success and helpful feedback raise the confidence:\n%s\n---\n%s", d1.Reasoning, d2.Reasoning)
 	require.Equal(t, http.StatusOK, ts.auto("POST", fmt.Sprintf("/api/v1/autonomous/approvals/%d/approve", ap2.ID), `{}`, &ok))
-	require.Equal(t, http.StatusAccepted, ts.auto("POST", "/api/v1/autonomous/execute", execBody(d2.ID, ok.Token), &started))
+	var raw json.RawMessage
+	require.Equal(t, http.StatusAccepted, ts.auto("POST", "/api/v1/autonomous/execute", execBody(d2.ID, ok.Token), &raw), "approval %+v decision %d: %s", ap2, d2.ID, raw)
+	require.NoError(t, json.Unmarshal(raw, &started))
 	seen = ts.watch(started.ExecutionID)
 	last = seen[len(seen)-1]
 	require.Equal(t, store.ExecRolledBack, last.Status, "%+v", last)
