@@ -22,7 +22,8 @@ const recoverRounds = 100
 // says which step's outcome is unknown. An execution pending on an
 // approval (a step waiting_approval with its approval id) stays pending;
 // one pending on nothing (the process stopped as it began) ends failed
-// the same way. Call it before Start, Resume and the rest.
+// the same way. Each execution it ends is passed to Options.Ended, as
+// any other that ends. Call it before Start, Resume and the rest.
 func (o *Orchestrator) Recover(ctx context.Context) (int, error) {
 	settled := 0
 	for range recoverRounds {
@@ -116,6 +117,9 @@ func (o *Orchestrator) settle(ctx context.Context, xs []store.Execution) (int, e
 		})
 		o.appendAudit(ctx, audit.ActorSystem, audit.ActionEscalation, subject(x.ID, ""), map[string]any{"reason": why})
 		o.escalator.Escalate(ctx, stored, why)
+		if o.ended != nil {
+			o.ended(ctx, clone(stored))
+		}
 		o.log.Warn("execution interrupted by a restart settled", "execution_id", x.ID, "status", status, "unknown_steps", len(unknown))
 	}
 	return n, nil
