@@ -18,6 +18,7 @@ import (
 	"github.com/reflex-ops/reflex/internal/actions"
 	"github.com/reflex-ops/reflex/internal/audit"
 	"github.com/reflex-ops/reflex/internal/executor"
+	notifyexec "github.com/reflex-ops/reflex/internal/executor/notify"
 	"github.com/reflex-ops/reflex/internal/store"
 )
 
@@ -721,7 +722,13 @@ func TestNotificationStep(t *testing.T) {
 	end := h.waitEnd(x.ID)
 	require.Equal(t, store.ExecCompleted, end.Status, end.Error)
 	require.Equal(t, NotificationExecutor, spec.Type)
-	require.JSONEq(t, `{"type":"notification","channels":["oncall"]}`, string(spec.Config))
+	var cfg map[string]any
+	require.NoError(t, json.Unmarshal(spec.Config, &cfg))
+	require.Equal(t, []any{"oncall"}, cfg["channels"])
+	require.NotEmpty(t, cfg["title"])
+	// The notification executor takes the definition as it is.
+	_, err := notifyexec.Parse(spec)
+	require.NoError(t, err)
 	require.Equal(t, "restarting web-7", got.Data["params"].(map[string]any)["message"])
 	require.Equal(t, "tell", got.Step)
 	require.Equal(t, x.ID, got.ExecutionID)

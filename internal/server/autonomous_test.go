@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,7 +57,8 @@ const storyTemplate = `{
     {"type": "remediation", "script": "drain_traffic"},
     {"type": "remediation", "script": "throttle_cpu"},
     {"type": "remediation", "script": "kill_high_cpu_processes", "approval_required": true,
-     "parameters": {"pid": "{{.steps.check_processes.pid}}"}}
+     "parameters": {"pid": "{{.steps.check_processes.pid}}"}},
+    {"type": "notification", "channels": ["ops"]}
   ]
 }`
 
@@ -166,6 +168,18 @@ func TestAutonomousStory(t *testing.T) {
 	require.NoError(t, os.WriteFile(pol, []byte(storyPolicy), 0o600))
 	cfg.AutonomousPolicy = pol
 	cfg.IncidentGroupBy = "source" // each run of the story is its own incident
+	h := newHook(t)
+	cfg.NotificationsFile = policyFile(t, h.srv.URL)
+	cfg.OutboundAllow = "127.0.0.1/32"
+	var hookMu sync.Mutex
+	var notified []string
+	go func() {
+		for r := range h.reqs {
+			hookMu.Lock()
+			notified = append(notified, string(r.body))
+			hookMu.Unlock()
+		}
+	}()
 	ts := start(t, cfg)
 
 	for _, a := range storyActions(t) {
@@ -228,16 +242,22 @@ func TestAutonomousStory(t *testing.T) {
 	require.True(t, names["policy"], "the policy's verdict is a factor: %v", names)
 	require.Greater(t, len(d1.Factors), 3)
 
+	// The execution is pending once the steps before the approval have
+	// all ended (it may read running a moment after the approval shows).
 	var x1 store.Execution
-	require.Equal(t, http.StatusOK, ts.auto("GET", fmt.Sprintf("/api/v1/autonomous/executions/%d", *ap1.ExecutionID), "", &x1))
-	require.Equal(t, store.ExecPending, x1.Status)
-	require.Len(t, x1.Steps, 4)
+	require.Eventually(t, func() bool {
+		x1 = store.Execution{}
+		require.Equal(t, http.StatusOK, ts.auto("GET", fmt.Sprintf("/api/v1/autonomous/executions/%d", *ap1.ExecutionID), "", &x1))
+		return x1.Status == store.ExecPending
+	}, 20*time.Second, 10*time.Millisecond, "execution %d never pending", *ap1.ExecutionID)
+	require.Len(t, x1.Steps, 5)
 	require.Equal(t, store.StepSucceeded, x1.Steps[0].Status)
 	require.Contains(t, x1.Steps[0].Output, "stress (pid 4242")
 	require.Equal(t, "4242", x1.Steps[0].Outputs["pid"])
 	require.Equal(t, store.StepSucceeded, x1.Steps[1].Status)
 	require.Equal(t, store.StepSucceeded, x1.Steps[2].Status)
 	require.Equal(t, store.StepWaitingApproval, x1.Steps[3].Status)
+	require.Equal(t, store.StepPending, x1.Steps[4].Status)
 	require.Equal(t, []string{"check web-01", "drain", "throttle"}, readMarks(t, marksFile))
 
 	// 2. Without a token the kill is refused and nothing runs.
@@ -267,6 +287,19 @@ func TestAutonomousStory(t *testing.T) {
 	require.Equal(t, store.StepSucceeded, last.Steps[3].Status)
 	require.NotNil(t, last.Steps[3].ExitCode)
 	require.Equal(t, 0, *last.Steps[3].ExitCode)
+	require.Equal(t, store.StepSucceeded, last.Steps[4].Status, last.Steps[4].Error)
+	// The notification step reached the policy's receiver; so did the
+	// escalation that asked for the approval.
+	require.Eventually(t, func() bool {
+		hookMu.Lock()
+		defer hookMu.Unlock()
+		step, asked := false, false
+		for _, b := range notified {
+			step = step || strings.Contains(b, "reflex: CPU saturated on web-01")
+			asked = asked || strings.Contains(b, "waits for approval")
+		}
+		return step && asked
+	}, 20*time.Second, 20*time.Millisecond)
 	require.Equal(t, []string{"check web-01", "drain", "throttle", "kill 4242"}, readMarks(t, marksFile))
 
 	// A replayed token runs nothing.
