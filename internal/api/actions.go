@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/reflex-ops/reflex/internal/actions"
+	"github.com/reflex-ops/reflex/internal/audit"
 	"github.com/reflex-ops/reflex/internal/auth"
 	"github.com/reflex-ops/reflex/internal/store"
 )
@@ -85,9 +87,12 @@ func (a *actionAPI) definition(w http.ResponseWriter, r *http.Request) (actions.
 
 // create serves POST /api/v1/autonomous/actions: 201 with the definition
 // as stored, 409 when its name is taken.
-func (a *actionAPI) create(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+func (a *actionAPI) create(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	d, ok := a.definition(w, r)
 	if !ok {
+		return
+	}
+	if !a.record(w, r, p, "create", d) {
 		return
 	}
 	stored, err := a.store.CreateAction(r.Context(), d)
@@ -139,7 +144,7 @@ func (a *actionAPI) get(w http.ResponseWriter, r *http.Request, _ auth.Principal
 // put serves PUT /api/v1/autonomous/actions/{id}: the definition is
 // replaced by the body (fields left out take their defaults, as in a
 // create).
-func (a *actionAPI) put(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+func (a *actionAPI) put(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	id, fe := pathIDOf(r, "action")
 	if fe != nil {
 		writeFieldError(w, fe)
@@ -150,6 +155,9 @@ func (a *actionAPI) put(w http.ResponseWriter, r *http.Request, _ auth.Principal
 		return
 	}
 	d.ID = id
+	if !a.record(w, r, p, "update", d) {
+		return
+	}
 	stored, err := a.store.UpdateAction(r.Context(), d)
 	if errors.Is(err, store.ErrConflict) {
 		writeError(w, http.StatusConflict, fmt.Sprintf("another action is named %q", d.Name), "action_name")
@@ -163,13 +171,16 @@ func (a *actionAPI) put(w http.ResponseWriter, r *http.Request, _ auth.Principal
 
 // delete serves DELETE /api/v1/autonomous/actions/{id}: 204, or 409 while
 // another definition names it as its rollback action.
-func (a *actionAPI) delete(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+func (a *actionAPI) delete(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	id, fe := pathIDOf(r, "action")
 	if fe == nil {
 		fe = noParams(r)
 	}
 	if fe != nil {
 		writeFieldError(w, fe)
+		return
+	}
+	if !a.record(w, r, p, "delete", actions.Definition{ID: id}) {
 		return
 	}
 	err := a.store.DeleteAction(r.Context(), id)
@@ -181,6 +192,24 @@ func (a *actionAPI) delete(w http.ResponseWriter, r *http.Request, _ auth.Princi
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// record audits a change of a definition before it is made; when the
+// audit log cannot take it, it answers 503 and the change is refused.
+func (a *actionAPI) record(w http.ResponseWriter, r *http.Request, p auth.Principal, op string, d actions.Definition) bool {
+	if a.audit == nil {
+		return true
+	}
+	subj := "action:" + d.Name
+	if d.ID != 0 {
+		subj = "action:" + strconv.FormatInt(d.ID, 10)
+	}
+	if _, err := a.audit.Append(r.Context(), audit.Entry{Actor: actor(p), Action: audit.ActionActionDefinition, Subject: subj,
+		Parameters: map[string]any{"operation": op, "definition": d}}); err != nil {
+		a.unavailable(w, r, err, "audit the action definition change")
+		return false
+	}
+	return true
 }
 
 // notFound answers err when it is one (404 for an unknown id, 503 for

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/reflex-ops/reflex/internal/actions"
+	"github.com/reflex-ops/reflex/internal/audit"
 	"github.com/reflex-ops/reflex/internal/auth"
 	"github.com/reflex-ops/reflex/internal/autonomous"
 )
@@ -25,6 +26,9 @@ type AutonomousOptions struct {
 	// Validators check the executors of definitions, by executor type
 	// (the types this server runs).
 	Validators actions.Validators
+	// Audit, when set, records every change of an action definition
+	// before it is made (a change it cannot record is refused).
+	Audit *audit.Log
 	// Service, when set, serves the decision, execution, approval,
 	// feedback, kill switch, metrics and audit endpoints.
 	Service *autonomous.Service
@@ -41,6 +45,7 @@ type AutonomousOptions struct {
 
 // autonomousAPI holds the handlers of the Autonomous Response Service.
 type autonomousAPI struct {
+	audit  *audit.Log
 	auth   *auth.Authenticator
 	logger *slog.Logger
 	now    func() time.Time
@@ -65,6 +70,7 @@ func NewAutonomous(opts AutonomousOptions) (http.Handler, error) {
 	}
 	rt := newRouter("autonomous", s.logger, hm, s.now)
 	rt.ops = opts.Ops
+	s.audit = opts.Audit
 	s.actionRoutes(rt.mux, opts.Actions, opts.Validators)
 	s.serviceRoutes(rt.mux, opts.Service)
 	return rt, nil

@@ -17,6 +17,7 @@ package autonomous
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -136,6 +137,9 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.replayLearning(ctx); err != nil {
 		return err
 	}
+	if err := s.restoreResources(ctx); err != nil {
+		return err
+	}
 	n, err := s.orch.Recover(ctx)
 	if err != nil {
 		return fmt.Errorf("autonomous: recover executions: %w", err)
@@ -214,3 +218,52 @@ func (s *Service) Decision(ctx context.Context, id int64) (store.Decision, error
 
 // Audit is the audit log (GET /api/v1/audit).
 func (s *Service) Audit() *audit.Log { return s.o.Audit }
+
+// resourceKey is the setting that holds the resource manager's state.
+const resourceKey = "resource_state"
+
+// restoreResources loads the resource manager's state (rolling rates,
+// budgets, breakers, remediation loops) as the last run saved it.
+func (s *Service) restoreResources(ctx context.Context) error {
+	raw, err := s.o.Store.Setting(ctx, resourceKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("autonomous: resource state: %w", err)
+	}
+	var snap resource.Snapshot
+	if err := json.Unmarshal(raw, &snap); err != nil {
+		s.log.Warn("resource state unreadable: starting with empty windows and closed breakers", "err", err)
+		return nil
+	}
+	if err := s.o.Resources.Restore(snap); err != nil {
+		s.log.Warn("resource state refused: starting with empty windows and closed breakers", "err", err)
+	}
+	return nil
+}
+
+// SaveResources stores the resource manager's state, so that a restart
+// neither lifts the budgets nor closes the breakers. The server calls it
+// periodically and at stop.
+func (s *Service) SaveResources(ctx context.Context) {
+	b, err := json.Marshal(s.o.Resources.Snapshot())
+	if err == nil {
+		err = s.o.Store.PutSetting(ctx, resourceKey, b)
+	}
+	if err != nil {
+		s.log.Warn("could not save the resource manager's state", "err", err)
+	}
+}
+
+// PolicyLoaded audits the policy the server starts with when it differs
+// from the one stored before (a policy change through the policy file).
+func (s *Service) PolicyLoaded(ctx context.Context, before, now policy.Policy, source string) error {
+	b1, _ := json.Marshal(before)
+	b2, _ := json.Marshal(now)
+	if string(b1) == string(b2) {
+		return nil
+	}
+	return s.audit(ctx, audit.Entry{Actor: audit.ActorSystem, Action: audit.ActionPolicyChange, Subject: "policy",
+		Parameters: map[string]any{"source": source, "policy": json.RawMessage(b2), "previous": json.RawMessage(b1)}})
+}

@@ -76,7 +76,7 @@ func (s *Server) startAutonomous(ctx context.Context) error {
 			return err
 		}
 	}
-	pol, err := s.startPolicyOfAutomation(ctx)
+	pol, polBefore, err := s.startPolicyOfAutomation(ctx)
 	if err != nil {
 		return err
 	}
@@ -131,9 +131,13 @@ func (s *Server) startAutonomous(ctx context.Context) error {
 		return fmt.Errorf("server: orchestrator: %w", err)
 	}
 	svc.Attach(orch)
+	if err := svc.PolicyLoaded(ctx, polBefore, pol, "--autonomous-policy "+s.cfg.AutonomousPolicy); err != nil {
+		return err
+	}
 	if err := svc.Start(ctx); err != nil {
 		return err
 	}
+	s.stops.push("resource state", func(ctx context.Context) error { svc.SaveResources(ctx); return nil }) // after the orchestrator stopped
 	s.stops.push("orchestrator", orch.Close)
 	s.startApprovalExpiry(svc)
 
@@ -180,10 +184,12 @@ func (s *Server) startAutonomous(ctx context.Context) error {
 	return nil
 }
 
-// approvalExpiry is how often approvals past their expiry are expired.
+// approvalExpiry is how often approvals past their expiry are expired
+// and the resource manager's state is saved.
 const approvalExpiry = time.Minute
 
-// startApprovalExpiry expires unanswered approvals periodically.
+// startApprovalExpiry expires unanswered approvals and saves the resource
+// manager's state periodically.
 func (s *Server) startApprovalExpiry(svc *autonomous.Service) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -197,6 +203,7 @@ func (s *Server) startApprovalExpiry(svc *autonomous.Service) {
 				return
 			case <-t.C:
 				svc.ExpireApprovals(ctx)
+				svc.SaveResources(ctx)
 			}
 		}
 	}()
@@ -238,23 +245,27 @@ func (s *Server) auditKey() (audit.Key, error) {
 
 // startPolicyOfAutomation returns the automation policy: the
 // --autonomous-policy file (stored, replacing the stored one), else the
-// stored one, else the defaults.
-func (s *Server) startPolicyOfAutomation(ctx context.Context) (policy.Policy, error) {
-	if f := s.cfg.AutonomousPolicy; f != "" {
-		b, err := os.ReadFile(f) //nolint:gosec // the operator's --autonomous-policy
-		if err != nil {
-			return policy.Policy{}, fmt.Errorf("server: autonomous-policy: %w", err)
-		}
-		p, err := policy.Parse(b)
-		if err != nil {
-			return policy.Policy{}, fmt.Errorf("server: autonomous-policy %s: %w", f, err)
-		}
-		if err := policy.SavePolicy(ctx, s.store, p); err != nil {
-			return policy.Policy{}, err
-		}
-		return p, nil
+// stored one, else the defaults; and the one stored before.
+func (s *Server) startPolicyOfAutomation(ctx context.Context) (now, before policy.Policy, err error) {
+	before, err = policy.LoadPolicy(ctx, s.store, policy.Default())
+	if err != nil {
+		return now, before, err
 	}
-	return policy.LoadPolicy(ctx, s.store, policy.Default())
+	f := s.cfg.AutonomousPolicy
+	if f == "" {
+		return before, before, nil
+	}
+	b, err := os.ReadFile(f) //nolint:gosec // the operator's --autonomous-policy
+	if err != nil {
+		return now, before, fmt.Errorf("server: autonomous-policy: %w", err)
+	}
+	if now, err = policy.Parse(b); err != nil {
+		return now, before, fmt.Errorf("server: autonomous-policy %s: %w", f, err)
+	}
+	if err := policy.SavePolicy(ctx, s.store, now); err != nil {
+		return now, before, err
+	}
+	return now, before, nil
 }
 
 // decisionEngine is the built-in engine, behind the LLM backend when
@@ -403,7 +414,7 @@ func (s *Server) autonomousHandler() (http.Handler, error) {
 		Now:        s.now,
 	}
 	if s.auto != nil {
-		o.Service = s.auto.svc
+		o.Service, o.Audit = s.auto.svc, s.auto.audit
 	}
 	h, err := api.NewAutonomous(o)
 	if err != nil {

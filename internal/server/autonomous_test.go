@@ -380,7 +380,7 @@ func TestAutonomousStory(t *testing.T) {
 	for _, r := range page.Records {
 		actions[r.Action]++
 	}
-	for _, a := range []string{"decision", "approval_request", "approval", "execution", "execution_step", "rollback", "feedback", "refusal"} {
+	for _, a := range []string{"decision", "approval_request", "approval", "execution", "execution_step", "rollback", "feedback", "refusal", "escalation", "action_definition", "policy_change"} {
 		require.Positive(t, actions[a], "the audit log has %s records: %v", a, actions)
 	}
 	rep, err := ts.srv.auto.audit.Verify(t.Context())
