@@ -102,6 +102,7 @@ type decideInput struct {
 }
 
 func (s *Service) decide(ctx context.Context, di decideInput) (store.Decision, bool, error) {
+	s.reloadSwitch(ctx)
 	ev := di.event
 	now := s.now().UTC()
 	in := engine.Input{Event: *ev, Rule: di.rule, Occurrences: di.occurrences, Given: di.given}

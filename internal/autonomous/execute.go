@@ -79,6 +79,7 @@ func (s *Service) Execute(ctx context.Context, req ExecuteRequest, by string) (s
 	if err != nil {
 		return store.Execution{}, err
 	}
+	s.impactOf(ctx, d, &step)
 	if !dry {
 		if s.o.Switch.State().Paused {
 			return store.Execution{}, ErrPaused
@@ -105,6 +106,7 @@ func (s *Service) executeApproved(ctx context.Context, d store.Decision, req Exe
 		if step, err = s.actionStep(ctx, d, actionID); err != nil {
 			return store.Execution{}, err
 		}
+		s.impactOf(ctx, d, &step)
 	} else {
 		actionID = step.ActionID
 	}
@@ -165,6 +167,22 @@ func (s *Service) actionStep(ctx context.Context, d store.Decision, actionID int
 		ApprovalRequired: def.ApprovalRequired, Rollback: def.Rollback,
 		ApprovalReason: approvalReason(def),
 	}, nil
+}
+
+// impactOf makes a remediation step approval-required when the blast
+// radius of the decision's host asks for it (or cannot be known).
+func (s *Service) impactOf(ctx context.Context, d store.Decision, st *store.Step) {
+	if s.o.Impact == nil || st.Type != actions.TypeRemediation || st.ApprovalRequired || d.SourceHost == "" {
+		return
+	}
+	r, err := s.o.Impact.Analyze(ctx, d.SourceHost)
+	if err != nil {
+		st.ApprovalRequired, st.ApprovalReason = true, "the blast radius is unknown (the impact analyzer failed): approval required"
+		return
+	}
+	if r.RequiresApproval {
+		st.ApprovalRequired, st.ApprovalReason = true, r.Reason
+	}
 }
 
 func approvalReason(def actions.Definition) string {
@@ -270,6 +288,7 @@ func (s *Service) verdict(ctx context.Context, d store.Decision, st store.Step, 
 // Admit is the orchestrator's guard: the policy, the approval and the
 // resource manager, asked before each step starts.
 func (s *Service) Admit(ctx context.Context, x store.Execution, st store.StepState) (orchestrator.Admission, error) {
+	s.reloadSwitch(ctx)
 	d, err := s.o.Store.Decision(ctx, x.DecisionID)
 	if err != nil {
 		return orchestrator.Admission{}, err
@@ -312,7 +331,7 @@ func (s *Service) Admit(ctx context.Context, x store.Execution, st store.StepSta
 			o = resource.Success
 		}
 		if ch := lease.Release(o); ch != nil {
-			s.log.Warn("circuit breaker changed", "template", tmpl, "change", ch)
+			s.breakerChanged(context.WithoutCancel(ctx), d, x, ch)
 		}
 	}}, nil
 }
@@ -339,6 +358,17 @@ func (s *Service) approvedFor(ctx context.Context, id int64, x store.Execution, 
 	}
 	return a.Status == store.ApprovalUsed && a.DecisionID == x.DecisionID && a.ActionID == st.ActionID &&
 		a.ParamsHash == approval.ParamsHash(x.DecisionID, st.ActionID, st.Parameters)
+}
+
+// breakerChanged audits and notifies a change of a template's circuit
+// breaker.
+func (s *Service) breakerChanged(ctx context.Context, d store.Decision, x store.Execution, ch *resource.BreakerChange) {
+	s.log.Warn("circuit breaker changed", "template", ch.Template, "from", ch.From, "to", ch.To, "reason", ch.Reason)
+	if err := s.audit(ctx, audit.Entry{Actor: audit.ActorSystem, Action: audit.ActionEscalation, Subject: "template:" + ch.Template,
+		Parameters: map[string]any{"event": "circuit breaker", "change": ch, "execution_id": x.ID}}); err != nil {
+		s.log.Error("circuit breaker change not audited", "err", err)
+	}
+	s.escalate(ctx, d, &x, ch.Reason)
 }
 
 // Request is the orchestrator's approver: a step waits in the approval

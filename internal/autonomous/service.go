@@ -203,6 +203,15 @@ func (s *Service) Resume(ctx context.Context, by string) (policy.State, error) {
 	return s.o.Switch.State(), nil
 }
 
+// reloadSwitch reads the kill switch again, so that a pause served by
+// another process sharing the database holds here too. When the store
+// cannot say, the state known stands.
+func (s *Service) reloadSwitch(ctx context.Context) {
+	if err := s.o.Switch.Reload(ctx); err != nil {
+		s.log.Warn("could not read the kill switch: its last known state stands", "err", err)
+	}
+}
+
 // State is the kill switch's state.
 func (s *Service) State() policy.State { return s.o.Switch.State() }
 
