@@ -184,6 +184,11 @@ func (s *Service) decide(ctx context.Context, di decideInput) (store.Decision, b
 	in.Similar = s.similar(ctx, pattern, now)
 
 	d, err := s.o.Engine.Decide(ctx, in)
+	if errors.Is(err, engine.ErrInvalid) {
+		// The request's context is wrong (a value of the wrong type): the
+		// caller's fault, not the service's.
+		return store.Decision{}, false, invalid("%s", strings.TrimPrefix(err.Error(), "engine: invalid "))
+	}
 	if err != nil {
 		return store.Decision{}, false, fmt.Errorf("autonomous: decide: %w", err)
 	}
