@@ -107,6 +107,16 @@ func (s *Service) decide(ctx context.Context, di decideInput) (store.Decision, b
 	now := s.now().UTC()
 	in := engine.Input{Event: *ev, Rule: di.rule, Occurrences: di.occurrences, Given: di.given}
 
+	// One decision per event too: an event decided before it joined an
+	// incident (analyze racing the incident tracker, or an event that
+	// never joins one) is not decided again, by analyze or by its firing.
+	if ds, err := s.o.Store.Decisions(ctx, store.DecisionQuery{EventID: ev.ID, Limit: 1}); err != nil {
+		return store.Decision{}, false, err
+	} else if len(ds) > 0 {
+		s.folded(ctx, di.firing, ds[0])
+		return ds[0], true, nil
+	}
+
 	// The incident, and its root: one decision per incident.
 	var incidentID *int64
 	if m, err := s.o.Store.IncidentsOfEvents(ctx, []int64{ev.ID}); err != nil {
@@ -185,6 +195,11 @@ func (s *Service) decide(ctx context.Context, di decideInput) (store.Decision, b
 	in.Similar = s.similar(ctx, pattern, now)
 
 	d, err := s.o.Engine.Decide(ctx, in)
+	if errors.Is(err, engine.ErrInvalid) {
+		// The request's context is wrong (a value of the wrong type): the
+		// caller's fault, not the service's.
+		return store.Decision{}, false, invalid("%s", strings.TrimPrefix(err.Error(), "engine: invalid "))
+	}
 	if err != nil {
 		return store.Decision{}, false, fmt.Errorf("autonomous: decide: %w", err)
 	}

@@ -34,7 +34,9 @@ type run struct {
 // newRunLocked registers a run of x.
 func (o *Orchestrator) newRunLocked(x store.Execution) *run {
 	ctx, cancel := context.WithCancelCause(o.base)
-	r := &run{o: o, id: x.ID, ctx: ctx, cancel: cancel, done: make(chan struct{}), x: x}
+	// The run owns its copy: the caller returns x (Start, Resume) to
+	// an API handler that encodes it while the run changes its steps.
+	r := &run{o: o, id: x.ID, ctx: ctx, cancel: cancel, done: make(chan struct{}), x: clone(x)}
 	o.runs[x.ID] = r
 	o.m.running.Inc()
 	return r
