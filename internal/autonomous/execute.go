@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/reflex-ops/reflex/internal/actions"
 	"github.com/reflex-ops/reflex/internal/approval"
@@ -379,9 +381,10 @@ func (s *Service) Request(ctx context.Context, x store.Execution, st store.StepS
 		return 0, err
 	}
 	v := s.verdict(ctx, d, st.Step, x.RequestedBy != ActorAutomation, false)
-	reason := joinReasons(v.Reasons)
-	if st.ApprovalReason != "" && reason == "" {
-		reason = st.ApprovalReason
+	// The guard's reasons are the step's ApprovalReason by now.
+	reason := st.ApprovalReason
+	if reason == "" {
+		reason = joinReasons(v.Reasons)
 	}
 	a, err := s.o.Gate.Request(ctx, store.Approval{
 		DecisionID: x.DecisionID, ExecutionID: &x.ID, StepName: st.Name, ActionID: st.ActionID, ActionName: st.ActionName,
@@ -475,14 +478,13 @@ func (s *Service) refused(ctx context.Context, by string, d store.Decision, st s
 }
 
 func joinReasons(rs []string) string {
-	out := ""
-	for i, r := range rs {
-		if i > 0 {
-			out += "; "
+	out := make([]string, 0, len(rs))
+	for _, r := range rs {
+		if !slices.Contains(out, r) {
+			out = append(out, r)
 		}
-		out += r
 	}
-	return out
+	return strings.Join(out, "; ")
 }
 
 // Cancel stops execution id: its running steps are killed, the steps not
