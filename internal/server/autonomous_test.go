@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -402,4 +403,61 @@ func (ts *testServer) ruleExecution(ruleID, id int64) store.RuleExecution {
 	}
 	ts.t.Fatalf("rule %d has no execution %d", ruleID, id)
 	return store.RuleExecution{}
+}
+
+// TestAutonomousCancel: POST /executions/{id}/cancel kills a running
+// step's process and ends the execution cancelled; cancelling it again
+// is a 409.
+func TestAutonomousCancel(t *testing.T) {
+	marksFile := filepath.Join(t.TempDir(), "marks")
+	t.Setenv("REFLEX_TEST_MARKS", marksFile)
+	dir, err := filepath.Abs("testdata/autonomous")
+	require.NoError(t, err)
+	cfg := testConfig(t)
+	pol := filepath.Join(t.TempDir(), "policy.yaml")
+	require.NoError(t, os.WriteFile(pol, []byte(storyPolicy), 0o600))
+	cfg.AutonomousPolicy = pol
+	ts := start(t, cfg)
+
+	exec, err := json.Marshal(map[string]any{"type": "command", "argv": []string{filepath.Join(dir, "hang.sh")}, "env": []string{"REFLEX_TEST_MARKS"}, "timeout": "10m"})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusCreated, ts.auto("POST", "/api/v1/autonomous/actions",
+		`{"action_name": "wait_forever", "action_type": "diagnostic", "risk_level": "low", "approval_required": false, "executor": `+string(exec)+`}`, nil))
+	var rule ruleAnswer
+	require.Equal(t, http.StatusCreated, ts.do("POST", ts.events+"/api/v1/rules/triggers", seedRule, &rule))
+	require.Equal(t, http.StatusCreated, ts.do("POST", ts.events+"/api/v1/rules/responses", fmt.Sprintf(`{"name": "Wait", "type": "investigation",
+		"trigger_rule_id": %d, "actions": [{"type": "diagnostic", "script": "wait_forever"}]}`, rule.ID), nil))
+	ts.post(`{"source": "prometheus", "event_type": "threshold_breach", "severity": "critical", "host": "web-09",
+		"title": "CPU saturated", "message": "CPU usage above threshold", "metadata": {"cpu_usage": 99}}`)
+
+	// The step runs: its script wrote its pid.
+	var pid int
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(marksFile + ".pid")
+		if err != nil {
+			return false
+		}
+		_, err = fmt.Sscan(string(b), &pid)
+		return err == nil && pid > 0
+	}, 30*time.Second, 20*time.Millisecond)
+	xs := ts.waitExecutions(rule.ID, 1)
+	var res struct {
+		ExecutionID int64 `json:"execution_id"`
+	}
+	require.Eventually(t, func() bool {
+		xs = ts.waitExecutions(rule.ID, 1)
+		return json.Unmarshal(xs[0].Result, &res) == nil && res.ExecutionID != 0
+	}, 20*time.Second, 20*time.Millisecond)
+
+	var x store.Execution
+	require.Equal(t, http.StatusOK, ts.auto("POST", fmt.Sprintf("/api/v1/autonomous/executions/%d/cancel", res.ExecutionID), "", &x))
+	require.Eventually(t, func() bool {
+		require.Equal(t, http.StatusOK, ts.auto("GET", fmt.Sprintf("/api/v1/autonomous/executions/%d", res.ExecutionID), "", &x))
+		return x.Status == store.ExecCancelled
+	}, 20*time.Second, 20*time.Millisecond, "the execution was not cancelled: %+v", x)
+	require.Equal(t, store.StepCancelled, x.Steps[0].Status)
+	// Its process is gone (sleep was exec'd in the script's process).
+	require.Eventually(t, func() bool { return syscall.Kill(pid, 0) != nil }, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, http.StatusConflict, ts.auto("POST", fmt.Sprintf("/api/v1/autonomous/executions/%d/cancel", res.ExecutionID), "", nil))
+	require.Equal(t, store.ExecCancelled, ts.ruleExecution(rule.ID, xs[0].ID).Status)
 }
