@@ -115,7 +115,7 @@ func (ts *testServer) setupStory() (int64, map[string]int64) {
 	}
 	var rule ruleAnswer
 	require.Equal(ts.t, http.StatusCreated, ts.do("POST", ts.events+"/api/v1/rules/triggers", seedRule, &rule))
-	require.Equal(ts.t, http.StatusCreated, ts.do("POST", ts.events+"/api/v1/rules/responses", fmt.Sprintf(storyTemplate, rule.ID), nil))
+	require.Equal(ts.t, http.StatusCreated, ts.do("POST", ts.events+"/api/v1/rules/responses", fmt.Sprintf(storyTemplate, rule.ID, ""), nil))
 	return rule.ID, ts.actionIDs()
 }
 

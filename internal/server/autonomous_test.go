@@ -48,7 +48,8 @@ func storyActions(t *testing.T) []string {
 // storyTemplate is the seed's "CPU Investigation Playbook" with the
 // steps of the story: a diagnostic that runs by itself, two low-risk
 // remediations with rollbacks, and the approval-required kill of the
-// process the diagnostic found.
+// process the diagnostic found; %s is the steps after it (notifyStep or
+// none).
 const storyTemplate = `{
   "name": "CPU Investigation Playbook",
   "type": "investigation",
@@ -58,10 +59,14 @@ const storyTemplate = `{
     {"type": "remediation", "script": "drain_traffic"},
     {"type": "remediation", "script": "throttle_cpu"},
     {"type": "remediation", "script": "kill_high_cpu_processes", "approval_required": true,
-     "parameters": {"pid": "{{.steps.check_processes.pid}}"}},
-    {"type": "notification", "channels": ["ops"]}
+     "parameters": {"pid": "{{.steps.check_processes.pid}}"}}%s
   ]
 }`
+
+// notifyStep is the story's last step: a notification to the receiver
+// "ops" of the test's notification policy.
+const notifyStep = `,
+    {"type": "notification", "channels": ["ops"]}`
 
 // storyPolicy lets low-risk steps run by themselves at any confidence,
 // so that the story's first decision runs its diagnostic (a real
@@ -192,7 +197,7 @@ func TestAutonomousStory(t *testing.T) {
 	var tmpl struct {
 		ID int64 `json:"id"`
 	}
-	require.Equal(t, http.StatusCreated, ts.do("POST", ts.events+"/api/v1/rules/responses", fmt.Sprintf(storyTemplate, rule.ID), &tmpl))
+	require.Equal(t, http.StatusCreated, ts.do("POST", ts.events+"/api/v1/rules/responses", fmt.Sprintf(storyTemplate, rule.ID, notifyStep), &tmpl))
 	var kill struct {
 		ID int64 `json:"id"`
 	}
