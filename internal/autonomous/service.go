@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -89,6 +90,9 @@ type Service struct {
 	// mu serializes the decisions of one incident (one decision per
 	// incident) and the learning updates of one decision.
 	mu sync.Mutex
+	// unpersisted says a pause took effect here but could not be
+	// stored: the switch is not read again until a pause or resume is.
+	unpersisted atomic.Bool
 }
 
 // New returns a Service. Its orchestrator is attached with Attach (the
@@ -179,15 +183,21 @@ func invalid(format string, args ...any) error {
 }
 
 // Pause stops all new automation (the kill switch); decisions are still
-// made and recorded.
+// made and recorded. A kill switch must work when things are broken: the
+// pause takes effect even when the audit log cannot be written (nothing
+// runs then anyway), and the failure to record it is logged.
 func (s *Service) Pause(ctx context.Context, by, reason string) (policy.State, error) {
-	if err := s.audit(ctx, audit.Entry{Actor: by, Action: audit.ActionPause, Subject: "automation", Parameters: map[string]any{"reason": reason}}); err != nil {
-		return policy.State{}, err
-	}
 	if err := s.o.Switch.Pause(ctx, by, reason); err != nil {
-		return policy.State{}, err
+		// Paused here, not in the database: reading the switch again
+		// must not undo it.
+		s.unpersisted.Store(true)
+		return s.o.Switch.State(), err
 	}
+	s.unpersisted.Store(false)
 	s.log.Warn("automation paused", "by", by, "reason", reason)
+	if err := s.audit(ctx, audit.Entry{Actor: by, Action: audit.ActionPause, Subject: "automation", Parameters: map[string]any{"reason": reason}}); err != nil {
+		s.log.Error("the pause took effect but is not in the audit log", "by", by, "err", err)
+	}
 	return s.o.Switch.State(), nil
 }
 
@@ -199,6 +209,7 @@ func (s *Service) Resume(ctx context.Context, by string) (policy.State, error) {
 	if err := s.o.Switch.Resume(ctx, by); err != nil {
 		return policy.State{}, err
 	}
+	s.unpersisted.Store(false)
 	s.log.Info("automation resumed", "by", by)
 	return s.o.Switch.State(), nil
 }
@@ -207,6 +218,9 @@ func (s *Service) Resume(ctx context.Context, by string) (policy.State, error) {
 // another process sharing the database holds here too. When the store
 // cannot say, the state known stands.
 func (s *Service) reloadSwitch(ctx context.Context) {
+	if s.unpersisted.Load() {
+		return
+	}
 	if err := s.o.Switch.Reload(ctx); err != nil {
 		s.log.Warn("could not read the kill switch: its last known state stands", "err", err)
 	}
