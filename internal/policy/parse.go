@@ -25,6 +25,7 @@ type rawPolicy struct {
 	HoldDuringMaintenance  *bool              `json:"hold_during_maintenance" yaml:"hold_during_maintenance"`
 	HoldDuringChangeFreeze *bool              `json:"hold_during_change_freeze" yaml:"hold_during_change_freeze"`
 	ApprovalTTL            *Duration          `json:"approval_ttl" yaml:"approval_ttl"`
+	Limits                 *rawLimits         `json:"limits" yaml:"limits"`
 }
 
 type rawRule struct {
@@ -130,6 +131,7 @@ func (raw rawPolicy) policy() (Policy, error) {
 	if raw.ApprovalTTL != nil {
 		p.ApprovalTTL = *raw.ApprovalTTL
 	}
+	p.Limits = p.Limits.merge(raw.Limits)
 	if err := p.Validate(); err != nil {
 		return Policy{}, err
 	}
@@ -143,6 +145,7 @@ var typeNames = strings.NewReplacer(
 	"Go struct field rawPolicy.", "field ", "Go struct field rawRule.", "field ", "Go struct field Hours.", "field ",
 	"of type map[string]policy.rawRule", "(want a mapping of risk levels)",
 	"of type policy.rawRule", "(want a mapping)", "of type policy.Hours", "(want a mapping)",
+	"Go struct field rawLimits.", "field ", "of type *policy.rawLimits", "(want a mapping)",
 	"of type *policy.Duration", "of type duration (want a string such as 1h)",
 	"of type policy.Duration", "of type duration (want a string such as 1h)",
 	"yaml: unmarshal errors:\n  ", "", "\n  ", "; ",

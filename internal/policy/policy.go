@@ -51,6 +51,9 @@ type Policy struct {
 	// ApprovalTTL is how long an approval request waits for a human
 	// (default 1h, at most 7 days).
 	ApprovalTTL Duration `json:"approval_ttl" yaml:"approval_ttl"`
+	// Limits are the resource manager's limits (default
+	// resource.DefaultLimits).
+	Limits Limits `json:"limits" yaml:"limits"`
 }
 
 // RiskRule is what the policy allows for one risk level.
@@ -78,6 +81,7 @@ func Default() Policy {
 		HoldDuringMaintenance:  true,
 		HoldDuringChangeFreeze: true,
 		ApprovalTTL:            Duration(DefaultApprovalTTL),
+		Limits:                 DefaultLimits(),
 	}
 }
 
@@ -123,7 +127,7 @@ func (p Policy) Validate() error {
 	if d := time.Duration(p.ApprovalTTL); d <= 0 || d > MaxApprovalTTL {
 		return bad("approval_ttl", "%s: must be more than 0 and at most %s", d, MaxApprovalTTL)
 	}
-	return nil
+	return p.Limits.validate()
 }
 
 // Rule returns the rule of a risk level: "" is medium (the action

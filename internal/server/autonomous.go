@@ -92,7 +92,7 @@ func (s *Server) startAutonomous(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("server: learning: %w", err)
 	}
-	res, err := resource.New(resource.Options{Now: s.now, Registerer: s.reg})
+	res, err := resource.New(resource.Options{Limits: pol.Limits.Resource(), Now: s.now, Logger: log, Registerer: s.reg})
 	if err != nil {
 		return fmt.Errorf("server: resource manager: %w", err)
 	}
