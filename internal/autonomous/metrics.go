@@ -50,16 +50,32 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 	for _, t := range []string{store.DecisionInvestigate, store.DecisionAutomate, store.DecisionEscalate, store.DecisionIgnore} {
 		m.decisions.WithLabelValues(t)
 	}
-	waiting := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "reflex_autonomous_approvals_waiting", Help: "Approvals waiting for a human.",
-	}, func() float64 {
+	pending := func() ([]store.Approval, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		as, err := s.o.Store.Approvals(ctx, store.ApprovalQuery{Status: store.ApprovalPending, Limit: store.MaxDecisionLimit})
+		return s.o.Store.Approvals(ctx, store.ApprovalQuery{Status: store.ApprovalPending, Limit: store.MaxDecisionLimit})
+	}
+	waiting := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "reflex_autonomous_approvals_waiting", Help: "Approvals waiting for a human (-1: the store cannot say).",
+	}, func() float64 {
+		as, err := pending()
 		if err != nil {
 			return -1
 		}
 		return float64(len(as))
+	})
+	oldest := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "reflex_autonomous_approval_oldest_age_seconds", Help: "Age of the oldest approval waiting for a human (0: none; -1: the store cannot say).",
+	}, func() float64 {
+		as, err := pending()
+		if err != nil {
+			return -1
+		}
+		age := 0.0
+		for _, a := range as {
+			age = max(age, s.now().Sub(a.CreatedAt).Seconds())
+		}
+		return age
 	})
 	paused := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "reflex_autonomous_paused", Help: "1 while the kill switch holds all new automation.",
@@ -72,7 +88,7 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 	if err := errors.Join(
 		promutil.Register(reg, &m.decisions), promutil.Register(reg, &m.outcomes), promutil.Register(reg, &m.feedback),
 		promutil.Register(reg, &m.executions), promutil.Register(reg, &m.escalations), promutil.Register(reg, &m.refusals),
-		promutil.Register(reg, &m.auditFailures), promutil.Register(reg, &waiting), promutil.Register(reg, &paused),
+		promutil.Register(reg, &m.auditFailures), promutil.Register(reg, &waiting), promutil.Register(reg, &oldest), promutil.Register(reg, &paused),
 	); err != nil {
 		return nil, fmt.Errorf("autonomous: metrics: %w", err)
 	}
