@@ -122,7 +122,11 @@ func (s *Service) executeApproved(ctx context.Context, d store.Decision, req Exe
 		return store.Execution{}, err
 	}
 	if waiting != nil {
-		return s.orch.Resume(ctx, waiting.ID, a.ID, by)
+		id := waiting.ID
+		if a.ExecutionID != nil {
+			id = *a.ExecutionID // the execution the approval was asked for
+		}
+		return s.orch.Resume(ctx, id, a.ID, by)
 	}
 	st := store.Recommendation{ActionID: actionID, Steps: []store.Step{step}}
 	x := s.plan(d, st, by, false, rollback)
