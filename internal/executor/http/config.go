@@ -1,16 +1,13 @@
 package httpexec
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -118,9 +115,9 @@ var managedHeaders = []string{
 // idempotent. Errors wrap executor.ErrInvalid and name the key.
 func Parse(spec executor.Spec) (Config, error) {
 	if spec.Type != Type {
-		return Config{}, invalid("executor type %s is not %q", quote(spec.Type), Type)
+		return Config{}, invalid("executor type %s is not %q", executor.Quote(spec.Type), Type)
 	}
-	fields, err := object(spec.Config)
+	fields, err := executor.Object(spec.Config)
 	if err != nil {
 		return Config{}, invalid("%v", err)
 	}
@@ -129,35 +126,35 @@ func Parse(spec executor.Spec) (Config, error) {
 	var idempotent *bool
 	for _, f := range fields {
 		var err error
-		switch f.key {
+		switch f.Key {
 		case "type":
 			// Read by executor.ParseSpec.
 		case "method":
-			err = decodeString(f.val, &c.Method)
+			err = executor.DecodeString(f.Val, &c.Method)
 			c.Method = strings.ToUpper(c.Method)
 		case "url":
-			err = decodeString(f.val, &c.URL)
+			err = executor.DecodeString(f.Val, &c.URL)
 		case "headers":
-			c.Headers, err = decodeStringMap(f.val)
+			c.Headers, err = decodeStringMap(f.Val)
 		case "header_files":
-			c.HeaderFiles, err = decodeStringMap(f.val)
+			c.HeaderFiles, err = decodeStringMap(f.Val)
 		case "body":
-			err = decodeString(f.val, &c.Body)
+			err = executor.DecodeString(f.Val, &c.Body)
 		case "expected_status":
-			err = decodeInts(f.val, &c.ExpectedStatus)
+			err = decodeInts(f.Val, &c.ExpectedStatus)
 		case "timeout":
-			c.Timeout, err = decodeDuration(f.val)
+			c.Timeout, err = decodeDuration(f.Val)
 		case "max_output":
-			err = decodeInt(f.val, &c.MaxOutput)
+			err = decodeInt(f.Val, &c.MaxOutput)
 		case "idempotent":
 			var b bool
-			err = decodeBool(f.val, &b)
+			err = decodeBool(f.Val, &b)
 			idempotent = &b
 		default:
-			return Config{}, invalid("unknown key %s", quote(f.key))
+			return Config{}, invalid("unknown key %s", executor.Quote(f.Key))
 		}
 		if err != nil {
-			return Config{}, invalid("%s: %v", f.key, err)
+			return Config{}, invalid("%s: %v", f.Key, err)
 		}
 	}
 	if idempotent != nil {
@@ -182,7 +179,7 @@ func Parse(spec executor.Spec) (Config, error) {
 // and never quote a template or a header value.
 func (c Config) Validate() error {
 	if _, ok := methods[c.Method]; !ok {
-		return invalid("method %s: want one of GET, HEAD, POST, PUT, PATCH, DELETE", quote(c.Method))
+		return invalid("method %s: want one of GET, HEAD, POST, PUT, PATCH, DELETE", executor.Quote(c.Method))
 	}
 	if err := c.validateURL(); err != nil {
 		return err
@@ -285,7 +282,7 @@ func parseURL(raw string) (*url.URL, error) {
 // of the definition has the same name in another case.
 func checkHeaderName(field, name string, seen map[string]string) error {
 	if !validToken(name) || len(name) > maxHeaderName {
-		return invalid("%s: %s is not a header name", field, quote(name))
+		return invalid("%s: %s is not a header name", field, executor.Quote(name))
 	}
 	canon := http.CanonicalHeaderKey(name)
 	if slices.Contains(managedHeaders, canon) {
@@ -353,13 +350,6 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("httpexec: %w: %s", executor.ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-// quote quotes s for an error message, shortened to 64 bytes.
-func quote(s string) string {
-	if len(s) > 64 {
-		s = s[:64] + "..."
-	}
-	return strconv.Quote(s)
-}
 
 func sortedKeys(m map[string]string) []string {
 	keys := make([]string, 0, len(m))
@@ -370,68 +360,16 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-// The strict decoding of the executor object: encoding/json matches keys
-// without regard to case and lets a key repeat, the last one winning; an
-// action definition is read key by key instead, each key exactly once.
-
-// field is one key of a JSON object with its value as written.
-type field struct {
-	key string
-	val json.RawMessage
-}
-
-// object reads b as one JSON object and returns its keys in order,
-// refusing a key that repeats and anything after the object.
-func object(b []byte) ([]field, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, errors.New("want a JSON object")
-	}
-	var out []field
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, fmt.Errorf("not valid JSON: %w", err)
-		}
-		key, _ := tok.(string)
-		if seen[key] {
-			return nil, fmt.Errorf("key %s appears more than once", quote(key))
-		}
-		seen[key] = true
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("key %s: not valid JSON: %w", quote(key), err)
-		}
-		out = append(out, field{key: key, val: v})
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, fmt.Errorf("not valid JSON: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("data after the object")
-	}
-	return out, nil
-}
-
-func isNull(v json.RawMessage) bool { return string(bytes.TrimSpace(v)) == "null" }
-
-func decodeString(v json.RawMessage, dst *string) error {
-	if isNull(v) || json.Unmarshal(v, dst) != nil {
-		return errors.New("want a string")
-	}
-	return nil
-}
 
 func decodeBool(v json.RawMessage, dst *bool) error {
-	if isNull(v) || json.Unmarshal(v, dst) != nil {
+	if executor.IsNull(v) || json.Unmarshal(v, dst) != nil {
 		return errors.New("want true or false")
 	}
 	return nil
 }
 
 func decodeInt(v json.RawMessage, dst *int) error {
-	if isNull(v) || json.Unmarshal(v, dst) != nil {
+	if executor.IsNull(v) || json.Unmarshal(v, dst) != nil {
 		return errors.New("want an integer")
 	}
 	return nil
@@ -439,7 +377,7 @@ func decodeInt(v json.RawMessage, dst *int) error {
 
 func decodeInts(v json.RawMessage, dst *[]int) error {
 	var raw []json.RawMessage
-	if isNull(v) || json.Unmarshal(v, &raw) != nil {
+	if executor.IsNull(v) || json.Unmarshal(v, &raw) != nil {
 		return errors.New("want a list of integers")
 	}
 	out := make([]int, 0, len(raw))
@@ -455,32 +393,32 @@ func decodeInts(v json.RawMessage, dst *[]int) error {
 }
 
 func decodeStringMap(v json.RawMessage) (map[string]string, error) {
-	if isNull(v) {
+	if executor.IsNull(v) {
 		return nil, errors.New("want an object of strings")
 	}
-	fields, err := object(v)
+	fields, err := executor.Object(v)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]string, len(fields))
 	for _, f := range fields {
 		var s string
-		if err := decodeString(f.val, &s); err != nil {
-			return nil, fmt.Errorf("%s: %w", quote(f.key), err)
+		if err := executor.DecodeString(f.Val, &s); err != nil {
+			return nil, fmt.Errorf("%s: %w", executor.Quote(f.Key), err)
 		}
-		out[f.key] = s
+		out[f.Key] = s
 	}
 	return out, nil
 }
 
 func decodeDuration(v json.RawMessage) (time.Duration, error) {
 	var s string
-	if err := decodeString(v, &s); err != nil {
+	if err := executor.DecodeString(v, &s); err != nil {
 		return 0, errors.New(`want a duration such as "30s"`)
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		return 0, fmt.Errorf(`%s: want a positive duration such as "30s"`, quote(s))
+		return 0, fmt.Errorf(`%s: want a positive duration such as "30s"`, executor.Quote(s))
 	}
 	return d, nil
 }

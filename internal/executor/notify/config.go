@@ -1,12 +1,9 @@
 package notifyexec
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -60,31 +57,31 @@ type Config struct {
 // wrap executor.ErrInvalid and name the key.
 func Parse(spec executor.Spec) (Config, error) {
 	if spec.Type != Type {
-		return Config{}, invalid("executor type %s is not %q", quote(spec.Type), Type)
+		return Config{}, invalid("executor type %s is not %q", executor.Quote(spec.Type), Type)
 	}
-	fields, err := object(spec.Config)
+	fields, err := executor.Object(spec.Config)
 	if err != nil {
 		return Config{}, invalid("%v", err)
 	}
 	c := Config{Timeout: DefaultTimeout}
 	for _, f := range fields {
 		var err error
-		switch f.key {
+		switch f.Key {
 		case "type":
 			// Read by executor.ParseSpec.
 		case "channels":
-			c.Channels, err = decodeStrings(f.val)
+			c.Channels, err = decodeStrings(f.Val)
 		case "title":
-			err = decodeString(f.val, &c.Title)
+			err = executor.DecodeString(f.Val, &c.Title)
 		case "text":
-			err = decodeString(f.val, &c.Text)
+			err = executor.DecodeString(f.Val, &c.Text)
 		case "timeout":
-			c.Timeout, err = decodeDuration(f.val)
+			c.Timeout, err = decodeDuration(f.Val)
 		default:
-			return Config{}, invalid("unknown key %s (want channels, title, text, timeout)", quote(f.key))
+			return Config{}, invalid("unknown key %s (want channels, title, text, timeout)", executor.Quote(f.Key))
 		}
 		if err != nil {
-			return Config{}, invalid("%s: %v", f.key, err)
+			return Config{}, invalid("%s: %v", f.Key, err)
 		}
 	}
 	if err := c.Validate(); err != nil {
@@ -115,9 +112,9 @@ func (c Config) Validate() error {
 		case len(ch) > MaxChannelName:
 			return invalid("channels: item %d is longer than %d bytes", i, MaxChannelName)
 		case strings.TrimSpace(ch) != ch || strings.IndexFunc(ch, unicode.IsControl) >= 0:
-			return invalid("channels: item %d %s: a receiver name has no surrounding blanks or control characters", i, quote(ch))
+			return invalid("channels: item %d %s: a receiver name has no surrounding blanks or control characters", i, executor.Quote(ch))
 		case seen[ch]:
-			return invalid("channels: %s appears more than once", quote(ch))
+			return invalid("channels: %s appears more than once", executor.Quote(ch))
 		}
 		seen[ch] = true
 	}
@@ -166,76 +163,17 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("notifyexec: %w: %s", executor.ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-// quote quotes s for an error message, shortened to 64 bytes.
-func quote(s string) string {
-	if len(s) > 64 {
-		s = s[:64] + "..."
-	}
-	return strconv.Quote(s)
-}
 
-// The strict decoding of the executor object, as the other executors do
-// it: encoding/json matches keys without regard to case and lets a key
-// repeat; an action definition is read key by key instead, each key
-// exactly once.
-
-type field struct {
-	key string
-	val json.RawMessage
-}
-
-// object reads b as one JSON object and returns its keys in order,
-// refusing a key that repeats and anything after the object.
-func object(b []byte) ([]field, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, errors.New("want a JSON object")
-	}
-	var out []field
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, fmt.Errorf("not valid JSON: %w", err)
-		}
-		key, _ := tok.(string)
-		if seen[key] {
-			return nil, fmt.Errorf("key %s appears more than once", quote(key))
-		}
-		seen[key] = true
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("key %s: not valid JSON: %w", quote(key), err)
-		}
-		out = append(out, field{key: key, val: v})
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, fmt.Errorf("not valid JSON: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("data after the object")
-	}
-	return out, nil
-}
-
-func isNull(v json.RawMessage) bool { return string(bytes.TrimSpace(v)) == "null" }
-
-func decodeString(v json.RawMessage, dst *string) error {
-	if isNull(v) || json.Unmarshal(v, dst) != nil {
-		return errors.New("want a string")
-	}
-	return nil
-}
 
 func decodeStrings(v json.RawMessage) ([]string, error) {
 	var raw []json.RawMessage
-	if isNull(v) || json.Unmarshal(v, &raw) != nil {
+	if executor.IsNull(v) || json.Unmarshal(v, &raw) != nil {
 		return nil, errors.New("want a list of strings")
 	}
 	out := make([]string, 0, len(raw))
 	for i, r := range raw {
 		var s string
-		if err := decodeString(r, &s); err != nil {
+		if err := executor.DecodeString(r, &s); err != nil {
 			return nil, fmt.Errorf("item %d: %w", i, err)
 		}
 		out = append(out, s)
@@ -245,12 +183,12 @@ func decodeStrings(v json.RawMessage) ([]string, error) {
 
 func decodeDuration(v json.RawMessage) (time.Duration, error) {
 	var s string
-	if err := decodeString(v, &s); err != nil {
+	if err := executor.DecodeString(v, &s); err != nil {
 		return 0, errors.New(`want a duration such as "30s"`)
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		return 0, fmt.Errorf(`%s: want a positive duration such as "30s"`, quote(s))
+		return 0, fmt.Errorf(`%s: want a positive duration such as "30s"`, executor.Quote(s))
 	}
 	return d, nil
 }

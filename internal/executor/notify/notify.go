@@ -236,11 +236,11 @@ func (e *Executor) resolve(req executor.Request) ([]channel, error) {
 	for _, name := range e.cfg.Channels {
 		r, ok := e.receivers.Receiver(name)
 		if !ok {
-			return nil, fmt.Errorf("notifyexec: %w: channel %s is not a receiver of the notification policy", executor.ErrRefused, quote(name))
+			return nil, fmt.Errorf("notifyexec: %w: channel %s is not a receiver of the notification policy", executor.ErrRefused, executor.Quote(name))
 		}
 		s, err := receiver.New(r, e.guard, receiver.Options{Now: e.now, Logger: e.logger})
 		if err != nil {
-			return nil, fmt.Errorf("notifyexec: %w: channel %s cannot be used: %w", executor.ErrRefused, quote(name), err)
+			return nil, fmt.Errorf("notifyexec: %w: channel %s cannot be used: %w", executor.ErrRefused, executor.Quote(name), err)
 		}
 		out = append(out, channel{name: name, sender: s, done: e.wasSent(req, name)})
 	}
