@@ -126,12 +126,8 @@ func (a *actionAPI) list(w http.ResponseWriter, r *http.Request, _ auth.Principa
 
 // get serves GET /api/v1/autonomous/actions/{id}.
 func (a *actionAPI) get(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
-	id, fe := pathIDOf(r, "action")
-	if fe == nil {
-		fe = noParams(r)
-	}
-	if fe != nil {
-		writeFieldError(w, fe)
+	id, ok := idOnly(w, r, "action")
+	if !ok {
 		return
 	}
 	d, err := a.store.Action(r.Context(), id)
@@ -172,12 +168,8 @@ func (a *actionAPI) put(w http.ResponseWriter, r *http.Request, p auth.Principal
 // delete serves DELETE /api/v1/autonomous/actions/{id}: 204, or 409 while
 // another definition names it as its rollback action.
 func (a *actionAPI) delete(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	id, fe := pathIDOf(r, "action")
-	if fe == nil {
-		fe = noParams(r)
-	}
-	if fe != nil {
-		writeFieldError(w, fe)
+	id, ok := idOnly(w, r, "action")
+	if !ok {
 		return
 	}
 	if !a.record(w, r, p, "delete", actions.Definition{ID: id}) {

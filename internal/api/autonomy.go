@@ -142,12 +142,7 @@ func (a *serviceAPI) fail(w http.ResponseWriter, r *http.Request, err error, wha
 // decision, 200 with the incident's existing one.
 func (a *serviceAPI) analyze(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	var req autonomous.AnalyzeRequest
-	if fe := noParams(r); fe != nil {
-		writeFieldError(w, fe)
-		return
-	}
-	if fe := decodeJSON(w, r, &req, maxAutonomousBody); fe != nil {
-		writeFieldError(w, fe)
+	if !jsonBody(w, r, &req) {
 		return
 	}
 	d, existing, err := a.svc.Analyze(r.Context(), req, actor(p))
@@ -166,12 +161,7 @@ func (a *serviceAPI) analyze(w http.ResponseWriter, r *http.Request, p auth.Prin
 // execution's id.
 func (a *serviceAPI) execute(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	var req autonomous.ExecuteRequest
-	if fe := noParams(r); fe != nil {
-		writeFieldError(w, fe)
-		return
-	}
-	if fe := decodeJSON(w, r, &req, maxAutonomousBody); fe != nil {
-		writeFieldError(w, fe)
+	if !jsonBody(w, r, &req) {
 		return
 	}
 	x, err := a.svc.Execute(r.Context(), req, actor(p))
@@ -229,12 +219,8 @@ func optionalID(s, field string) (int64, *fieldError) {
 
 // decision serves GET /api/v1/autonomous/decisions/{id}.
 func (a *serviceAPI) decision(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
-	id, fe := pathIDOf(r, "decision")
-	if fe == nil {
-		fe = noParams(r)
-	}
-	if fe != nil {
-		writeFieldError(w, fe)
+	id, ok := idOnly(w, r, "decision")
+	if !ok {
 		return
 	}
 	d, err := a.svc.Decision(r.Context(), id)
@@ -248,12 +234,7 @@ func (a *serviceAPI) decision(w http.ResponseWriter, r *http.Request, _ auth.Pri
 // feedback serves POST /api/v1/autonomous/feedback.
 func (a *serviceAPI) feedback(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	var req autonomous.FeedbackRequest
-	if fe := noParams(r); fe != nil {
-		writeFieldError(w, fe)
-		return
-	}
-	if fe := decodeJSON(w, r, &req, maxAutonomousBody); fe != nil {
-		writeFieldError(w, fe)
+	if !jsonBody(w, r, &req) {
 		return
 	}
 	d, err := a.svc.Feedback(r.Context(), req, actor(p))
@@ -331,12 +312,8 @@ func (a *serviceAPI) approvalBody(w http.ResponseWriter, r *http.Request) (int64
 
 // execution serves GET /api/v1/autonomous/executions/{id}.
 func (a *serviceAPI) execution(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
-	id, fe := pathIDOf(r, "execution")
-	if fe == nil {
-		fe = noParams(r)
-	}
-	if fe != nil {
-		writeFieldError(w, fe)
+	id, ok := idOnly(w, r, "execution")
+	if !ok {
 		return
 	}
 	x, err := a.svc.Execution(r.Context(), id)
@@ -350,12 +327,8 @@ func (a *serviceAPI) execution(w http.ResponseWriter, r *http.Request, _ auth.Pr
 // cancel serves POST /api/v1/autonomous/executions/{id}/cancel: 200 with
 // the execution, 409 when it has already ended.
 func (a *serviceAPI) cancel(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	id, fe := pathIDOf(r, "execution")
-	if fe == nil {
-		fe = noParams(r)
-	}
-	if fe != nil {
-		writeFieldError(w, fe)
+	id, ok := idOnly(w, r, "execution")
+	if !ok {
 		return
 	}
 	x, err := a.svc.Cancel(r.Context(), id, actor(p))
@@ -364,6 +337,34 @@ func (a *serviceAPI) cancel(w http.ResponseWriter, r *http.Request, p auth.Princ
 		return
 	}
 	writeJSON(w, http.StatusOK, x)
+}
+
+// jsonBody reads the JSON body of a request that takes no query
+// parameters into dst; it answers the error itself.
+func jsonBody(w http.ResponseWriter, r *http.Request, dst any) bool {
+	fe := noParams(r)
+	if fe == nil {
+		fe = decodeJSON(w, r, dst, maxAutonomousBody)
+	}
+	if fe != nil {
+		writeFieldError(w, fe)
+		return false
+	}
+	return true
+}
+
+// idOnly reads the {id} of a request that takes no query parameters; it
+// answers the error itself.
+func idOnly(w http.ResponseWriter, r *http.Request, what string) (int64, bool) {
+	id, fe := pathIDOf(r, what)
+	if fe == nil {
+		fe = noParams(r)
+	}
+	if fe != nil {
+		writeFieldError(w, fe)
+		return 0, false
+	}
+	return id, true
 }
 
 // ended reports whether an execution's status is final. An execution
@@ -381,12 +382,8 @@ func ended(status string) bool {
 // once and at every change, until it ends (then an "end" event) or the
 // client leaves.
 func (a *serviceAPI) stream(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
-	id, fe := pathIDOf(r, "execution")
-	if fe == nil {
-		fe = noParams(r)
-	}
-	if fe != nil {
-		writeFieldError(w, fe)
+	id, ok := idOnly(w, r, "execution")
+	if !ok {
 		return
 	}
 	ch, cancel := a.svc.Subscribe(id)
