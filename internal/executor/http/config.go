@@ -350,7 +350,6 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("httpexec: %w: %s", executor.ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-
 func sortedKeys(m map[string]string) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -359,7 +358,6 @@ func sortedKeys(m map[string]string) []string {
 	slices.Sort(keys)
 	return keys
 }
-
 
 func decodeBool(v json.RawMessage, dst *bool) error {
 	if executor.IsNull(v) || json.Unmarshal(v, dst) != nil {

@@ -163,8 +163,6 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("notifyexec: %w: %s", executor.ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-
-
 func decodeStrings(v json.RawMessage) ([]string, error) {
 	var raw []json.RawMessage
 	if executor.IsNull(v) || json.Unmarshal(v, &raw) != nil {
