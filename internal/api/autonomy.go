@@ -76,9 +76,6 @@ type PauseRequest struct {
 	Reason string `json:"reason"`
 }
 
-// AuditList is the answer of GET /api/v1/audit.
-type AuditList = audit.Page
-
 func (s *autonomousAPI) serviceRoutes(mux *http.ServeMux, svc *autonomous.Service) {
 	if svc == nil {
 		return

@@ -53,7 +53,6 @@ func ExecutorValidators() actions.Validators {
 // autonomousOut is the running Autonomous Response Service.
 type autonomousOut struct {
 	svc   *autonomous.Service
-	orch  *orchestrator.Orchestrator
 	audit *audit.Log
 }
 
@@ -141,7 +140,7 @@ func (s *Server) startAutonomous(ctx context.Context) error {
 	s.stops.push("orchestrator", orch.Close)
 	s.startApprovalExpiry(svc)
 
-	s.auto = &autonomousOut{svc: svc, orch: orch, audit: al}
+	s.auto = &autonomousOut{svc: svc, audit: al}
 	if s.opts.HoldDecisionRequests {
 		return nil
 	}

@@ -156,7 +156,8 @@ func dataEvent(data map[string]any) (*event.Event, error) {
 //
 // Events are read by occurred_at from Lookback before From to Lookback
 // after Due. A repeat folded into an event whose latest repeat came
-// after Due is not seen; checked at Due, as Watcher does, there is none.
+// after Due is not seen; checked at Due (the service checks 30 s after
+// it), there is none.
 // A host with more than MaxScan events of the type in that range is not
 // judged quiet.
 func (v *Validator) CheckQuiet(ctx context.Context, q QuietCheck) (ok bool, detail string, err error) {

@@ -5,7 +5,7 @@
 // failed or partially_successful, which goes to
 // decision_log.decision_outcome), and schedules the one criterion that
 // cannot be judged at once: "no new event of the same pattern on this
-// host within N minutes" (see QuietCheck and Watcher).
+// host within N minutes" (see QuietCheck and CheckQuiet).
 //
 // The criteria, all of those set must hold:
 //
