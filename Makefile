@@ -12,6 +12,7 @@ GOLANGCI_LINT ?= $(shell command -v golangci-lint 2>/dev/null || echo "$$($(GO) 
 # Local services the integration tests use (override to point elsewhere).
 export REFLEX_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export REFLEX_TEST_NATS_URL     ?= nats://127.0.0.1:4222
+export REFLEX_TEST_MYSQL_DSN    ?= root@tcp(127.0.0.1:3306)/
 
 .PHONY: build test test-short lint bench fuzz clean
 
@@ -25,7 +26,7 @@ test:
 
 # Unit tests only: integration tests that need PostgreSQL or NATS skip.
 test-short:
-	env -u REFLEX_TEST_DATABASE_URL -u REFLEX_TEST_NATS_URL $(GO) test -short $(PKGS)
+	env -u REFLEX_TEST_DATABASE_URL -u REFLEX_TEST_NATS_URL -u REFLEX_TEST_MYSQL_DSN $(GO) test -short $(PKGS)
 
 # vet, gofmt and golangci-lint (.golangci.yml). golangci-lint is required:
 # when it is missing it is installed at GOLANGCI_LINT_VERSION.

@@ -155,9 +155,11 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var cf clientFlags
 	cf.register(fs)
 	var o loadgen.Options
+	fs.StringVar(&o.Mode, "mode", "webhook", "what to load: "+strings.Join(loadgen.Modes(), ", ")+" (a listener mode sends to --target and reads the adapter's counters from the server's /metrics)")
+	fs.StringVar(&o.Target, "target", "", "listener address (host:port) of a listener mode, e.g. 127.0.0.1:5514")
 	fs.Float64Var(&o.Rate, "rate", 0, "events per second (0: as fast as they are accepted)")
 	fs.IntVar(&o.Batch, "batch", 100, "events per request")
-	fs.IntVar(&o.Concurrency, "concurrency", 8, "concurrent requests")
+	fs.IntVar(&o.Concurrency, "concurrency", 8, "concurrent requests (listener modes: connections)")
 	fs.DurationVar(&o.Duration, "duration", 60*time.Second, "length of the timed phase")
 	fs.IntVar(&o.Hosts, "hosts", 1000, "distinct hosts")
 	fs.IntVar(&o.Sources, "sources", 20, "distinct source systems")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -126,6 +127,25 @@ type EventsOptions struct {
 	// Incidents serves /api/v1/incidents (incidents.go); without its Store
 	// those routes are 404.
 	Incidents IncidentOptions
+	// Routes are the endpoints of the HTTP adapters (Alertmanager,
+	// Grafana, remote write, InfluxDB line protocol), served beside the
+	// webhook behind the same authentication.
+	Routes []Route
+}
+
+// Route is an endpoint an HTTP adapter serves on the events service.
+type Route struct {
+	// Pattern is the http.ServeMux pattern, method included
+	// ("POST /api/v1/events/alertmanager").
+	Pattern string
+	// Scope is the scope the request's key needs (default events:write).
+	Scope string
+	// Handler serves the request once it is authenticated.
+	Handler http.Handler
+	// Credentials, if set, extracts the API key from a request that does
+	// not carry it as a bearer token (InfluxDB clients send "Token KEY" or
+	// ?p=KEY): it returns the key, or "" to fall back to the bearer token.
+	Credentials func(r *http.Request) string
 }
 
 // eventsAPI holds the handlers of the Event Processing Service.
@@ -236,7 +256,30 @@ func NewEvents(opts EventsOptions) (http.Handler, error) {
 	}
 	s.incidentRoutes(mux, opts.Incidents)
 	s.patternRoutes(mux, opts.Patterns)
+	for _, r := range opts.Routes {
+		scope := r.Scope
+		if scope == "" {
+			scope = auth.ScopeEventsWrite
+		}
+		h := s.with(scope, func(w http.ResponseWriter, req *http.Request, _ auth.Principal) { r.Handler.ServeHTTP(w, req) })
+		if r.Credentials != nil {
+			h = bearerFrom(r.Credentials, h)
+		}
+		mux.Handle(r.Pattern, h)
+	}
 	return rt, nil
+}
+
+// bearerFrom passes a request whose key creds finds on to h as a bearer
+// token (a request that carries one already keeps it).
+func bearerFrom(creds func(r *http.Request) string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if key := creds(r); key != "" && !strings.HasPrefix(strings.ToLower(r.Header.Get("Authorization")), "bearer ") {
+			r = r.Clone(r.Context())
+			r.Header.Set("Authorization", "Bearer "+key)
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // handlerFunc is a handler that runs for an authenticated principal.

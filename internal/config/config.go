@@ -110,6 +110,39 @@ type Config struct {
 	AIModel          string   `yaml:"ai-model"`
 	AIKeyFile        string   `yaml:"ai-key-file"`
 	AITimeout        Duration `yaml:"ai-timeout"`
+
+	// The adapters (internal/ingest/...; docs/adapters.md). Every listener
+	// is off while its address is empty.
+	SyslogUDP         string   `yaml:"syslog-udp"`
+	SyslogTCP         string   `yaml:"syslog-tcp"`
+	SyslogTLS         string   `yaml:"syslog-tls"`
+	SyslogTLSCert     string   `yaml:"syslog-tls-cert"`
+	SyslogTLSKey      string   `yaml:"syslog-tls-key"`
+	SyslogMaxMessage  ByteSize `yaml:"syslog-max-message-bytes"`
+	SyslogMaxConns    int      `yaml:"syslog-max-connections"`
+	SyslogIdleTimeout Duration `yaml:"syslog-idle-timeout"`
+	SyslogUDPBuffer   ByteSize `yaml:"syslog-udp-buffer"`
+	SyslogSource      string   `yaml:"syslog-source"`
+
+	SNMPAddr   string `yaml:"snmp-addr"`
+	SNMPConfig string `yaml:"snmp-config"`
+	SNMPSource string `yaml:"snmp-source"`
+
+	SMTPAddr       string   `yaml:"smtp-addr"`
+	SMTPDomain     string   `yaml:"smtp-domain"`
+	SMTPTLSCert    string   `yaml:"smtp-tls-cert"`
+	SMTPTLSKey     string   `yaml:"smtp-tls-key"`
+	SMTPMaxBytes   ByteSize `yaml:"smtp-max-bytes"`
+	SMTPMaxConns   int      `yaml:"smtp-max-connections"`
+	SMTPRecipients string   `yaml:"smtp-recipients"`
+	SMTPAuthFile   string   `yaml:"smtp-auth-file"`
+	SMTPRules      string   `yaml:"smtp-rules"`
+	SMTPSource     string   `yaml:"smtp-source"`
+
+	MetricRules     string `yaml:"metric-rules"`
+	MetricMaxSeries int    `yaml:"metric-max-series"`
+
+	DBChecks string `yaml:"db-checks"`
 }
 
 // Default returns the embedded defaults: both services, SQLite and an
@@ -159,6 +192,17 @@ func Default() Config {
 		IncidentResolveAfter:  Duration(time.Hour),
 		IncidentGroupBy:       "event_type,template",
 		AITimeout:             Duration(20 * time.Second),
+
+		SyslogMaxMessage:  64 << 10,
+		SyslogMaxConns:    2000,
+		SyslogIdleTimeout: Duration(5 * time.Minute),
+		SyslogSource:      "syslog",
+		SNMPSource:        "snmp",
+		SMTPDomain:        "reflex",
+		SMTPMaxBytes:      10 << 20,
+		SMTPMaxConns:      100,
+		SMTPSource:        "email",
+		MetricMaxSeries:   100000,
 
 		Templates:         true,
 		TemplatesLearning: 0, // every template new on a host is an event, rate limited
@@ -241,6 +285,33 @@ var options = []option{
 	{"ai-key-file", "file holding the API key for --ai-url (sent as a bearer token; never logged)", func(c *Config) flag.Value { return (*stringValue)(&c.AIKeyFile) }},
 	{"ai-timeout", "how long the decision engine waits for --ai-url before the built-in decision stands", func(c *Config) flag.Value { return &c.AITimeout }},
 	{"shutdown-timeout", "how long SIGTERM waits for intake to stop and the pipeline to drain", func(c *Config) flag.Value { return &c.ShutdownGrace }},
+
+	{"syslog-udp", "syslog: listen for RFC 5424 / RFC 3164 datagrams on this UDP address (e.g. :5514; empty: off)", func(c *Config) flag.Value { return (*stringValue)(&c.SyslogUDP) }},
+	{"syslog-tcp", "syslog: listen on this TCP address, octet-counted (RFC 6587) or newline framing detected per connection (empty: off)", func(c *Config) flag.Value { return (*stringValue)(&c.SyslogTCP) }},
+	{"syslog-tls", "syslog: listen for TLS (RFC 5425) on this address; needs syslog-tls-cert and syslog-tls-key (empty: off)", func(c *Config) flag.Value { return (*stringValue)(&c.SyslogTLS) }},
+	{"syslog-tls-cert", "syslog: PEM certificate (chain) of the TLS listener", func(c *Config) flag.Value { return (*stringValue)(&c.SyslogTLSCert) }},
+	{"syslog-tls-key", "syslog: PEM private key of the TLS listener", func(c *Config) flag.Value { return (*stringValue)(&c.SyslogTLSKey) }},
+	{"syslog-max-message-bytes", "syslog: largest message; longer frames are rejected and counted", func(c *Config) flag.Value { return &c.SyslogMaxMessage }},
+	{"syslog-max-connections", "syslog: concurrent TCP and TLS connections at most; more are refused", func(c *Config) flag.Value { return (*intValue)(&c.SyslogMaxConns) }},
+	{"syslog-idle-timeout", "syslog: a TCP connection that sends nothing for this long is closed", func(c *Config) flag.Value { return &c.SyslogIdleTimeout }},
+	{"syslog-udp-buffer", "syslog: the UDP socket's receive buffer (e.g. 8MiB; 0: the kernel's default; the kernel caps it at net.core.rmem_max)", func(c *Config) flag.Value { return &c.SyslogUDPBuffer }},
+	{"syslog-source", "syslog: source system of its events (raw_events.source_system)", func(c *Config) flag.Value { return (*stringValue)(&c.SyslogSource) }},
+	{"snmp-addr", "SNMP traps: listen on this UDP address (e.g. :1162, above 1024 to run without root; empty: off)", func(c *Config) flag.Value { return (*stringValue)(&c.SNMPAddr) }},
+	{"snmp-config", "SNMP traps: YAML of communities allowed, v3 users and OID names and severities (docs/adapters.md)", func(c *Config) flag.Value { return (*stringValue)(&c.SNMPConfig) }},
+	{"snmp-source", "SNMP traps: source system of their events", func(c *Config) flag.Value { return (*stringValue)(&c.SNMPSource) }},
+	{"smtp-addr", "email: listen for SMTP on this address (e.g. :2525; empty: off)", func(c *Config) flag.Value { return (*stringValue)(&c.SMTPAddr) }},
+	{"smtp-domain", "email: the domain the SMTP server greets with", func(c *Config) flag.Value { return (*stringValue)(&c.SMTPDomain) }},
+	{"smtp-tls-cert", "email: PEM certificate for STARTTLS (with smtp-tls-key; empty: no STARTTLS)", func(c *Config) flag.Value { return (*stringValue)(&c.SMTPTLSCert) }},
+	{"smtp-tls-key", "email: PEM private key for STARTTLS", func(c *Config) flag.Value { return (*stringValue)(&c.SMTPTLSKey) }},
+	{"smtp-max-bytes", "email: largest message; larger is refused with 552", func(c *Config) flag.Value { return &c.SMTPMaxBytes }},
+	{"smtp-max-connections", "email: concurrent SMTP sessions at most", func(c *Config) flag.Value { return (*intValue)(&c.SMTPMaxConns) }},
+	{"smtp-recipients", "email: comma-separated recipients accepted (addresses, or @domain for a whole domain; empty: any)", func(c *Config) flag.Value { return (*stringValue)(&c.SMTPRecipients) }},
+	{"smtp-auth-file", "email: file of 'user:bcrypt-hash' lines; when set, senders must AUTH (over TLS)", func(c *Config) flag.Value { return (*stringValue)(&c.SMTPAuthFile) }},
+	{"smtp-rules", "email: YAML of the rules that extract severity, host and event type from subject and body (empty: the built-in defaults)", func(c *Config) flag.Value { return (*stringValue)(&c.SMTPRules) }},
+	{"smtp-source", "email: source system of its events", func(c *Config) flag.Value { return (*stringValue)(&c.SMTPSource) }},
+	{"metric-rules", "metrics: YAML of metric rules over ingested samples and PromQL checks against a Prometheus server (docs/adapters.md)", func(c *Config) flag.Value { return (*stringValue)(&c.MetricRules) }},
+	{"metric-max-series", "metrics: series the metric rules track at most; samples of new series beyond it are dropped and counted", func(c *Config) flag.Value { return (*intValue)(&c.MetricMaxSeries) }},
+	{"db-checks", "database: YAML of scheduled checks against PostgreSQL and MySQL/MariaDB and LISTEN/NOTIFY channels (docs/adapters.md)", func(c *Config) flag.Value { return (*stringValue)(&c.DBChecks) }},
 }
 
 // commandOptions lists, for a command that uses only some settings, the
@@ -524,6 +595,7 @@ func (c Config) Validate() error {
 	if c.NodeID < 0 || c.NodeID > 15 {
 		bad("node-id", "%d is not between 0 and 15", c.NodeID)
 	}
+	c.validateAdapters(bad)
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}

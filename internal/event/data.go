@@ -13,6 +13,7 @@ const (
 	DataAsset    = "asset"    // Event.Asset, set by the enricher
 	DataScoring  = "scoring"  // Event.Scoring, set by the severity scorer
 	DataTemplate = "template" // Event.Template, set by the template stage
+	DataAlert    = "alert"    // Event.Alert, set by the normalizers of alerting sources
 )
 
 // dataField is a typed stage result that is kept in event_data under key.
@@ -36,6 +37,7 @@ var dataFields = []dataField{
 	typedField(DataAsset, func(e *Event) **Asset { return &e.Asset }),
 	typedField(DataScoring, func(e *Event) **Scoring { return &e.Scoring }),
 	typedField(DataTemplate, func(e *Event) **Template { return &e.Template }),
+	typedField(DataAlert, func(e *Event) **Alert { return &e.Alert }),
 }
 
 // TypedDataKeys are the keys of event_data that hold typed results (Asset,

@@ -26,6 +26,10 @@ var typedSamples = map[string]func(e *Event){
 			{Factor: "asset_criticality", Reason: "asset <web> is critical", Weight: 15},
 		}}
 	},
+	DataAlert: func(e *Event) {
+		at, end := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC), time.Date(2026, 12, 1, 3, 5, 0, 0, time.UTC)
+		e.Alert = &Alert{Key: "HighLoad/instance=web-01:9100", Status: AlertResolved, StartsAt: &at, EndsAt: &end}
+	},
 	DataTemplate: func(e *Event) {
 		e.Template = &Template{ID: 42, Text: "connection from <*> closed & <reset>"}
 	},
@@ -36,7 +40,7 @@ var typedSamples = map[string]func(e *Event){
 func asMaps(t *testing.T, e Event) Event {
 	t.Helper()
 	out := e
-	out.Asset, out.Scoring, out.Template = nil, nil, nil
+	out.Asset, out.Scoring, out.Template, out.Alert = nil, nil, nil, nil
 	out.Data = make(map[string]any)
 	for k, v := range e.Data {
 		out.Data[k] = v

@@ -13,15 +13,19 @@ import (
 // SourceType names the adapter an event came in through.
 type SourceType string
 
-// The adapters reflex knows. Only webhook exists in the first release; the
-// others are reserved so that stored data keeps one vocabulary.
+// The adapters reflex knows (internal/ingest/...).
 const (
-	SourceWebhook SourceType = "webhook"
-	SourceSyslog  SourceType = "syslog"
-	SourceSNMP    SourceType = "snmp"
-	SourceEmail   SourceType = "email"
+	SourceWebhook      SourceType = "webhook"
+	SourceSyslog       SourceType = "syslog"
+	SourceSNMP         SourceType = "snmp"
+	SourceEmail        SourceType = "email"
+	SourceAlertmanager SourceType = "alertmanager"
+	SourceGrafana      SourceType = "grafana"
+	// SourceMetrics are the events of metric rules over ingested samples
+	// (remote write, InfluxDB line protocol) and of PromQL checks.
 	SourceMetrics SourceType = "metrics"
-	SourceDB      SourceType = "database"
+	// SourceDB are the events of database checks and LISTEN/NOTIFY.
+	SourceDB SourceType = "database"
 	// SourceReflex is reflex itself: events its components derive, such
 	// as new_log_pattern and anomaly (package derived).
 	SourceReflex SourceType = "reflex"
@@ -100,7 +104,51 @@ type Event struct {
 	// Template is the log template the template miner found for Message
 	// (event_data.template); nil for an event without log text.
 	Template *Template `json:"-"`
+
+	// Alert is the event's place in the alert lifecycle of its source
+	// (event_data.alert), set by the normalizers of sources whose alerts
+	// fire and resolve (Alertmanager, Grafana, metric rules and checks,
+	// database checks); nil for an event that only happened.
+	Alert *Alert `json:"-"`
 }
+
+// AlertStatus is the state of an alert an event reports.
+type AlertStatus string
+
+// The alert states.
+const (
+	// AlertFiring: the condition holds. The event is the alert; it stays
+	// open until an event of the same source type and alert key resolves it.
+	AlertFiring AlertStatus = "firing"
+	// AlertResolved: the condition has ended. The event is the
+	// resolution: it resolves the firing event of its alert key, and the
+	// incident of that event once all the incident's alerts are resolved.
+	// It opens no incident itself. Adapters submit resolutions at severity
+	// info, so that they take the low lane and match no severity rule.
+	AlertResolved AlertStatus = "resolved"
+)
+
+// Alert is what a source says about an alert (event_data.alert). Its
+// fields are in the order of their JSON keys, as every typed result's, so
+// that it encodes as the map it is read back as.
+type Alert struct {
+	// EndsAt is when the condition ended, for a resolution whose source
+	// says so.
+	EndsAt *time.Time `json:"ends_at,omitempty"`
+	// Key is the source's stable identity of the alert, the same in its
+	// firing and its resolution: Alertmanager's and Grafana's fingerprint,
+	// a metric rule's name and series labels, a check's name and target.
+	// Resolutions match firings by source type and Key.
+	Key string `json:"key"`
+	// StartsAt is when the source saw the condition begin, when it says.
+	StartsAt *time.Time `json:"starts_at,omitempty"`
+	// Status is firing or resolved.
+	Status AlertStatus `json:"status"`
+}
+
+// MaxAlertKeyLen bounds Alert.Key, in bytes; normalizers hash a longer
+// identity (see AlertKey).
+const MaxAlertKeyLen = 200
 
 // Template is the template stage's result, as kept in event_data.template:
 // the id of the log template of the event's message (stable across

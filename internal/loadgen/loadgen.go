@@ -22,6 +22,14 @@ import (
 
 // Options configures a run. Zero values take the defaults noted.
 type Options struct {
+	// Mode is what is loaded: webhook (the default) posts batches to
+	// URL; a listener mode (Modes: syslog-tcp, syslog-udp, snmp, smtp ...)
+	// sends messages to the adapter's listener at Target, Concurrency
+	// connections at Rate in all, and reads the adapter's counters from
+	// URL's /metrics.
+	Mode   string
+	Target string // listener address of a listener mode (host:port)
+
 	URL         string        // base URL of the Event Processing Service; default http://127.0.0.1:3009
 	Token       string        // API key with events:write
 	Rate        float64       // events per second; 0: as fast as accepted
@@ -100,6 +108,7 @@ type Result struct {
 	Rejected      int64         // events in 4xx/5xx answers other than 429/503
 	Throttled     int64         // events answered 429 or 503 (retried)
 	Errors        int64         // requests that failed outright
+	Dropped       int64         // listener modes: messages the adapter dropped for want of room
 	AcceptedRate  float64       // accepted events/s over the timed phase
 	Processed     float64       // events the server processed during the run
 	ProcessedRate float64       // processed events/s over the timed phase
@@ -121,6 +130,13 @@ type Result struct {
 // the server to process what it accepted.
 func Run(ctx context.Context, o Options) (Result, error) {
 	o.defaults()
+	if o.Mode != "" && o.Mode != "webhook" {
+		dial, ok := listenerModes[o.Mode]
+		if !ok {
+			return Result{}, fmt.Errorf("loadgen: unknown mode %q: want one of %s", o.Mode, strings.Join(Modes(), ", "))
+		}
+		return runListener(ctx, o, dial)
+	}
 	var res Result
 	if o.Rules > 0 {
 		n, err := ensureRules(ctx, o)
@@ -438,6 +454,10 @@ func (g *generator) progress(ctx context.Context, start time.Time, before snapsh
 func (r Result) Report(w io.Writer) {
 	fmt.Fprintf(w, "timed phase: %s, sent %d, accepted %d (%.0f events/s), throttled %d, rejected %d, errors %d\n",
 		r.Elapsed.Round(time.Millisecond), r.Sent, r.Accepted, r.AcceptedRate, r.Throttled, r.Rejected, r.Errors)
+	if r.Dropped > 0 || (r.Sent > 0 && r.Accepted < r.Sent) {
+		fmt.Fprintf(w, "lost: %d of %d sent (%.2f%%), of which the adapter counted %d dropped\n",
+			r.Sent-r.Accepted, r.Sent, 100*float64(r.Sent-r.Accepted)/float64(r.Sent), r.Dropped)
+	}
 	state := "caught up"
 	if !r.Caught {
 		state = "did NOT catch up"
@@ -476,7 +496,7 @@ var errNoToken = errors.New("loadgen: a token with events:write is required")
 
 // Validate checks the options before a run.
 func (o Options) Validate() error {
-	if o.Token == "" {
+	if o.Token == "" && (o.Mode == "" || o.Mode == "webhook") {
 		return errNoToken
 	}
 	if o.Rate < 0 || o.Critical < 0 || o.Critical > 1 || o.DupRatio < 0 || o.DupRatio > 1 {

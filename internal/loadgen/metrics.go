@@ -18,6 +18,9 @@ const (
 	latencyMetric   = "reflex_intake_to_processed_seconds"
 	rulesMetric     = "reflex_rules_records_total"
 	firingsMetric   = "reflex_rule_firings_total"
+	ingestAccepted  = "reflex_ingest_accepted_total"
+	ingestRejected  = "reflex_ingest_rejected_total"
+	ingestDropped   = "reflex_ingest_dropped_total"
 )
 
 // snapshot is what the load generator reads from one scrape.
@@ -31,6 +34,8 @@ type snapshot struct {
 	// latency is the intake-to-processed histogram per lane: cumulative
 	// bucket counts by upper bound.
 	latency map[string]histogram
+	// The adapters' counters (every adapter and listener summed).
+	ingestAccepted, ingestRejected, ingestDropped float64
 }
 
 type histogram struct {
@@ -60,6 +65,11 @@ func scrape(ctx context.Context, client *http.Client, url string) (snapshot, err
 	if f := fams[processedMetric]; f != nil {
 		for _, m := range f.GetMetric() {
 			s.processed += m.GetCounter().GetValue()
+		}
+	}
+	for name, dst := range map[string]*float64{ingestAccepted: &s.ingestAccepted, ingestRejected: &s.ingestRejected, ingestDropped: &s.ingestDropped} {
+		for _, m := range fams[name].GetMetric() {
+			*dst += m.GetCounter().GetValue()
 		}
 	}
 	if f := fams[rulesMetric]; f != nil {

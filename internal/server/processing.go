@@ -12,7 +12,6 @@ import (
 	"github.com/reflex-ops/reflex/internal/correlate"
 	"github.com/reflex-ops/reflex/internal/enrich"
 	"github.com/reflex-ops/reflex/internal/event"
-	"github.com/reflex-ops/reflex/internal/ingest/webhook"
 	"github.com/reflex-ops/reflex/internal/noise"
 	"github.com/reflex-ops/reflex/internal/normalize"
 	"github.com/reflex-ops/reflex/internal/patterns"
@@ -127,13 +126,10 @@ func newProcessing(ctx context.Context, s *Server) (*processing, error) {
 	p.corr.Warm(recent)
 
 	norm, err := normalize.New(normalize.Options{
-		Normalizers: map[event.SourceType]normalize.Normalizer{
-			event.SourceWebhook: webhook.Normalizer{},
-			event.SourceReflex:  webhook.Normalizer{}, // derived events are webhook payloads
-		},
-		MaxAge:     time.Duration(s.cfg.Retention),
-		Logger:     s.log,
-		Registerer: s.reg,
+		Normalizers: s.normalizers(),
+		MaxAge:      time.Duration(s.cfg.Retention),
+		Logger:      s.log,
+		Registerer:  s.reg,
 	})
 	if err != nil {
 		return nil, err

@@ -368,9 +368,15 @@ func (s *Server) startEvents(ctx context.Context) error {
 	}
 
 	// Adapters start here, after the pipeline, so that their listeners
-	// stop before it drains. Each pushes its own stop: the webhook is the
-	// events service below; syslog, SNMP and SMTP listeners go beside it.
+	// stop before it drains. Each pushes its own stop: the webhook and the
+	// HTTP adapters' routes are the events service below; syslog, SNMP and
+	// SMTP listeners and the checks go beside it (adapters.go).
+	routes, err := s.startAdapters(ctx)
+	if err != nil {
+		return err
+	}
 	h, err := api.NewEvents(api.EventsOptions{
+		Routes:        routes,
 		Store:         s.store,
 		Auth:          s.auth,
 		Submit:        s.intake,

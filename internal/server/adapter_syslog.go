@@ -1,0 +1,10 @@
+package server
+
+import (
+	"context"
+
+	"github.com/reflex-ops/reflex/internal/api"
+)
+
+// startSyslog is replaced by the adapter's wiring (issue 9, in progress).
+func (s *Server) startSyslog(context.Context) ([]api.Route, error) { return nil, nil }
