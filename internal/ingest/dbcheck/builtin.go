@@ -21,6 +21,9 @@ type builtin struct {
 	// rows: the condition is "rows >= threshold" (the query lists what
 	// is wrong); else "value >= threshold".
 	rows bool
+	// inQuery: the threshold is the query's (%s in it), which lists what
+	// is wrong; the condition is "rows > 0".
+	inQuery bool
 	// delta: the value is the growth of what run returns since the
 	// previous run (a counter, a size); the first run only remembers it.
 	delta bool
@@ -29,6 +32,9 @@ type builtin struct {
 
 // condition is the builtin's condition for threshold t.
 func (b *builtin) condition(t float64) string {
+	if b.inQuery {
+		return "rows > 0"
+	}
 	if b.rows {
 		return "rows >= " + formatNumber(t)
 	}
@@ -67,7 +73,7 @@ var builtins = []*builtin{
 			(SELECT count(*) FROM pg_stat_replication) AS replicas`),
 	},
 	{
-		name: "long_transactions", driver: DriverPostgres, threshold: 300, rows: true,
+		name: "long_transactions", driver: DriverPostgres, threshold: 300, inQuery: true,
 		run: sqlCheck(`SELECT EXTRACT(EPOCH FROM now() - xact_start)::float8 AS age_seconds,
 			pid, usename, application_name, state, left(query, 200) AS query
 			FROM pg_stat_activity
