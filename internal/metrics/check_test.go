@@ -24,7 +24,11 @@ type fakeProm struct {
 	queries []string
 }
 
-func (f *fakeProm) set(code int, body string) { f.mu.Lock(); defer f.mu.Unlock(); f.code, f.body = code, body }
+func (f *fakeProm) set(code int, body string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.code, f.body = code, body
+}
 
 func (f *fakeProm) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
