@@ -8,6 +8,7 @@ import (
 	"github.com/reflex-ops/reflex/internal/ingest"
 	"github.com/reflex-ops/reflex/internal/ingest/dbcheck"
 	"github.com/reflex-ops/reflex/internal/ingest/webhook"
+	"github.com/reflex-ops/reflex/internal/metrics"
 	"github.com/reflex-ops/reflex/internal/normalize"
 )
 
@@ -17,6 +18,7 @@ func (s *Server) normalizers() map[event.SourceType]normalize.Normalizer {
 		event.SourceWebhook: webhook.Normalizer{},
 		event.SourceReflex:  webhook.Normalizer{}, // derived events are webhook payloads
 		event.SourceDB:      dbcheck.Normalizer{},
+		event.SourceMetrics: metrics.Normalizer{},
 	}
 }
 

@@ -1,7 +1,9 @@
 // Package monitor runs anomaly detectors on the series that reflex derives
 // from its processed events: the event rate per host, per service and per
 // event type (a count per fixed interval; an interval without events is a
-// zero), and every number in event_data.metadata per host and key. A point
+// zero), every number in event_data.metadata per host and key, and the
+// samples of ingested metric series that the metrics path passes to
+// Observe (each series a series of its own). A point
 // whose score crosses the threshold raises an anomaly event through a
 // derived.Sink.
 //
@@ -102,6 +104,7 @@ type series struct {
 	last    RateState // the last closed point
 	alert   bool      // raised and not yet quiet
 	quiet   int       // points below the threshold since
+	sample  bool      // an ingested metric series (Observe)
 	elem    *list.Element
 }
 
@@ -115,6 +118,9 @@ type Monitor struct {
 	series map[string]*series
 	lru    *list.List // front: most recently seen
 	open   time.Time  // start of the open interval; zero before the first event
+	// samples is how many series are ingested metric series, bounded by
+	// MaxSeries/2 so that they never crowd out the event series.
+	samples int
 
 	met metrics
 }
@@ -125,6 +131,7 @@ type metrics struct {
 	emitted prometheus.Counter
 	dropped prometheus.Counter
 	evicted prometheus.Counter
+	skipped prometheus.Counter
 }
 
 // New answers a Monitor.
@@ -158,8 +165,9 @@ func New(o Options) (*Monitor, error) {
 		emitted: prometheus.NewCounter(prometheus.CounterOpts{Name: "reflex_anomaly_events_emitted_total", Help: "Anomaly events the monitor raised."}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "reflex_anomaly_events_dropped_total", Help: "Anomaly events the derived-event emitter did not take (rate limited or full)."}),
 		evicted: prometheus.NewCounter(prometheus.CounterOpts{Name: "reflex_anomaly_series_evicted_total", Help: "Series dropped, least recently seen first, to stay within --anomaly-max-series."}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "reflex_anomaly_samples_skipped_total", Help: "Samples of ingested metric series not scored because metric series fill their half of --anomaly-max-series."}),
 	}
-	for _, c := range []*prometheus.Counter{&m.met.points, &m.met.emitted, &m.met.dropped, &m.met.evicted} {
+	for _, c := range []*prometheus.Counter{&m.met.points, &m.met.emitted, &m.met.dropped, &m.met.evicted, &m.met.skipped} {
 		if err := promutil.Register(o.Registerer, c); err != nil {
 			return nil, fmt.Errorf("monitor: %w", err)
 		}
@@ -283,6 +291,9 @@ func (m *Monitor) get(key string) *series {
 	for len(m.series) >= m.o.MaxSeries {
 		old := m.lru.Remove(m.lru.Back()).(*series)
 		delete(m.series, old.key)
+		if old.sample {
+			m.samples--
+		}
 		m.met.evicted.Inc()
 	}
 	s := &series{key: key, det: anomaly.New(m.o.Detector)}
@@ -305,6 +316,38 @@ func (m *Monitor) metrics(ev *event.Event, at time.Time) {
 		s.host, s.service = ev.SourceHost, ev.SourceService
 		m.score(s, at, v)
 	}
+}
+
+// Observe scores a sample of an ingested metric series (the metrics path:
+// Prometheus remote write, InfluxDB line protocol) as a point of the
+// series sample:<host>:<name>, as a metadata number is, at the sample's
+// time (clamped to the clock); name identifies the series (its metric name
+// and labels). Samples of one series must come in time order. A new
+// metric series is tracked only while metric series hold less than half
+// of MaxSeries; beyond that its samples are skipped and counted.
+func (m *Monitor) Observe(host, name string, at time.Time, v float64) {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	key := "sample:" + host + ":" + name
+	s, ok := m.series[key]
+	if !ok {
+		if m.samples >= max(m.o.MaxSeries/2, 1) {
+			m.met.skipped.Inc()
+			return
+		}
+		s = m.get(key)
+		s.sample, s.host = true, host
+		m.samples++
+	} else {
+		m.lru.MoveToFront(s.elem)
+	}
+	if now := m.o.Now(); at.IsZero() || at.After(now) {
+		at = now
+	}
+	m.score(s, at, v)
 }
 
 // number answers a metadata value as a finite float64.

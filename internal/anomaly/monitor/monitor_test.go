@@ -143,3 +143,33 @@ func TestMonitorRateRangeIsNeverNegative(t *testing.T) {
 	require.GreaterOrEqual(t, st.ExpectedLow, 0.0)
 	require.Greater(t, st.ExpectedHigh, 0.0)
 }
+
+func TestMonitorObserve(t *testing.T) {
+	r := &recorder{}
+	m, err := New(Options{Sink: r, MaxSeries: 6, Now: func() time.Time { return t0.Add(48 * time.Hour) }})
+	require.NoError(t, err)
+	name := `node_load1{instance="web-01:9100",job="node"}`
+	for i := range 200 {
+		m.Observe("web-01", name, t0.Add(time.Duration(i)*15*time.Second), []float64{0.9, 1.0, 1.1, 1.0}[i%4])
+	}
+	require.Empty(t, r.evs)
+	m.Observe("web-01", name, t0.Add(200*15*time.Second), 40)
+	require.Len(t, r.evs, 1)
+	e := r.evs[0]
+	require.Equal(t, "sample:web-01:"+name, e.Metadata["series"])
+	require.Equal(t, "web-01", e.Host)
+	require.Equal(t, 40.0, e.Metadata["value"])
+
+	// Metric series take at most half of MaxSeries: a fourth is skipped,
+	// and event series still find room.
+	for i := range 5 {
+		m.Observe("web-01", "m"+string(rune('a'+i)), t0, 1)
+	}
+	require.NoError(t, m.Handle(context.Background(), []processed.Record{rec(1, t0, "db-01", nil)}))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	require.Equal(t, 3, m.samples)
+	_, ok := m.series["rate:host:db-01"]
+	require.True(t, ok)
+	require.LessOrEqual(t, len(m.series), 6)
+}

@@ -1,0 +1,34 @@
+package promwrite
+
+import (
+	"log/slog"
+
+	"github.com/reflex-ops/reflex/internal/ingest"
+	"github.com/reflex-ops/reflex/internal/metrics"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxBodyBytes    = 4 << 20
+	DefaultMaxDecodedBytes = 32 << 20
+	DefaultMaxConcurrent   = 4
+)
+
+// Sink takes decoded samples (*metrics.Store).
+type Sink interface {
+	Append(batch []metrics.Series) (metrics.Result, error)
+}
+
+// Options configure a Handler. Sink and Metrics are required.
+type Options struct {
+	Sink    Sink
+	Metrics *ingest.Metrics
+	// MaxBodyBytes bounds the compressed body (default 4 MiB; 413 above).
+	MaxBodyBytes int64
+	// MaxDecodedBytes bounds the decompressed body (default 32 MiB).
+	MaxDecodedBytes int
+	// MaxConcurrent bounds the requests decoded at once (default 4); one
+	// more is answered 429 with Retry-After, which Prometheus retries.
+	MaxConcurrent int
+	Logger        *slog.Logger
+}
