@@ -6,6 +6,8 @@ import (
 	"github.com/reflex-ops/reflex/internal/api"
 	"github.com/reflex-ops/reflex/internal/event"
 	"github.com/reflex-ops/reflex/internal/ingest"
+	"github.com/reflex-ops/reflex/internal/ingest/alertmanager"
+	"github.com/reflex-ops/reflex/internal/ingest/grafana"
 	"github.com/reflex-ops/reflex/internal/ingest/webhook"
 	"github.com/reflex-ops/reflex/internal/normalize"
 )
@@ -15,6 +17,8 @@ func (s *Server) normalizers() map[event.SourceType]normalize.Normalizer {
 	return map[event.SourceType]normalize.Normalizer{
 		event.SourceWebhook: webhook.Normalizer{},
 		event.SourceReflex:  webhook.Normalizer{}, // derived events are webhook payloads
+
+		event.SourceAlertmanager: alertmanager.Normalizer{}, event.SourceGrafana: grafana.Normalizer{},
 	}
 }
 
