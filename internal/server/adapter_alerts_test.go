@@ -235,4 +235,3 @@ func TestAlertWebhooksThroughServer(t *testing.T) {
 	ev = ts.waitEvents("source=grafana&event_type="+url.QueryEscape("Panel Title alert"), "legacy", func(map[string]any) bool { return true })
 	require.Equal(t, "grafana-legacy/org=1/rule=1", alertOf(ev)["key"])
 }
-
