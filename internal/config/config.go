@@ -371,6 +371,9 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 	fs.Usage = func() {
 		fmt.Fprintf(usage, "Usage: reflex %s [flags]\n\nEvery flag has an environment twin; precedence: defaults, --config file, environment, flags.\n\nFlags:\n", name)
 		fs.PrintDefaults()
+		if name == "server" {
+			fmt.Fprint(usage, adapterExamples)
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, fl, err

@@ -84,6 +84,11 @@ type Event struct {
 	// null). It is not a column of the event: the stores' event reads
 	// look it up in the incident engine's table.
 	IncidentID NullID `json:"incident_id"`
+	// ResolvedAt is when the alert this event fired was resolved (nil:
+	// not an alert, or still firing; left out of the JSON then). Like
+	// IncidentID it is not a column of the event: the stores' event reads
+	// look it up in the alerts table.
+	ResolvedAt *time.Time `json:"resolved_at,omitempty"`
 
 	// Message is the event's log text as the source sent it (the webhook
 	// payload's message; later syslog and email messages), set by the

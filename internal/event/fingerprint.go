@@ -15,6 +15,18 @@ func Fingerprint(e *Event) string {
 		h.Write([]byte{0})
 	}
 	h.Write(maskDigits(e.Title))
+	if a := e.Alert; a != nil {
+		// An alert's firing and its resolution are different events, and
+		// so is each episode of it (a firing that starts again after a
+		// resolution is a new event, not a repeat of the resolved one):
+		// repeats are re-sends of one episode.
+		h.Write([]byte{0})
+		h.Write([]byte(a.Status))
+		if a.StartsAt != nil {
+			h.Write([]byte{0})
+			h.Write(strconv.AppendInt(nil, a.StartsAt.UnixMicro(), 10))
+		}
+	}
 	return strconv.FormatUint(h.Sum64(), 16)
 }
 

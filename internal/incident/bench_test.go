@@ -49,6 +49,9 @@ func (m *memStore) IncidentsOfEvents(_ context.Context, ids []int64) (map[int64]
 	}
 	return out, nil
 }
+func (m *memStore) AlertsOfEvents(context.Context, []int64) (map[int64]store.AlertState, error) {
+	return map[int64]store.AlertState{}, nil
+}
 func (m *memStore) SetIncidentStatus(context.Context, int64, store.IncidentStatus, time.Time) (store.Incident, error) {
 	return store.Incident{}, store.ErrNotFound
 }

@@ -206,6 +206,12 @@ type state struct {
 	changed   bool            // members or root changed since the last flush
 	linked    map[int64]int64 // event -> parent written
 	ranked    []store.RootCandidate
+
+	// alerts are the alerts (alertID) of its events that are firing;
+	// alerted says it has had one. An incident that has had alerts is
+	// resolved when the last of them is.
+	alerts  map[string]bool
+	alerted bool
 }
 
 // link is an event of an incident: its id and occurred_at (which locates
@@ -255,6 +261,7 @@ type Engine struct {
 	byHost  map[string]map[int64]bool // host -> open incidents holding it
 	byUp    map[string]map[int64]bool // host -> open incidents whose hosts depend on it
 	byKey   map[string]int64          // label key -> open pattern incident
+	byAlert map[string]int64          // alertID of a firing member -> its open incident
 	learned map[string]*rootStat
 	// pendingResolved are rows resolved for capacity, written with the
 	// next write.
@@ -323,7 +330,11 @@ func (e *Engine) reset() {
 	e.byHost = map[string]map[int64]bool{}
 	e.byUp = map[string]map[int64]bool{}
 	e.byKey = map[string]int64{}
+	e.byAlert = map[string]int64{}
 }
+
+// alertID identifies the alert of ev across its firing and resolution.
+func alertID(ev *event.Event) string { return string(ev.SourceType) + "\x00" + ev.Alert.Key }
 
 // restore reads the open and acknowledged incidents, with their events,
 // and the root history of the resolved ones.
@@ -350,7 +361,19 @@ func (e *Engine) restore(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("incident: restore: %w", err)
 			}
+			alerts, err := e.opts.Store.AlertsOfEvents(ctx, ids)
+			if err != nil {
+				return fmt.Errorf("incident: restore: %w", err)
+			}
 			st := e.held(row, evs, now)
+			for i := range evs {
+				if ev := &evs[i]; ev.Alert != nil && ev.Alert.Status == event.AlertFiring {
+					st.alerted = true
+					if a, ok := alerts[ev.ID]; ok && a.Status == event.AlertFiring {
+						st.alerts[alertID(ev)] = true
+					}
+				}
+			}
 			st.seenAt = row.UpdatedAt
 			e.index(st)
 		}
@@ -382,7 +405,8 @@ func (e *Engine) restore(ctx context.Context) error {
 // the engine holds it after a restart or a reopen.
 func (e *Engine) held(row store.Incident, evs []event.Event, now time.Time) *state {
 	st := &state{row: row, cands: map[string]member{}, hosts: map[string]bool{}, up: map[string]bool{}, seenAt: now,
-		created: now, announced: true, flushedAt: now, linked: map[int64]int64{}, ranked: row.RootCauseRanking}
+		created: now, announced: true, flushedAt: now, linked: map[int64]int64{}, ranked: row.RootCauseRanking,
+		alerts: map[string]bool{}}
 	if row.CorrelationType == event.CorrelationPatternBased && len(evs) > 0 {
 		st.key = e.labelKey(&evs[0])
 	}
@@ -404,6 +428,9 @@ func (e *Engine) index(st *state) {
 	}
 	if st.key != "" {
 		e.byKey[st.key] = st.row.ID
+	}
+	for a := range st.alerts {
+		e.byAlert[a] = st.row.ID
 	}
 }
 
@@ -458,6 +485,11 @@ func (e *Engine) drop(st *state) {
 	}
 	if st.key != "" && e.byKey[st.key] == id {
 		delete(e.byKey, st.key)
+	}
+	for a := range st.alerts {
+		if e.byAlert[a] == id {
+			delete(e.byAlert, a)
+		}
 	}
 }
 
@@ -611,6 +643,7 @@ func maxTime(a, b time.Time) time.Time {
 
 // batch is what one Handle call changes.
 type batch struct {
+	alerts  []store.AlertChange
 	touched map[int64]bool
 	members []store.IncidentMember
 	merges  []store.IncidentMerge
@@ -661,10 +694,30 @@ func (e *Engine) Handle(ctx context.Context, recs []processed.Record) error {
 	}
 	slices.SortStableFunc(evs, func(a, b event.Event) int { return a.OccurredAt.Compare(b.OccurredAt) })
 	for i := range evs {
-		if _, ok := have[evs[i].ID]; ok {
+		ev := &evs[i]
+		if _, ok := have[ev.ID]; ok {
 			continue // handled before: a redelivery
 		}
-		e.assign(&evs[i], b, now)
+		if ev.Alert != nil {
+			at := ev.OccurredAt
+			if ev.Alert.Status == event.AlertResolved && ev.Alert.EndsAt != nil {
+				at = *ev.Alert.EndsAt
+			} else if ev.Alert.Status == event.AlertFiring && ev.Alert.StartsAt != nil {
+				at = *ev.Alert.StartsAt
+			}
+			b.alerts = append(b.alerts, store.AlertChange{SourceType: ev.SourceType, Key: ev.Alert.Key,
+				Status: ev.Alert.Status, EventID: ev.ID, At: at})
+			if ev.Resolves() {
+				e.resolveAlert(ev, now)
+				continue // a resolution joins no incident
+			}
+		}
+		st := e.assign(ev, b, now)
+		if st != nil && ev.Alert != nil {
+			id := alertID(ev)
+			st.alerts[id], st.alerted = true, true
+			e.byAlert[id] = st.row.ID
+		}
 	}
 	w := e.write(b, now)
 	e.due(&w, now)
@@ -716,8 +769,29 @@ func (e *Engine) inWindow(st *state, at time.Time) bool {
 	return !at.Before(st.first.Add(-e.opts.Window)) && !at.After(st.last.Add(e.opts.Window))
 }
 
-// assign puts ev in an incident, opening one when it may.
-func (e *Engine) assign(ev *event.Event, b *batch, now time.Time) {
+// resolveAlert takes the alert ev resolves out of the open incident that
+// holds it, and resolves that incident when it was its last alert firing.
+func (e *Engine) resolveAlert(ev *event.Event, now time.Time) {
+	id := alertID(ev)
+	inc, ok := e.byAlert[id]
+	if !ok {
+		return
+	}
+	delete(e.byAlert, id)
+	st := e.open[inc]
+	if st == nil {
+		return
+	}
+	delete(st.alerts, id)
+	if st.alerted && len(st.alerts) == 0 {
+		e.resolve(st, now, "alerts_resolved")
+		e.pendingResolved = append(e.pendingResolved, st.row)
+	}
+}
+
+// assign puts ev in an incident, opening one when it may, and returns
+// the incident (nil: none).
+func (e *Engine) assign(ev *event.Event, b *batch, now time.Time) *state {
 	m := e.memberOf(ev)
 	urgent := m.sev >= e.opts.MinSeverity.Rank()
 	if ev.SourceType == event.SourceReflex && m.host == "" {
@@ -755,7 +829,7 @@ func (e *Engine) assign(ev *event.Event, b *batch, now time.Time) {
 	}
 	if len(join) == 0 {
 		if !urgent {
-			return
+			return nil
 		}
 		st := e.openIncident(ev, m, key, now)
 		join = []*state{st}
@@ -774,6 +848,7 @@ func (e *Engine) assign(ev *event.Event, b *batch, now time.Time) {
 	b.touched[into.row.ID] = true
 	b.members = append(b.members, store.IncidentMember{IncidentID: into.row.ID, EventID: m.id, AddedAt: now})
 	e.met.grouped.Inc()
+	return into
 }
 
 // openIncident opens an incident for ev.
@@ -786,7 +861,7 @@ func (e *Engine) openIncident(ev *event.Event, m member, key string, now time.Ti
 		row: store.Incident{ID: ev.ID, CorrelationID: incidentUUID(ev.ID), Status: store.IncidentOpen, Title: m.title,
 			CorrelationType: typ, RootEventID: ev.ID, OpenedAt: now, UpdatedAt: now, Hosts: []string{}},
 		cands: map[string]member{}, hosts: map[string]bool{}, up: map[string]bool{}, key: key, first: m.at, last: m.at,
-		seenAt: now, created: now, linked: map[int64]int64{},
+		seenAt: now, created: now, linked: map[int64]int64{}, alerts: map[string]bool{},
 	}
 	e.open[st.row.ID] = st
 	if key != "" {
@@ -834,6 +909,11 @@ func (e *Engine) merge(from, into *state, b *batch) {
 	for h := range from.hosts {
 		e.addHost(into, h)
 	}
+	for a := range from.alerts {
+		into.alerts[a] = true
+		e.byAlert[a] = into.row.ID
+	}
+	into.alerted = into.alerted || from.alerted
 	into.first, into.last = minTime(into.first, from.first), maxTime(into.last, from.last)
 	into.seenAt = maxTime(into.seenAt, from.seenAt)
 	into.announced = into.announced || from.announced
@@ -866,7 +946,7 @@ func (e *Engine) evictQuietest(now time.Time) {
 // write is the store write of b: the rows of the touched incidents (with
 // their rankings) and the members, and the merges.
 func (e *Engine) write(b *batch, now time.Time) store.IncidentWrite {
-	w := store.IncidentWrite{Merges: b.merges}
+	w := store.IncidentWrite{Merges: b.merges, Alerts: b.alerts}
 	w.Incidents = append(w.Incidents, e.pendingResolved...)
 	e.pendingResolved = nil
 	for _, id := range slices.Sorted(maps.Keys(b.touched)) {

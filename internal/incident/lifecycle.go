@@ -243,7 +243,7 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 		}),
 		resolved: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reflex_incidents_resolved_total",
-			Help: "Incidents resolved, by reason (api, timeout: no event for the resolve-after time, capacity: too many open).",
+			Help: "Incidents resolved, by reason (api, timeout: no event for the resolve-after time, capacity: too many open, alerts_resolved: every alert of it resolved).",
 		}, []string{"reason"}),
 		open: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "reflex_incidents_open",

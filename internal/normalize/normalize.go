@@ -297,6 +297,7 @@ func Clean(d Draft, raw *event.Raw, now time.Time, maxAge, maxFuture time.Durati
 	if e.Title == "" {
 		e.Title = e.EventType
 	}
+	cleanAlert(e)
 	e.Tags = tags(e.Tags)
 
 	adjusted := false
@@ -317,6 +318,43 @@ func Clean(d Draft, raw *event.Raw, now time.Time, maxAge, maxFuture time.Durati
 	}
 	e.Fingerprint = event.Fingerprint(e)
 	return adjusted
+}
+
+// TagResolved marks the resolution of an alert.
+const TagResolved = "resolved"
+
+// cleanAlert makes e's Alert storable: a key of valid text within
+// event.MaxAlertKeyLen (a longer one is hashed), a status of firing unless
+// it says resolved. An alert without a key is no alert. A resolution is
+// info (it must not page or match a severity rule) and tagged resolved.
+func cleanAlert(e *event.Event) {
+	a := e.Alert
+	if a == nil {
+		return
+	}
+	a.Key = strings.TrimSpace(text(a.Key))
+	if len(a.Key) > event.MaxAlertKeyLen {
+		a.Key = event.AlertKey(a.Key)
+	}
+	if a.Key == "" {
+		e.Alert = nil
+		return
+	}
+	if a.Status != event.AlertResolved {
+		a.Status = event.AlertFiring
+	}
+	for _, t := range []**time.Time{&a.StartsAt, &a.EndsAt} {
+		if *t != nil && ((*t).IsZero() || (*t).Year() < 1970) {
+			*t = nil // Alertmanager's "0001-01-01T00:00:00Z": not set
+		} else if *t != nil {
+			v := (*t).UTC().Truncate(time.Microsecond)
+			*t = &v
+		}
+	}
+	if a.Status == event.AlertResolved {
+		e.Severity = event.Info
+		e.Tags = append(e.Tags, TagResolved)
+	}
 }
 
 // Host is a source's host as the event holds it: trimmed, lowercased,

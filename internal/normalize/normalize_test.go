@@ -157,6 +157,21 @@ func TestClean(t *testing.T) {
 		{"the normalizer's source system when the raw event has none", event.Event{SourceSystem: "zabbix"}, func(t *testing.T, e *event.Event) {
 			require.Equal(t, "rsyslog", e.SourceSystem, "the raw event's wins")
 		}},
+		{"a resolution is info and tagged", event.Event{Severity: event.Critical, Alert: &event.Alert{Key: " fp-1 ", Status: event.AlertResolved}}, func(t *testing.T, e *event.Event) {
+			require.Equal(t, event.Info, e.Severity)
+			require.Equal(t, []string{TagResolved}, e.Tags)
+			require.Equal(t, "fp-1", e.Alert.Key)
+		}},
+		{"an alert without a key is no alert", event.Event{Severity: event.High, Alert: &event.Alert{Key: "  ", Status: event.AlertResolved}}, func(t *testing.T, e *event.Event) {
+			require.Nil(t, e.Alert)
+			require.Equal(t, event.High, e.Severity)
+		}},
+		{"an unknown status fires; a long key is hashed; a zero time is none", event.Event{Alert: &event.Alert{Key: strings.Repeat("k", 300), Status: "pending", StartsAt: &time.Time{}}}, func(t *testing.T, e *event.Event) {
+			require.Equal(t, event.AlertFiring, e.Alert.Status)
+			require.Equal(t, event.AlertKey(strings.Repeat("k", 300)), e.Alert.Key)
+			require.LessOrEqual(t, len(e.Alert.Key), event.MaxAlertKeyLen)
+			require.Nil(t, e.Alert.StartsAt)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -180,6 +195,19 @@ func TestClean(t *testing.T) {
 		Clean(Draft{Event: &e}, &r, processNow, DefaultMaxAge, DefaultMaxFuture)
 		require.Equal(t, "snmp", e.SourceSystem)
 	})
+}
+
+func TestAlertEpisodesAreDistinctEvents(t *testing.T) {
+	start1, start2 := receivedAt.Add(-time.Hour), receivedAt.Add(-time.Minute)
+	fp := func(st event.AlertStatus, starts *time.Time) string {
+		e := event.Event{EventType: "HighLoad", Alert: &event.Alert{Key: "fp-1", Status: st, StartsAt: starts}}
+		r := raw(9, event.SourceAlertmanager, `{}`)
+		Clean(Draft{Event: &e}, &r, processNow, DefaultMaxAge, DefaultMaxFuture)
+		return e.Fingerprint
+	}
+	require.Equal(t, fp(event.AlertFiring, &start1), fp(event.AlertFiring, &start1), "a re-sent firing is a repeat")
+	require.NotEqual(t, fp(event.AlertFiring, &start1), fp(event.AlertFiring, &start2), "a new episode is a new event")
+	require.NotEqual(t, fp(event.AlertFiring, &start1), fp(event.AlertResolved, &start1), "the resolution is an event of its own")
 }
 
 func TestCleanTimestamp(t *testing.T) {

@@ -134,6 +134,7 @@ type wireEvent struct {
 	Asset    *event.Asset    `json:"asset,omitempty"`
 	Scoring  *event.Scoring  `json:"scoring,omitempty"`
 	Template *event.Template `json:"template,omitempty"`
+	Alert    *event.Alert    `json:"alert,omitempty"`
 	Data     map[string]any  `json:"event_data,omitempty"`
 }
 
@@ -172,7 +173,7 @@ func (w *wireColumns) event() *event.Event {
 func encodeEvent(e *event.Event, withData bool) ([]byte, error) {
 	w := wireEvent{wireColumns: columns(e)}
 	if withData {
-		w.Asset, w.Scoring, w.Template, w.Data = e.Asset, e.Scoring, e.Template, e.Data
+		w.Asset, w.Scoring, w.Template, w.Alert, w.Data = e.Asset, e.Scoring, e.Template, e.Alert, e.Data
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -265,7 +266,7 @@ func Decode(data []byte) (partition int, recs []Record, err error) {
 		}
 		if w.Event != nil {
 			e := w.Event.event()
-			e.Asset, e.Scoring, e.Template, e.Data = w.Event.Asset, w.Event.Scoring, w.Event.Template, w.Event.Data
+			e.Asset, e.Scoring, e.Template, e.Alert, e.Data = w.Event.Asset, w.Event.Scoring, w.Event.Template, w.Event.Alert, w.Event.Data
 			e.OccurrenceCount, e.LastSeenAt = r.OccurrenceCount, r.LastSeenAt
 			r.Event = e
 		}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	gojson "github.com/goccy/go-json"
 	"github.com/stretchr/testify/require"
@@ -25,6 +26,8 @@ func fullEvent(id int64) event.Event {
 	e.Scoring = &event.Scoring{Priority: 90, Severity: event.Critical, SourceSeverity: event.High,
 		Factors: []event.ScoringFactor{{Factor: "source_severity", Reason: "source severity high", Weight: 60}}}
 	e.Template = &event.Template{ID: 7, Text: "disk <*> full on <*>"}
+	starts := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+	e.Alert = &event.Alert{Key: "DiskFull/instance=db-01", Status: event.AlertFiring, StartsAt: &starts}
 	e.Data = map[string]any{"metadata": map[string]any{"cpu_usage": 97.5, "note": "<b>"}, "labels": []any{"a", "b"}}
 	return e
 }
@@ -59,7 +62,7 @@ func TestWireRoundTrip(t *testing.T) {
 // TestWireCarriesEveryTypedResult fails when the event package gains a
 // typed result that wireEvent does not carry beside Data.
 func TestWireCarriesEveryTypedResult(t *testing.T) {
-	carried := []string{"asset", "scoring", "template"}
+	carried := []string{"alert", "asset", "scoring", "template"}
 	keys := event.TypedDataKeys()
 	slices.Sort(keys)
 	require.Equal(t, carried, keys, "add the new typed result to processed.wireEvent, encodeEvent and Decode")

@@ -25,6 +25,9 @@ type IncidentStore interface {
 	// IncidentsOfEvents returns the incident of each of ids that is in
 	// one; the others are left out.
 	IncidentsOfEvents(ctx context.Context, ids []int64) (map[int64]int64, error)
+	// AlertsOfEvents returns the alert whose current episode is each of
+	// ids (a firing event); the others are left out.
+	AlertsOfEvents(ctx context.Context, ids []int64) (map[int64]AlertState, error)
 	// SetIncidentStatus sets the status of incident id at at: acknowledged
 	// sets AcknowledgedAt, resolved sets ResolvedAt, open (a reopen)
 	// clears ResolvedAt. It returns the incident as stored, or
@@ -121,11 +124,41 @@ type IncidentWrite struct {
 	Merges       []IncidentMerge
 	Parents      []ParentLink
 	Correlations []event.Correlation
+	// Alerts are the firings and resolutions of the batch, in event order
+	// (see AlertChange).
+	Alerts []AlertChange
 }
 
 // Empty reports whether w changes nothing.
 func (w *IncidentWrite) Empty() bool {
-	return len(w.Incidents)+len(w.Members)+len(w.Merges)+len(w.Parents)+len(w.Correlations) == 0
+	return len(w.Incidents)+len(w.Members)+len(w.Merges)+len(w.Parents)+len(w.Correlations)+len(w.Alerts) == 0
+}
+
+// AlertChange is a firing or a resolution of an alert (events.alerts, one
+// row per source type and alert key). A firing makes EventID the alert's
+// current episode, firing; a resolution resolves the alert's firing
+// episode, and does nothing when the alert is not firing. A change whose
+// EventID is not above the last one applied to the row (a redelivery)
+// changes nothing.
+type AlertChange struct {
+	SourceType event.SourceType
+	Key        string
+	Status     event.AlertStatus
+	// EventID is the firing event, or the resolution event.
+	EventID int64
+	// At is when the episode started (a firing) or ended (a resolution).
+	At time.Time
+}
+
+// AlertState is a row of events.alerts.
+type AlertState struct {
+	SourceType event.SourceType
+	Key        string
+	EventID    int64 // the firing event of the current episode
+	Status     event.AlertStatus
+	StartedAt  time.Time
+	ResolvedAt time.Time // zero while firing
+	ResolvedBy int64     // the resolution event; 0 while firing
 }
 
 // IncidentQuery selects incidents. Zero fields do not filter.

@@ -324,8 +324,8 @@ func (e *Engine) Handle(ctx context.Context, recs []processed.Record) error {
 		if err != nil {
 			return err
 		}
-		if ev == nil {
-			continue
+		if ev == nil || ev.Resolves() {
+			continue // a resolution ends an alert: it is no occurrence to count
 		}
 		ids = rs.index.Matching(ev, ids[:0])
 		for _, id := range ids {

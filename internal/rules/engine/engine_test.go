@@ -301,6 +301,19 @@ func TestRepeatCountsAsOccurrence(t *testing.T) {
 	require.Equal(t, t0.Add(2*time.Minute), v.q.requests()[0].FiredAt, "a repeat happens at its last_seen_at")
 }
 
+func TestResolutionsAreNoOccurrences(t *testing.T) {
+	v := newEnv(t)
+	r := highCPU()
+	r.MinCount = 2
+	rule := v.rule(r)
+	res := cpu(2, "a", 95, 1)
+	res.Event.Alert = &event.Alert{Key: "cpu/a", Status: event.AlertResolved}
+	require.NoError(t, v.handle(cpu(1, "a", 95, 0), res))
+	require.Empty(t, v.executions(rule.ID), "the resolution of an alert does not count toward its rule")
+	require.NoError(t, v.handle(cpu(3, "a", 95, 2)))
+	require.Len(t, v.executions(rule.ID), 1)
+}
+
 func TestThrottleSuppressesAndCounts(t *testing.T) {
 	v := newEnv(t)
 	r := highCPU()

@@ -18,6 +18,7 @@ import (
 const (
 	IncidentTable      = "incidents"
 	IncidentEventTable = "incident_events"
+	AlertTable         = "alerts"
 )
 
 var incidentColumns = []string{"id", "correlation_id", "status", "title", "correlation_type", "root_event_id",
@@ -36,6 +37,7 @@ const maxIncidentTitle = 500
 
 func (q *Queries) incidents() string      { return q.d.Table("events", IncidentTable) }
 func (q *Queries) incidentEvents() string { return q.d.Table("events", IncidentEventTable) }
+func (q *Queries) alerts() string         { return q.d.Table("events", AlertTable) }
 
 func (q *Queries) incidentArgs(in store.Incident) ([]any, error) {
 	ranking := in.RootCauseRanking
@@ -127,6 +129,9 @@ func (q *Queries) WriteIncidents(ctx context.Context, w store.IncidentWrite) err
 			if _, err := tx.w.Exec(ctx, tx.d.Rebind(`DELETE FROM `+tx.incidents()+` WHERE id = ?`), m.From); err != nil {
 				return fmt.Errorf("merge incident %d into %d: %w", m.From, m.Into, err)
 			}
+		}
+		if err := tx.writeAlerts(ctx, w.Alerts); err != nil {
+			return err
 		}
 		parent := tx.d.Rebind(`UPDATE ` + tx.table(ProcessedTable) + ` SET parent_event_id = ? WHERE id = ? AND occurred_at = ?`)
 		for _, p := range w.Parents {
@@ -308,6 +313,12 @@ func (q *Queries) PruneIncidents(ctx context.Context, before time.Time) (int64, 
 		if _, err := tx.w.Exec(ctx, tx.d.Rebind(`DELETE FROM `+tx.incidentEvents()+` WHERE incident_id IN (`+old+`)`), args...); err != nil {
 			return err
 		}
+		// Alerts resolved before before, and alerts firing that have
+		// changed nothing since (their events are gone with retention).
+		if _, err := tx.w.Exec(ctx, tx.d.Rebind(`DELETE FROM `+tx.alerts()+` WHERE status = ? AND resolved_at < ? OR updated_at < ?`),
+			string(event.AlertResolved), tx.d.Time(before), tx.d.Time(before)); err != nil {
+			return err
+		}
 		var err error
 		n, err = tx.w.Exec(ctx, tx.d.Rebind(`DELETE FROM `+tx.incidents()+` WHERE status = ? AND resolved_at < ?`), args...)
 		return err
@@ -318,23 +329,105 @@ func (q *Queries) PruneIncidents(ctx context.Context, before time.Time) (int64, 
 	return n, nil
 }
 
-// withIncidents sets IncidentID of each of es that is in an incident.
+// withIncidents sets IncidentID of each of es that is in an incident, and
+// ResolvedAt of each that is a resolved alert.
 func (q *Queries) withIncidents(ctx context.Context, es []event.Event) error {
 	if len(es) == 0 {
 		return nil
 	}
 	ids := make([]int64, len(es))
+	var alerting []int64
 	for i := range es {
 		ids[i] = es[i].ID
+		if es[i].Alert != nil && es[i].Alert.Status == event.AlertFiring {
+			alerting = append(alerting, es[i].ID)
+		}
 	}
 	of, err := q.IncidentsOfEvents(ctx, ids)
 	if err != nil {
 		return err
 	}
+	alerts, err := q.AlertsOfEvents(ctx, alerting)
+	if err != nil {
+		return err
+	}
 	for i := range es {
 		es[i].IncidentID = event.NullID(of[es[i].ID])
+		if a, ok := alerts[es[i].ID]; ok && a.Status == event.AlertResolved {
+			at := a.ResolvedAt
+			es[i].ResolvedAt = &at
+		}
 	}
 	return nil
+}
+
+// alertColumns are the columns of events.alerts a firing writes.
+var alertColumns = []string{"source_type", "alert_key", "event_id", "status", "started_at", "last_event_id", "updated_at"}
+
+// writeAlerts applies the firings and resolutions of a batch, in order.
+func (q *Queries) writeAlerts(ctx context.Context, changes []store.AlertChange) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	t := q.alerts()
+	fire := q.d.Rebind(`INSERT INTO ` + t + ` (` + strings.Join(alertColumns, ", ") + `) VALUES (` + marks(len(alertColumns)) + `)` +
+		` ON CONFLICT (source_type, alert_key) DO UPDATE SET event_id = excluded.event_id, status = excluded.status,` +
+		` started_at = excluded.started_at, resolved_at = NULL, resolved_by = NULL, last_event_id = excluded.last_event_id,` +
+		` updated_at = excluded.updated_at WHERE ` + t + `.last_event_id < excluded.last_event_id`)
+	resolve := q.d.Rebind(`UPDATE ` + t + ` SET status = ?, resolved_at = ?, resolved_by = ?, last_event_id = ?, updated_at = ?` +
+		` WHERE source_type = ? AND alert_key = ? AND status = ? AND last_event_id < ?`)
+	now := q.d.Time(q.now())
+	for _, c := range changes {
+		at := c.At
+		if at.IsZero() {
+			at = event.TimeOfID(c.EventID)
+		}
+		var err error
+		switch c.Status {
+		case event.AlertFiring:
+			_, err = q.w.Exec(ctx, fire, string(c.SourceType), c.Key, c.EventID, string(event.AlertFiring), q.d.Time(at), c.EventID, now)
+		case event.AlertResolved:
+			_, err = q.w.Exec(ctx, resolve, string(event.AlertResolved), q.d.Time(at), c.EventID, c.EventID, now,
+				string(c.SourceType), c.Key, string(event.AlertFiring), c.EventID)
+		default:
+			err = fmt.Errorf("unknown status %q", c.Status)
+		}
+		if err != nil {
+			return fmt.Errorf("alert %s %q: %w", c.SourceType, c.Key, err)
+		}
+	}
+	return nil
+}
+
+// AlertsOfEvents returns the alert whose current episode is each of ids.
+func (q *Queries) AlertsOfEvents(ctx context.Context, ids []int64) (map[int64]store.AlertState, error) {
+	out := make(map[int64]store.AlertState)
+	if len(ids) == 0 {
+		return out, nil
+	}
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	rs, err := q.r.Query(ctx, q.d.Rebind(`SELECT source_type, alert_key, event_id, status, started_at, resolved_at, resolved_by FROM `+
+		q.alerts()+` WHERE `+q.d.InList("event_id")), q.d.Ints(ids))
+	if err != nil {
+		return nil, fmt.Errorf("%s: alerts of events: %w", q.d.Name, err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var (
+			a           store.AlertState
+			typ, status string
+			by          *int64
+		)
+		if err := rs.Scan(&typ, &a.Key, &a.EventID, &status, Time(&a.StartedAt), Time(&a.ResolvedAt), &by); err != nil {
+			return nil, fmt.Errorf("%s: alerts of events: %w", q.d.Name, err)
+		}
+		a.SourceType, a.Status, a.ResolvedBy = event.SourceType(typ), event.AlertStatus(status), deref(by)
+		out[a.EventID] = a
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("%s: alerts of events: %w", q.d.Name, err)
+	}
+	return out, nil
 }
 
 var _ store.IncidentStore = (*Queries)(nil)

@@ -31,6 +31,7 @@ func RunIncidents(t *testing.T, open func(t *testing.T) Incidents) {
 		{"list filters and cursor", testIncidentList},
 		{"status", testIncidentStatus},
 		{"prune", testIncidentPrune},
+		{"alerts", testAlerts},
 	} {
 		t.Run("Incidents/"+tt.name, func(t *testing.T) {
 			s := open(t)
@@ -241,4 +242,70 @@ func testIncidentPrune(t *testing.T, e *incidentEnv) {
 	of, err := s.IncidentsOfEvents(ctx, []int64{11, 12, 13})
 	require.NoError(t, err)
 	require.Equal(t, map[int64]int64{12: 2, 13: 3}, of, "the pruned incident's events are out of it")
+}
+
+func testAlerts(t *testing.T, e *incidentEnv) {
+	s, ctx := e.s, e.ctx
+	fire, other := mk(e.base, "web-01", event.High, "load high"), mk(e.base.Add(time.Second), "web-02", event.High, "load high")
+	fire.ev.Alert = &event.Alert{Key: "fp-1", Status: event.AlertFiring}
+	other.ev.Alert = &event.Alert{Key: "fp-2", Status: event.AlertFiring}
+	e.write(t, batch(fire, other))
+	resolvedAt := func(id int64) *time.Time {
+		t.Helper()
+		ev, err := s.Event(ctx, id)
+		require.NoError(t, err)
+		return ev.ResolvedAt
+	}
+	am := event.SourceAlertmanager
+	require.NoError(t, s.WriteIncidents(ctx, store.IncidentWrite{Alerts: []store.AlertChange{
+		{SourceType: am, Key: "fp-1", Status: event.AlertFiring, EventID: fire.ev.ID, At: e.base},
+		{SourceType: am, Key: "fp-2", Status: event.AlertFiring, EventID: other.ev.ID, At: e.base},
+	}}))
+	require.Nil(t, resolvedAt(fire.ev.ID), "firing: no resolved_at")
+
+	end := e.base.Add(time.Minute)
+	res := fire.ev.ID + 1<<20
+	require.NoError(t, s.WriteIncidents(ctx, store.IncidentWrite{Alerts: []store.AlertChange{
+		{SourceType: am, Key: "fp-1", Status: event.AlertResolved, EventID: res, At: end},
+		{SourceType: event.SourceGrafana, Key: "fp-2", Status: event.AlertResolved, EventID: res, At: end}, // another source's alert
+	}}))
+	require.NotNil(t, resolvedAt(fire.ev.ID))
+	require.True(t, end.Equal(*resolvedAt(fire.ev.ID)))
+	require.Nil(t, resolvedAt(other.ev.ID), "resolutions match by source type and key")
+
+	// A redelivered firing (an older event id) does not reopen it.
+	require.NoError(t, s.WriteIncidents(ctx, store.IncidentWrite{Alerts: []store.AlertChange{
+		{SourceType: am, Key: "fp-1", Status: event.AlertFiring, EventID: fire.ev.ID, At: e.base},
+	}}))
+	require.NotNil(t, resolvedAt(fire.ev.ID))
+	got, err := s.AlertsOfEvents(ctx, []int64{fire.ev.ID, other.ev.ID, 42})
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	require.Equal(t, event.AlertResolved, got[fire.ev.ID].Status)
+	require.Equal(t, res, got[fire.ev.ID].ResolvedBy)
+	require.Equal(t, event.AlertFiring, got[other.ev.ID].Status)
+
+	// A new episode (a later event) fires again.
+	again := mk(e.base.Add(2*time.Minute), "web-01", event.High, "load high")
+	again.ev.Alert = &event.Alert{Key: "fp-1", Status: event.AlertFiring}
+	e.write(t, batch(again))
+	require.NoError(t, s.WriteIncidents(ctx, store.IncidentWrite{Alerts: []store.AlertChange{
+		{SourceType: am, Key: "fp-1", Status: event.AlertFiring, EventID: again.ev.ID, At: again.ev.OccurredAt},
+	}}))
+	require.Nil(t, resolvedAt(again.ev.ID))
+	got, err = s.AlertsOfEvents(ctx, []int64{fire.ev.ID, again.ev.ID})
+	require.NoError(t, err)
+	require.Equal(t, map[int64]bool{again.ev.ID: true}, map[int64]bool{again.ev.ID: got[again.ev.ID].Status == event.AlertFiring})
+	require.NotContains(t, got, fire.ev.ID, "the alert's current episode is the new event")
+
+	// Retention prunes resolved alerts older than its horizon.
+	require.NoError(t, s.WriteIncidents(ctx, store.IncidentWrite{Alerts: []store.AlertChange{
+		{SourceType: am, Key: "fp-1", Status: event.AlertResolved, EventID: again.ev.ID + 1<<20, At: e.base.Add(-72 * time.Hour)},
+	}}))
+	_, err = s.PruneIncidents(ctx, e.base.Add(-24*time.Hour))
+	require.NoError(t, err)
+	got, err = s.AlertsOfEvents(ctx, []int64{again.ev.ID, other.ev.ID})
+	require.NoError(t, err)
+	require.NotContains(t, got, again.ev.ID, "resolved before the horizon: pruned")
+	require.Contains(t, got, other.ev.ID, "firing and recent: kept")
 }
