@@ -66,6 +66,23 @@ func (ts *testServer) waitEvents(query string, what string, ok func(ev map[strin
 	return nil
 }
 
+// eventOf returns the event of GET /api/v1/events/{id}'s answer (the
+// event itself, or under "event").
+func eventOf(detail map[string]any) map[string]any {
+	if ev, ok := detail["event"].(map[string]any); ok {
+		return ev
+	}
+	return detail
+}
+
+// incidentOf likewise returns the incident of GET /api/v1/incidents/{id}.
+func incidentOf(detail map[string]any) map[string]any {
+	if inc, ok := detail["incident"].(map[string]any); ok {
+		return inc
+	}
+	return detail
+}
+
 // alertOf returns event_data.alert of an event as the API shows it.
 func alertOf(ev map[string]any) map[string]any {
 	data, _ := ev["event_data"].(map[string]any)
@@ -179,6 +196,35 @@ scrape_configs:
 	require.Equal(t, fingerprint, alertOf(resolved)["key"])
 	require.Equal(t, alertOf(firing)["starts_at"], alertOf(resolved)["starts_at"])
 	require.NotEmpty(t, alertOf(resolved)["ends_at"])
+	require.Contains(t, resolved["tags"], "resolved")
+
+	// The core resolves the firing event and, its last alert resolved,
+	// the incident the firing opened.
+	firingURL := fmt.Sprintf("%s/api/v1/events/%d", ts.events, int64(firing["id"].(float64)))
+	var detail map[string]any
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		detail = nil
+		if ts.do(http.MethodGet, firingURL, "", &detail) == http.StatusOK && eventOf(detail)["resolved_at"] != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ev := eventOf(detail)
+	require.NotNil(t, ev["resolved_at"], "the firing event's resolved_at: %v", detail)
+	incidentID, ok := ev["incident_id"].(float64)
+	require.True(t, ok, "the critical firing opened an incident: %v", ev["incident_id"])
+	var inc map[string]any
+	deadline = time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		inc = nil
+		if ts.do(http.MethodGet, fmt.Sprintf("%s/api/v1/incidents/%d", ts.events, int64(incidentID)), "", &inc) == http.StatusOK && incidentOf(inc)["status"] == "resolved" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	require.Equal(t, "resolved", incidentOf(inc)["status"], "incident %v", inc)
+	require.NotNil(t, incidentOf(inc)["resolved_at"])
 
 	var metricsText string
 	resp, err := http.Get(ts.events + "/metrics")
