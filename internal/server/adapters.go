@@ -6,7 +6,9 @@ import (
 	"github.com/reflex-ops/reflex/internal/api"
 	"github.com/reflex-ops/reflex/internal/event"
 	"github.com/reflex-ops/reflex/internal/ingest"
+	"github.com/reflex-ops/reflex/internal/ingest/alertmanager"
 	"github.com/reflex-ops/reflex/internal/ingest/dbcheck"
+	"github.com/reflex-ops/reflex/internal/ingest/grafana"
 	"github.com/reflex-ops/reflex/internal/ingest/webhook"
 	"github.com/reflex-ops/reflex/internal/metrics"
 	"github.com/reflex-ops/reflex/internal/normalize"
@@ -19,6 +21,8 @@ func (s *Server) normalizers() map[event.SourceType]normalize.Normalizer {
 		event.SourceReflex:  webhook.Normalizer{}, // derived events are webhook payloads
 		event.SourceDB:      dbcheck.Normalizer{},
 		event.SourceMetrics: metrics.Normalizer{},
+
+		event.SourceAlertmanager: alertmanager.Normalizer{}, event.SourceGrafana: grafana.Normalizer{},
 	}
 }
 
