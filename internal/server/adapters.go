@@ -17,12 +17,12 @@ import (
 // normalizers are the normalizers of every adapter, by source type.
 func (s *Server) normalizers() map[event.SourceType]normalize.Normalizer {
 	return map[event.SourceType]normalize.Normalizer{
-		event.SourceWebhook: webhook.Normalizer{},
-		event.SourceReflex:  webhook.Normalizer{}, // derived events are webhook payloads
-		event.SourceDB:      dbcheck.Normalizer{},
-		event.SourceMetrics: metrics.Normalizer{},
-
-		event.SourceAlertmanager: alertmanager.Normalizer{}, event.SourceGrafana: grafana.Normalizer{},
+		event.SourceWebhook:      webhook.Normalizer{},
+		event.SourceReflex:       webhook.Normalizer{}, // derived events are webhook payloads
+		event.SourceDB:           dbcheck.Normalizer{},
+		event.SourceMetrics:      metrics.Normalizer{},
+		event.SourceAlertmanager: alertmanager.Normalizer{},
+		event.SourceGrafana:      grafana.Normalizer{},
 	}
 }
 
