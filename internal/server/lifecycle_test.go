@@ -116,6 +116,7 @@ func TestServerStopsInOrder(t *testing.T) {
 	st.mu.Unlock()
 	require.Equal(t, []string{
 		"autonomous service", "decision requests", "approval expiry", "orchestrator", "resource state", "pprof service", "events service",
+		"grafana", "alertmanager", // the alert webhooks' submitters, once the events service no longer serves them
 		"retention", "intake submitter", "pipeline", "incident engine", "anomaly monitor", "rules engine", "derived events submitter", "notifications", "intake log", "store",
 		"pprof listener", "autonomous listener", "events listener", "data dir lock",
 	}, order)

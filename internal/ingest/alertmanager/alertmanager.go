@@ -202,7 +202,7 @@ func Item(path string, rec any, sourceSystem string, labels map[string]string, s
 	if err := enc.Encode(rec); err != nil {
 		// Every value was decoded from JSON and checked: only a bug
 		// gets here.
-		return intake.Item{}, fmt.Errorf("%w: %s: %v", ErrBadRequest, path, err)
+		return intake.Item{}, fmt.Errorf("%w: %s: %w", ErrBadRequest, path, err)
 	}
 	data := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	if maxBytes > 0 && len(data) > maxBytes {
