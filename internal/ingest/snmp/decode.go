@@ -79,7 +79,8 @@ type Trap struct {
 	// Vendor names the enterprise of a trap under 1.3.6.1.4.1, when known.
 	Vendor string `json:"vendor,omitempty"`
 	// Varbinds are the variable bindings, in order, without sysUpTime.0
-	// and snmpTrapOID.0 (they are Uptime and TrapOID).
+	// and snmpTrapOID.0 (they are Uptime and TrapOID) and without
+	// snmpTrapCommunity.0 (a proxy's copy of the community).
 	Varbinds []Varbind `json:"varbinds"`
 
 	requestID uint32 // an inform's, to recognize its retransmissions
@@ -167,11 +168,8 @@ func NewDecoder(s Settings) (*Decoder, error) {
 				d.engines[u.Name] = u.EngineID
 			}
 		}
-		d.users = &gosnmp.GoSNMP{
-			Version:                     gosnmp.Version3,
-			SecurityModel:               gosnmp.UserSecurityModel,
-			TrapSecurityParametersTable: tbl,
-		}
+		d.users = &gosnmp.GoSNMP{Version: gosnmp.Version3, SecurityModel: gosnmp.UserSecurityModel}
+		d.users.SetTrapSecurityParametersTable(tbl)
 	}
 	return d, nil
 }
@@ -440,6 +438,9 @@ func (d *Decoder) trap(pkt *gosnmp.SnmpPacket, from netip.AddrPort) (*Trap, erro
 	t.TrapName, t.Severity = d.table.Trap(t.TrapOID)
 	t.Vendor = vendor(t.TrapOID)
 	for _, v := range vars {
+		if strings.TrimPrefix(v.Name, ".") == oidSnmpTrapCommunity {
+			continue // a proxy's copy of the community: a credential
+		}
 		vb := d.varbind(v)
 		if vb.OID == "1.3.6.1.6.3.18.1.3.0" && pkt.Version != gosnmp.Version1 {
 			if s, ok := vb.Value.(string); ok {

@@ -102,15 +102,35 @@ func (t *Trap) Event() *event.Event {
 	if len(byName) > 0 {
 		e.SetData(DataVars, byName)
 	}
-	if ifIndex, ok := byName["ifIndex"]; ok && (t.TrapOID == oidStandardTraps+".3" || t.TrapOID == oidStandardTraps+".4") {
+	if ifIndex, ok := t.ifIndex(); ok && (t.TrapOID == oidLinkDown || t.TrapOID == oidLinkUp) {
 		st := event.AlertFiring
-		if t.TrapOID == oidStandardTraps+".4" {
+		if t.resolution() {
 			st = event.AlertResolved
 			e.Severity = event.Info // a resolution takes the low lane
 		}
 		e.Alert = &event.Alert{Key: event.AlertKey(normalize.Host(t.Agent), "link", fmt.Sprint(ifIndex)), Status: st}
 	}
 	return e
+}
+
+// ifIndex is the value of the trap's first ifIndex varbind.
+func (t *Trap) ifIndex() (any, bool) {
+	for _, v := range t.Varbinds {
+		if v.Name == "ifIndex" && v.Value != nil {
+			return v.Value, true
+		}
+	}
+	return nil, false
+}
+
+// resolution reports whether the trap resolves an alert: a linkUp naming
+// its interface resolves the linkDown of the same interface.
+func (t *Trap) resolution() bool {
+	if t.TrapOID != oidLinkUp {
+		return false
+	}
+	_, ok := t.ifIndex()
+	return ok
 }
 
 // Host is the event's host as intake partitions by it.

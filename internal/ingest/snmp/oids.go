@@ -17,8 +17,9 @@ const (
 	oidSnmpTrapOID        = "1.3.6.1.6.3.1.1.4.1.0"
 	oidSnmpTrapEnterprise = "1.3.6.1.6.3.1.1.4.3.0"
 	oidStandardTraps      = "1.3.6.1.6.3.1.1.5" // snmpTraps: coldStart is .1 (RFC 3584 section 3.1)
-	oidIfIndex            = "1.3.6.1.2.1.2.2.1.1"
-	oidIfDescr            = "1.3.6.1.2.1.2.2.1.2"
+	oidSnmpTrapCommunity  = "1.3.6.1.6.3.18.1.4.0"
+	oidLinkDown           = oidStandardTraps + ".3"
+	oidLinkUp             = oidStandardTraps + ".4"
 	oidUsmStatsUnknownEng = "1.3.6.1.6.3.15.1.1.4.0"
 )
 

@@ -44,7 +44,12 @@ const (
 	dropIntakeFull  = "intake_full"  // the dropping submitter's buffer was full
 	dropIntakeError = "intake_error" // the intake log did not store it
 	dropClosed      = "closed"       // it arrived while the listener stopped
+	dropSocket      = "socket"       // the kernel's receive buffer overflowed (Linux)
 )
+
+// DefaultReadBuffer is the socket receive buffer asked for (the kernel
+// caps it at net.core.rmem_max).
+const DefaultReadBuffer = 4 << 20
 
 // maxDatagram is the largest UDP payload.
 const maxDatagram = 65535
@@ -65,6 +70,9 @@ type Options struct {
 	Env ingest.Env
 	// Submitter tunes the dropping submitter (its Mode is ignored).
 	Submitter intake.SubmitterOptions
+	// ReadBuffer is the socket receive buffer in bytes (default
+	// DefaultReadBuffer).
+	ReadBuffer int
 }
 
 // Listener receives traps and informs on one UDP socket. Stop it.
@@ -114,6 +122,12 @@ func Listen(opts Options) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("snmp: listen: %w", err)
 	}
+	if opts.ReadBuffer <= 0 {
+		opts.ReadBuffer = DefaultReadBuffer
+	}
+	if err := conn.SetReadBuffer(opts.ReadBuffer); err != nil {
+		log.Warn("snmp: receive buffer", "bytes", opts.ReadBuffer, "err", err)
+	}
 	so := opts.Submitter
 	so.Mode = intake.Dropping
 	sub, err := opts.Env.Intake.NewSubmitter(so)
@@ -135,12 +149,12 @@ func Listen(opts Options) (*Listener, error) {
 	for _, reason := range []string{ReasonParse, ReasonCommunity, ReasonAuth, ReasonUnsupported, ReasonTooLarge} {
 		met.Rejected.WithLabelValues(adapterLabel, listenerLabel, reason)
 	}
-	for _, reason := range []string{dropIntakeFull, dropIntakeError, dropClosed} {
+	for _, reason := range []string{dropIntakeFull, dropIntakeError, dropClosed, dropSocket} {
 		met.Dropped.WithLabelValues(adapterLabel, listenerLabel, reason)
 	}
 	met.Received.WithLabelValues(adapterLabel, listenerLabel)
 	met.Accepted.WithLabelValues(adapterLabel, listenerLabel)
-	go l.read()
+	go l.read(countSocketDrops(conn))
 	log.Info("snmp trap listener started", "addr", conn.LocalAddr().String(),
 		"communities", len(opts.Settings.Communities), "users", len(opts.Settings.Users), "engine_id", dec.EngineID())
 	return l, nil
@@ -169,12 +183,24 @@ func (l *Listener) Stop(ctx context.Context) error {
 	return l.stopErr
 }
 
-// read reads datagrams until Stop.
-func (l *Listener) read() {
+// read reads datagrams until Stop, counting the kernel's drops when
+// drops says it reports them.
+func (l *Listener) read(drops bool) {
 	defer close(l.done)
 	buf := make([]byte, maxDatagram)
+	var oob []byte
+	if drops {
+		oob = make([]byte, 64)
+	}
+	var dropped uint32
 	for {
-		n, from, err := l.conn.ReadFromUDPAddrPort(buf)
+		n, oobn, _, from, err := l.conn.ReadMsgUDPAddrPort(buf, oob)
+		if oobn > 0 {
+			if total, ok := socketDrops(oob[:oobn]); ok && total != dropped {
+				l.met.Dropped.WithLabelValues(adapterLabel, listenerLabel, dropSocket).Add(float64(total - dropped)) // wraps as the kernel's does
+				dropped = total
+			}
+		}
 		if err != nil {
 			if l.stopping.Load() || errors.Is(err, net.ErrClosed) {
 				return
@@ -298,4 +324,12 @@ func (t *Trap) informKey(from netip.AddrPort) string {
 
 // laneSeverity is the severity the event will have (a resolution is
 // info), which picks its intake lane.
-func (t *Trap) laneSeverity() event.Severity { return t.Event().Severity }
+func (t *Trap) laneSeverity() event.Severity {
+	if t.resolution() {
+		return event.Info
+	}
+	if !t.Severity.Valid() {
+		return DefaultSeverity
+	}
+	return t.Severity
+}
