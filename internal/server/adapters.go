@@ -9,6 +9,7 @@ import (
 	"github.com/reflex-ops/reflex/internal/ingest/alertmanager"
 	"github.com/reflex-ops/reflex/internal/ingest/dbcheck"
 	"github.com/reflex-ops/reflex/internal/ingest/grafana"
+	"github.com/reflex-ops/reflex/internal/ingest/snmp"
 	"github.com/reflex-ops/reflex/internal/ingest/webhook"
 	"github.com/reflex-ops/reflex/internal/metrics"
 	"github.com/reflex-ops/reflex/internal/normalize"
@@ -23,6 +24,7 @@ func (s *Server) normalizers() map[event.SourceType]normalize.Normalizer {
 		event.SourceMetrics:      metrics.Normalizer{},
 		event.SourceAlertmanager: alertmanager.Normalizer{},
 		event.SourceGrafana:      grafana.Normalizer{},
+		event.SourceSNMP:         snmp.Normalizer{},
 	}
 }
 
