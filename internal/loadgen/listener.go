@@ -107,7 +107,7 @@ func runListener(ctx context.Context, o Options, dial Dialer) (Result, error) {
 				once.Do(func() { dialErr = fmt.Errorf("loadgen: %s: connect to %s: %w", o.Mode, o.Target, err) })
 				return
 			}
-			defer s.Close()
+			defer func() { _ = s.Close() }()
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano()))) //nolint:gosec // load, not secrets
 			for phase.Err() == nil {
 				if lim != nil && lim.Wait(phase) != nil {
