@@ -6,6 +6,7 @@ import (
 	"github.com/reflex-ops/reflex/internal/api"
 	"github.com/reflex-ops/reflex/internal/event"
 	"github.com/reflex-ops/reflex/internal/ingest"
+	"github.com/reflex-ops/reflex/internal/ingest/email"
 	"github.com/reflex-ops/reflex/internal/ingest/webhook"
 	"github.com/reflex-ops/reflex/internal/normalize"
 )
@@ -14,6 +15,7 @@ import (
 func (s *Server) normalizers() map[event.SourceType]normalize.Normalizer {
 	return map[event.SourceType]normalize.Normalizer{
 		event.SourceWebhook: webhook.Normalizer{},
+		event.SourceEmail:   email.Normalizer{},
 		event.SourceReflex:  webhook.Normalizer{}, // derived events are webhook payloads
 	}
 }
