@@ -27,6 +27,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/reflex-ops/reflex/internal/config"
+	"github.com/reflex-ops/reflex/internal/loadgen"
 	"github.com/reflex-ops/reflex/internal/testutil"
 )
 
@@ -351,4 +352,21 @@ func TestSMTPProtocol(t *testing.T) {
 	}
 	require.Equal(t, http.StatusOK, ts.do(http.MethodGet, ts.events+"/api/v1/events?hours=48&source="+smtpSource, "", &page))
 	require.Len(t, page.Events, 1, "one message, not two: %v", page.Events)
+}
+
+// TestSMTPLoadgen runs the load generator's smtp mode briefly against the
+// listener: every mail it sent is accepted.
+func TestSMTPLoadgen(t *testing.T) {
+	cfg, addr := smtpConfig(t)
+	cfg.SMTPRecipients = loadgen.SMTPRecipient
+	ts := start(t, cfg)
+	res, err := loadgen.Run(context.Background(), loadgen.Options{
+		Mode: "smtp", Target: addr, URL: ts.events, Token: testToken,
+		Concurrency: 2, Duration: time.Second, Drain: 20 * time.Second, Hosts: 10,
+	})
+	require.NoError(t, err)
+	require.Positive(t, res.Sent)
+	require.Zero(t, res.Errors)
+	require.Equal(t, res.Sent, res.Accepted)
+	require.Zero(t, res.Rejected)
 }

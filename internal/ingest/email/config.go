@@ -194,7 +194,7 @@ func LoadUsers(path string) (*Users, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: smtp-auth-file: %w", ErrConfig, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	b, err := io.ReadAll(io.LimitReader(f, maxAuthFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: smtp-auth-file: %w", ErrConfig, err)

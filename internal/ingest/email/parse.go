@@ -217,7 +217,7 @@ func (w *walker) walk(e *message.Entity, depth int) {
 		}
 		for w.parts < MaxParts {
 			p, err := mr.NextPart()
-			if err != nil && (p == nil || !(message.IsUnknownCharset(err) || message.IsUnknownEncoding(err))) {
+			if err != nil && (p == nil || !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err)) {
 				return // io.EOF, or a broken multipart: keep what was read
 			}
 			w.walk(p, depth+1)

@@ -165,7 +165,7 @@ func LoadRules(path string) (*Rules, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRules, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	b, err := io.ReadAll(io.LimitReader(f, maxRuleBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: read %s: %w", ErrRules, path, err)
