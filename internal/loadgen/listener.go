@@ -38,6 +38,7 @@ type Dialer func(ctx context.Context, target string) (Sender, error)
 // of its own (syslog.go, snmp.go, smtp.go).
 var listenerModes = map[string]Dialer{
 	"snmp": dialSNMP,
+	"smtp": dialSMTP,
 }
 
 // Modes lists the modes Options.Mode takes: webhook, then the listener

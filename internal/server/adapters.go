@@ -8,6 +8,7 @@ import (
 	"github.com/reflex-ops/reflex/internal/ingest"
 	"github.com/reflex-ops/reflex/internal/ingest/alertmanager"
 	"github.com/reflex-ops/reflex/internal/ingest/dbcheck"
+	"github.com/reflex-ops/reflex/internal/ingest/email"
 	"github.com/reflex-ops/reflex/internal/ingest/grafana"
 	"github.com/reflex-ops/reflex/internal/ingest/snmp"
 	"github.com/reflex-ops/reflex/internal/ingest/webhook"
@@ -25,6 +26,7 @@ func (s *Server) normalizers() map[event.SourceType]normalize.Normalizer {
 		event.SourceAlertmanager: alertmanager.Normalizer{},
 		event.SourceGrafana:      grafana.Normalizer{},
 		event.SourceSNMP:         snmp.Normalizer{},
+		event.SourceEmail:        email.Normalizer{},
 	}
 }
 
