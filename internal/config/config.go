@@ -306,7 +306,7 @@ var options = []option{
 	{"smtp-max-bytes", "email: largest message; larger is refused with 552", func(c *Config) flag.Value { return &c.SMTPMaxBytes }},
 	{"smtp-max-connections", "email: concurrent SMTP sessions at most", func(c *Config) flag.Value { return (*intValue)(&c.SMTPMaxConns) }},
 	{"smtp-recipients", "email: comma-separated recipients accepted (addresses, or @domain for a whole domain; empty: any)", func(c *Config) flag.Value { return (*stringValue)(&c.SMTPRecipients) }},
-	{"smtp-auth-file", "email: file of 'user:bcrypt-hash' lines; when set, senders must AUTH (over TLS)", func(c *Config) flag.Value { return (*stringValue)(&c.SMTPAuthFile) }},
+	{"smtp-auth-file", "email: file of 'user:bcrypt-hash' lines; when set, senders must AUTH PLAIN before MAIL (over STARTTLS, or from a loopback address)", func(c *Config) flag.Value { return (*stringValue)(&c.SMTPAuthFile) }},
 	{"smtp-rules", "email: YAML of the rules that extract severity, host and event type from subject and body (empty: the built-in defaults)", func(c *Config) flag.Value { return (*stringValue)(&c.SMTPRules) }},
 	{"smtp-source", "email: source system of its events", func(c *Config) flag.Value { return (*stringValue)(&c.SMTPSource) }},
 	{"metric-rules", "metrics: YAML of metric rules over ingested samples and PromQL checks against a Prometheus server (docs/adapters.md)", func(c *Config) flag.Value { return (*stringValue)(&c.MetricRules) }},
