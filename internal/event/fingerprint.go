@@ -20,6 +20,10 @@ func Fingerprint(e *Event) string {
 		// so is each episode of it (a firing that starts again after a
 		// resolution is a new event, not a repeat of the resolved one):
 		// repeats are re-sends of one episode.
+		// The key too: two alerts of one host and type whose titles differ
+		// in digits only (cpu0, cpu1) are two alerts.
+		h.Write([]byte{0})
+		h.Write([]byte(a.Key))
 		h.Write([]byte{0})
 		h.Write([]byte(a.Status))
 		if a.StartsAt != nil {
