@@ -6,6 +6,7 @@ import (
 	"github.com/reflex-ops/reflex/internal/api"
 	"github.com/reflex-ops/reflex/internal/event"
 	"github.com/reflex-ops/reflex/internal/ingest"
+	"github.com/reflex-ops/reflex/internal/ingest/syslog"
 	"github.com/reflex-ops/reflex/internal/ingest/webhook"
 	"github.com/reflex-ops/reflex/internal/normalize"
 )
@@ -15,6 +16,7 @@ func (s *Server) normalizers() map[event.SourceType]normalize.Normalizer {
 	return map[event.SourceType]normalize.Normalizer{
 		event.SourceWebhook: webhook.Normalizer{},
 		event.SourceReflex:  webhook.Normalizer{}, // derived events are webhook payloads
+		event.SourceSyslog:  syslog.Normalizer{},
 	}
 }
 
