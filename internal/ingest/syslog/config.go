@@ -41,6 +41,11 @@ type Options struct {
 	Source string
 	// Location is the zone of RFC 3164 times (default time.Local).
 	Location *time.Location
+	// MaxPendingEvents bounds the events each of the adapter's submitters
+	// (TCP and TLS; UDP) holds until the intake log has stored them
+	// (default intake.DefaultMaxPendingEvents): past it TCP stops reading
+	// and UDP drops.
+	MaxPendingEvents int
 }
 
 func (o *Options) defaults() error {

@@ -48,13 +48,13 @@ type FrameReader struct {
 // for a typical message, small enough for thousands of connections.
 const frameBufferSize = 16 << 10
 
-// NewFrameReader returns a FrameReader of r for frames of at most max
-// bytes (max > 0).
-func NewFrameReader(r io.Reader, max int) *FrameReader {
+// NewFrameReader returns a FrameReader of r for frames of at most limit
+// bytes (limit > 0).
+func NewFrameReader(r io.Reader, limit int) *FrameReader {
 	return &FrameReader{
-		br:     bufio.NewReaderSize(r, min(frameBufferSize, max+32)),
-		max:    max,
-		digits: len(strconv.Itoa(max)),
+		br:     bufio.NewReaderSize(r, min(frameBufferSize, limit+32)),
+		max:    limit,
+		digits: len(strconv.Itoa(limit)),
 	}
 }
 

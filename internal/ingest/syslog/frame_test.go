@@ -11,14 +11,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// frames reads every frame of in (max bytes each): the messages, and one
+// frames reads every frame of in (limit bytes each): the messages, and one
 // "!too_large" per skipped frame, then the error that ended the stream.
-func frames(in string, max int, wrap func(io.Reader) io.Reader) ([]string, error) {
+func frames(in string, limit int, wrap func(io.Reader) io.Reader) ([]string, error) {
 	var r io.Reader = strings.NewReader(in)
 	if wrap != nil {
 		r = wrap(r)
 	}
-	f := NewFrameReader(r, max)
+	f := NewFrameReader(r, limit)
 	var out []string
 	for {
 		b, err := f.Next()
@@ -69,11 +69,11 @@ func TestFrameReader(t *testing.T) {
 	for _, tc := range tests {
 		for wrapName, wrap := range map[string]func(io.Reader) io.Reader{"whole": nil, "bytewise": iotest.OneByteReader, "halves": iotest.HalfReader} {
 			t.Run(tc.name+"/"+wrapName, func(t *testing.T) {
-				max := tc.max
-				if max == 0 {
-					max = DefaultMaxMessageBytes
+				limit := tc.max
+				if limit == 0 {
+					limit = DefaultMaxMessageBytes
 				}
-				got, err := frames(tc.in, max, wrap)
+				got, err := frames(tc.in, limit, wrap)
 				require.ErrorIs(t, err, tc.err)
 				require.Equal(t, tc.want, got)
 			})

@@ -43,8 +43,8 @@ func FuzzFrameReader(f *testing.F) {
 	for _, s := range []string{"5 <13>a<13>b\n", "99999999999999999999 x", "0 ", "\x00\r\n", "12x", "<13>" + strings.Repeat("x", 700) + "\n<13>a"} {
 		f.Add([]byte(s), uint16(600))
 	}
-	f.Fuzz(func(t *testing.T, in []byte, max uint16) {
-		limit := int(max%2048) + 1
+	f.Fuzz(func(t *testing.T, in []byte, maxBytes uint16) {
+		limit := int(maxBytes%2048) + 1
 		r := NewFrameReader(bytes.NewReader(in), limit)
 		total := 0
 		for range len(in) + 1 { // each frame takes at least one byte

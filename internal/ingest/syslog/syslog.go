@@ -192,14 +192,14 @@ func Start(env ingest.Env, opts Options) (*Adapter, error) {
 		return nil, err
 	}
 	if a.tcp != nil || a.tls != nil {
-		if a.blocking, err = env.Intake.NewSubmitter(intake.SubmitterOptions{Mode: intake.Blocking}); err != nil {
+		if a.blocking, err = env.Intake.NewSubmitter(intake.SubmitterOptions{Mode: intake.Blocking, MaxPendingEvents: opts.MaxPendingEvents}); err != nil {
 			a.closeListeners()
 			cancel()
 			return nil, fmt.Errorf("syslog: %w", err)
 		}
 	}
 	if a.udp != nil {
-		if a.dropping, err = env.Intake.NewSubmitter(intake.SubmitterOptions{Mode: intake.Dropping}); err != nil {
+		if a.dropping, err = env.Intake.NewSubmitter(intake.SubmitterOptions{Mode: intake.Dropping, MaxPendingEvents: opts.MaxPendingEvents}); err != nil {
 			a.closeListeners()
 			cancel()
 			return nil, fmt.Errorf("syslog: %w", err)

@@ -126,7 +126,11 @@ func (a *Adapter) serveConn(conn net.Conn, c *counters, conf *tls.Config) {
 		conn = tc
 	}
 	fr := NewFrameReader(idleReader{conn: conn, timeout: a.opts.IdleTimeout, a: a}, a.opts.MaxMessageBytes)
-	batch = make([]intake.Item, 0, maxBatch)
+	limit := maxBatch
+	if p := a.opts.MaxPendingEvents; p > 0 {
+		limit = min(limit, p) // a batch must fit the submitter at all
+	}
+	batch = make([]intake.Item, 0, limit)
 	for {
 		msg, err := fr.Next()
 		switch {
@@ -145,7 +149,7 @@ func (a *Adapter) serveConn(conn net.Conn, c *counters, conf *tls.Config) {
 			a.endConn(c, peer, err)
 			return
 		}
-		if len(batch) >= maxBatch || (len(batch) > 0 && !fr.Buffered()) {
+		if len(batch) >= limit || (len(batch) > 0 && !fr.Buffered()) {
 			a.submit(c, batch)
 			batch = batch[:0]
 		}

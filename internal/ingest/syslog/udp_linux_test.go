@@ -27,14 +27,14 @@ func TestKernelDropCount(t *testing.T) {
 	}
 	buf, oob := make([]byte, 2000), make([]byte, oobSize)
 	require.NoError(t, srv.SetReadDeadline(time.Now().Add(10*time.Second)))
-	_, oobn, _, _, err := srv.ReadMsgUDPAddrPort(buf, oob)
+	_, _, _, _, err = srv.ReadMsgUDPAddrPort(buf, oob)
 	require.NoError(t, err)
 	// The datagram read was queued before the drops: the next one sent
 	// carries the count.
 	_, _ = c.Write(msg)
 	var drops uint32
 	for range 500 {
-		_, oobn, _, _, err = srv.ReadMsgUDPAddrPort(buf, oob)
+		_, oobn, _, _, err := srv.ReadMsgUDPAddrPort(buf, oob)
 		require.NoError(t, err)
 		if d, ok := dropCount(oob[:oobn]); ok {
 			drops = d
