@@ -37,8 +37,10 @@ type Dialer func(ctx context.Context, target string) (Sender, error)
 // Listener modes (Options.Mode), by name: each mode's Dialer is in a file
 // of its own (syslog.go, snmp.go, smtp.go).
 var listenerModes = map[string]Dialer{
-	"snmp": dialSNMP,
-	"smtp": dialSMTP,
+	"snmp":       dialSNMP,
+	"smtp":       dialSMTP,
+	"syslog-tcp": dialSyslogTCP,
+	"syslog-udp": dialSyslogUDP,
 }
 
 // Modes lists the modes Options.Mode takes: webhook, then the listener

@@ -11,6 +11,7 @@ import (
 	"github.com/reflex-ops/reflex/internal/ingest/email"
 	"github.com/reflex-ops/reflex/internal/ingest/grafana"
 	"github.com/reflex-ops/reflex/internal/ingest/snmp"
+	"github.com/reflex-ops/reflex/internal/ingest/syslog"
 	"github.com/reflex-ops/reflex/internal/ingest/webhook"
 	"github.com/reflex-ops/reflex/internal/metrics"
 	"github.com/reflex-ops/reflex/internal/normalize"
@@ -27,6 +28,7 @@ func (s *Server) normalizers() map[event.SourceType]normalize.Normalizer {
 		event.SourceGrafana:      grafana.Normalizer{},
 		event.SourceSNMP:         snmp.Normalizer{},
 		event.SourceEmail:        email.Normalizer{},
+		event.SourceSyslog:       syslog.Normalizer{},
 	}
 }
 
