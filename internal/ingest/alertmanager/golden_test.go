@@ -1,7 +1,6 @@
 package alertmanager
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"github.com/reflex-ops/reflex/internal/intake"
 	"github.com/reflex-ops/reflex/internal/normalize"
 	"github.com/reflex-ops/reflex/internal/pipeline"
+	"github.com/reflex-ops/reflex/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -87,19 +87,7 @@ func runGolden(t *testing.T, src event.SourceType, norm normalize.Normalizer, de
 					require.NoError(t, err)
 				}
 			}
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false)
-			enc.SetIndent("", "  ")
-			require.NoError(t, enc.Encode(got))
-			path := filepath.Join("testdata", "golden", name+".json")
-			if *update {
-				require.NoError(t, os.WriteFile(path, buf.Bytes(), 0o644))
-				return
-			}
-			want, err := os.ReadFile(path)
-			require.NoError(t, err, "run go test -update to create the golden file")
-			require.Equal(t, string(want), buf.String())
+			testutil.Golden(t, filepath.Join("testdata", "golden", name+".json"), got, *update)
 		})
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/reflex-ops/reflex/internal/event"
 	"github.com/reflex-ops/reflex/internal/normalize"
 	"github.com/reflex-ops/reflex/internal/pipeline"
+	"github.com/reflex-ops/reflex/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -75,19 +76,7 @@ func TestNormalizeGolden(t *testing.T) {
 				require.Equal(t, event.Info, e.Severity, "a resolution is info")
 			}
 
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false)
-			enc.SetIndent("", "  ")
-			require.NoError(t, enc.Encode(e))
-			golden := filepath.Join("testdata", "golden", name+".json")
-			if *update {
-				require.NoError(t, os.WriteFile(golden, buf.Bytes(), 0o644))
-				return
-			}
-			want, err := os.ReadFile(golden)
-			require.NoError(t, err, "run go test -update to create the golden file")
-			require.Equal(t, string(want), buf.String())
+			testutil.Golden(t, filepath.Join("testdata", "golden", name+".json"), e, *update)
 		})
 	}
 }

@@ -1,8 +1,6 @@
 package email
 
 import (
-	"bytes"
-	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/reflex-ops/reflex/internal/event"
 	"github.com/reflex-ops/reflex/internal/normalize"
+	"github.com/reflex-ops/reflex/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -83,19 +82,7 @@ func TestGolden(t *testing.T) {
 					require.Equal(t, event.Info, e.Severity, "a resolution is submitted at info")
 				}
 			}
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false)
-			enc.SetIndent("", "  ")
-			require.NoError(t, enc.Encode(got))
-			path := filepath.Join("testdata", "golden", name+".json")
-			if *update {
-				require.NoError(t, os.WriteFile(path, buf.Bytes(), 0o644))
-				return
-			}
-			want, err := os.ReadFile(path)
-			require.NoError(t, err, "run go test -update to create the golden file")
-			require.Equal(t, string(want), buf.String())
+			testutil.Golden(t, filepath.Join("testdata", "golden", name+".json"), got, *update)
 		})
 	}
 }

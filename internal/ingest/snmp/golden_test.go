@@ -1,7 +1,6 @@
 package snmp
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -178,19 +177,7 @@ func TestGolden(t *testing.T) {
 				}
 				got.Event = normalizeTrap(t, stage, p.Trap)
 			}
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false)
-			enc.SetIndent("", "  ")
-			require.NoError(t, enc.Encode(got))
-			path := filepath.Join("testdata", "golden", name+".json")
-			if *update {
-				require.NoError(t, os.WriteFile(path, buf.Bytes(), 0o644))
-				return
-			}
-			want, err := os.ReadFile(path)
-			require.NoError(t, err, "run go test -update to create the golden file")
-			require.Equal(t, string(want), buf.String())
+			testutil.Golden(t, filepath.Join("testdata", "golden", name+".json"), got, *update)
 		})
 	}
 }
